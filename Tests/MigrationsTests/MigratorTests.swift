@@ -1,0 +1,136 @@
+import Foundation
+import Migrations
+import Postgres
+import TestSupport
+import Testing
+
+@Suite(.timeLimit(.minutes(3))) struct MigratorTests {
+    let migrations: [Migration]
+
+    init() throws {
+        migrations = try Migration.load(from: TestDatabase.migrationsDirectory)
+    }
+
+    @Test func loadsTheProjectsMigrationsInOrder() {
+        #expect(migrations.map(\.version) == migrations.map(\.version).sorted())
+        #expect(migrations.count >= 4)
+        #expect(migrations.first?.fileName == "0001_tenants_users_items.sql")
+    }
+
+    @Test func checksumIsSHA256OfTheFile() throws {
+        let directory = try temporaryDirectory(files: ["0001_abc.sql": "abc"])
+        let loaded = try Migration.load(from: directory)
+        #expect(loaded[0].checksum == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(loaded[0].name == "abc")
+    }
+
+    @Test func freshApplyThenIdempotentRerun() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        let migrator = Migrator(migrations: migrations)
+        #expect(try migrator.apply(on: connection).count == migrations.count)
+        #expect(try migrator.apply(on: connection).isEmpty)
+        let statuses = try migrator.status(on: connection)
+        #expect(statuses.allSatisfy { $0.state == .applied })
+        #expect(try connection.execute("SELECT count(*) FROM schema_migrations").scalar == "\(migrations.count)")
+    }
+
+    @Test func statusBeforeAnythingIsAppliedIsAllPending() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        let statuses = try Migrator(migrations: migrations).status(on: connection)
+        #expect(statuses.count == migrations.count)
+        #expect(statuses.allSatisfy { $0.state == .pending })
+    }
+
+    @Test func concurrentRunsApplyEachMigrationOnce() throws {
+        let url = try TestDatabase.create()
+        let results = ResultBox()
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            do {
+                let connection = try PostgresConnection(url)
+                let applied = try Migrator(migrations: migrations).apply(on: connection)
+                results.add(applied.count)
+            } catch {
+                results.fail("\(error)")
+            }
+        }
+        #expect(results.errors.isEmpty, "\(results.errors)")
+        #expect(results.counts.sorted() == [0, 0, migrations.count])
+        let connection = try PostgresConnection(url)
+        #expect(try connection.execute("SELECT count(*), count(DISTINCT version) FROM schema_migrations").rows[0]
+                == ["\(migrations.count)", "\(migrations.count)"])
+    }
+
+    @Test func editedAppliedMigrationIsRefusedNamingTheFile() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        try Migrator(migrations: migrations).apply(on: connection)
+        var edited = migrations
+        let original = edited[1]
+        edited[1] = Migration(version: original.version, name: original.name,
+                              sql: original.sql + "\n-- an edit\n", fileName: original.fileName)
+        let error = try #require(throws: MigrationError.self) {
+            try Migrator(migrations: edited).apply(on: connection)
+        }
+        #expect(error.code == .checksumMismatch)
+        #expect(error.message.contains(original.fileName))
+        #expect(try Migrator(migrations: edited).status(on: connection)[1].state == .changed)
+    }
+
+    @Test func failingMigrationIsRolledBackAndReported() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        let broken = [
+            Migration(version: 1, name: "ok", sql: "CREATE TABLE a (n int);", fileName: "0001_ok.sql"),
+            Migration(version: 2, name: "broken", sql: "CREATE TABLE b (n int); SELECT nonsense FROM nowhere;",
+                      fileName: "0002_broken.sql"),
+        ]
+        let error = try #require(throws: MigrationError.self) { try Migrator(migrations: broken).apply(on: connection) }
+        #expect(error.code == .migrationFailed)
+        #expect(error.message.contains("0002_broken.sql"))
+        #expect(error.message.contains("42P01"))
+        #expect(try connection.execute("SELECT to_regclass('a') IS NOT NULL, to_regclass('b') IS NULL").rows[0] == ["t", "t"])
+        #expect(try connection.execute("SELECT string_agg(version::text, ',') FROM schema_migrations").scalar == "1")
+    }
+
+    @Test func badFileNamesAreRefused() throws {
+        let directory = try temporaryDirectory(files: ["create_things.sql": "SELECT 1"])
+        let error = try #require(throws: MigrationError.self) { try Migration.load(from: directory) }
+        #expect(error.code == .invalidFileName)
+        #expect(error.message.contains("create_things.sql"))
+    }
+
+    @Test func commandLineMigrateIsIdempotentAndMasksPasswords() throws {
+        let url = try TestDatabase.create()
+        let binary = Shell.executable(named: "audit-ingest")
+        let directory = TestDatabase.migrationsDirectory.path
+        let first = try Shell.run(binary, ["migrate", "--database-url", url, "--migrations-dir", directory])
+        #expect(first.exitCode == 0, "\(first.output)")
+        #expect(first.output.contains("applied \(migrations.count) migration(s)"))
+        let second = try Shell.run(binary, ["migrate", "--database-url", url, "--migrations-dir", directory])
+        #expect(second.output.contains("schema is up to date"))
+        let status = try Shell.run(binary, ["migrate", "status", "--database-url", url, "--migrations-dir", directory])
+        #expect(status.output.contains("up to date"))
+
+        let unreachable = try Shell.run(binary, ["migrate", "--database-url",
+                                                 "postgresql://ops:hunter2@127.0.0.1:1/audit?connect_timeout=2",
+                                                 "--migrations-dir", directory])
+        #expect(unreachable.exitCode != 0)
+        #expect(!unreachable.output.contains("hunter2"))
+        #expect(unreachable.output.contains("ops:***@127.0.0.1:1"))
+    }
+
+    private func temporaryDirectory(files: [String: String]) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("migrations-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, text) in files {
+            try Data(text.utf8).write(to: directory.appendingPathComponent(name))
+        }
+        return directory
+    }
+}
+
+final class ResultBox: @unchecked Sendable {  // guarded by lock
+    private let lock = NSLock()
+    private(set) var counts: [Int] = []
+    private(set) var errors: [String] = []
+    func add(_ count: Int) { lock.lock(); counts.append(count); lock.unlock() }
+    func fail(_ message: String) { lock.lock(); errors.append(message); lock.unlock() }
+}

@@ -1,0 +1,111 @@
+import Postgres
+import TestSupport
+import Testing
+
+/// Checks the migrated schema from pg_catalog: what an operator relies on the schema to be.
+@Suite(.timeLimit(.minutes(2))) struct SchemaCatalogTests {
+    let connection: PostgresConnection
+
+    init() throws {
+        connection = try PostgresConnection(try TestDatabase.createMigrated())
+    }
+
+    @Test func tablesExist() throws {
+        let tables = try connection.execute("""
+            SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
+            """).rows.map { $0[0]! }
+        #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "item", "schema_migrations",
+                           "tenant", "tenant_metrics", "user"])
+    }
+
+    @Test func auditLogAndTenantMetricsAreRangePartitionedByMonthKeyWithoutDefault() throws {
+        let rows = try connection.execute("""
+            SELECT c.relname, p.partstrat, a.attname, p.partdefid
+            FROM pg_partitioned_table p
+            JOIN pg_class c ON c.oid = p.partrelid
+            JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+            ORDER BY c.relname
+            """).rows
+        #expect(rows == [["audit_log", "r", "timestamp", "0"], ["tenant_metrics", "r", "date", "0"]])
+    }
+
+    @Test func auditLogColumnsMatchTheCopyContract() throws {
+        let columns = try connection.execute("""
+            SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
+            FROM pg_attribute WHERE attrelid = 'audit_log'::regclass AND attnum > 0 AND NOT attisdropped
+            """).scalar
+        #expect(columns == "id:uuid,tenant_id:uuid,user_id:uuid,action:text,resource_type:text,resource_id:text,"
+                + "severity:text,timestamp:timestamp with time zone,ip_address:inet,user_agent:text,custom_metadata:jsonb")
+        let primaryKey = try connection.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND contype = 'p'").scalar
+        #expect(primaryKey == "PRIMARY KEY (id, \"timestamp\")")
+    }
+
+    @Test func everySeedIndexExistsAndIsWellFormed() throws {
+        let indexes = Dictionary(uniqueKeysWithValues: try connection.execute("""
+            SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+            WHERE indrelid IN ('tenant'::regclass, '"user"'::regclass, 'item'::regclass, 'audit_log'::regclass)
+            """).rows.map { ($0[0]!, $0[1]!) })
+        let expected = [
+            "idx_user_tenant_email_active": "(tenant_id, email, is_active)",
+            "idx_user_tenant_role_active": "(tenant_id, role, is_active)",
+            "idx_user_tenant_last_login": "(tenant_id, last_login_at DESC)",
+            "idx_user_active_only": "WHERE (is_active = true)",
+            "idx_item_tenant_created_desc": "(tenant_id, created_at DESC)",
+            "idx_item_tenant_owner_created": "(tenant_id, owner_id, created_at DESC)",
+            "idx_item_tenant_title": "(tenant_id, title)",
+            "idx_item_tenant_title_search": "USING gin (tenant_id, to_tsvector('english'::regconfig, (title)::text))",
+            "idx_item_description_search": "USING gin (to_tsvector(",
+            "idx_audit_tenant_timestamp": "(tenant_id, \"timestamp\")",
+            "idx_audit_tenant_action": "(tenant_id, action)",
+            "idx_audit_tenant_severity": "(tenant_id, severity)",
+            "idx_audit_high_severity": "WHERE (severity = ANY (ARRAY['ERROR'::text, 'CRITICAL'::text]))",
+            "idx_audit_metadata_search": "USING gin (custom_metadata)",
+        ]
+        for (name, fragment) in expected {
+            let definition = try #require(indexes[name], "missing index \(name)")
+            #expect(definition.contains(fragment), "\(name): \(definition)")
+        }
+    }
+
+    @Test func rowLevelSecurityIsOnForTenantScopedTables() throws {
+        let rows = try connection.execute("""
+            SELECT c.relname, c.relrowsecurity, count(p.polname)
+            FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+            WHERE c.relname IN ('tenant', 'user', 'item', 'audit_log', 'tenant_metrics') AND c.relnamespace = 'public'::regnamespace
+            GROUP BY 1, 2 ORDER BY 1
+            """).rows
+        #expect(rows == [["audit_log", "t", "1"], ["item", "t", "1"], ["tenant", "t", "1"],
+                         ["tenant_metrics", "t", "1"], ["user", "t", "1"]])
+        let roles = try connection.execute(
+            "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname IN ('audit_ingest', 'audit_reader') ORDER BY 1").rows
+        #expect(roles == [["audit_ingest", "t"], ["audit_reader", "f"]])
+    }
+
+    @Test func readerSeesOnlyItsTenantsRows() throws {
+        try connection.execute("""
+            INSERT INTO tenant (id, name, code) VALUES
+                ('00000000-0000-0000-0000-00000000000a', 'Acme', 'acme'),
+                ('00000000-0000-0000-0000-00000000000b', 'Globex', 'globex');
+            INSERT INTO "user" (tenant_id, email) VALUES
+                ('00000000-0000-0000-0000-00000000000a', 'a@acme.test'),
+                ('00000000-0000-0000-0000-00000000000b', 'b@globex.test');
+            """)
+        let counts = try connection.transaction { connection -> [String?] in
+            try connection.execute("SET LOCAL ROLE audit_reader")
+            try connection.execute("SET LOCAL app.tenant_id = '00000000-0000-0000-0000-00000000000a'")
+            let scoped = try connection.execute("SELECT (SELECT count(*) FROM tenant), (SELECT string_agg(email, ',') FROM \"user\")").rows[0]
+            try connection.execute("SET LOCAL app.tenant_id = ''")
+            let unset = try connection.execute("SELECT count(*) FROM \"user\"").scalar
+            return scoped + [unset]
+        }
+        #expect(counts == ["1", "a@acme.test", "0"])
+    }
+
+    @Test func tenantDefaultsAreTheSeeds() throws {
+        try connection.execute("INSERT INTO tenant (name, code) VALUES ('Initech', 'initech')")
+        let row = try connection.execute(
+            "SELECT status, max_users, max_storage_gb, features_enabled::text FROM tenant WHERE code = 'initech'").rows[0]
+        #expect(row == ["active", "100", "10", "{}"])
+    }
+}
