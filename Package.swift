@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "audit-ingest", targets: ["audit-ingest"]),
-        .library(name: "AuditIngest", targets: ["Postgres", "Migrations", "Kafka"]),
+        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,6 +25,7 @@ let package = Package(
             providers: [.apt(["librdkafka-dev"])]
         ),
 
+        .target(name: "AuditCore"),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -37,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "Postgres", "Migrations", "Kafka",
+                "AuditCore", "Postgres", "Migrations", "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -45,6 +46,7 @@ let package = Package(
 
         // Tests talk to a real PostgreSQL started by scripts/test (see README).
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
+        .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
     ]

@@ -1,0 +1,139 @@
+/// A validated audit event (DESIGN.md, "The event on the wire").
+///
+/// Text fields are views into the message bytes or into the decoder's scratch space: valid only
+/// until the decoder's next `decode` call. Encode or copy what you need before then.
+public struct AuditEvent {
+    public var id: UUIDValue
+    public var tenantID: UUIDValue
+    public var userID: UUIDValue?
+    /// 1–100 characters, UTF-8, no NUL.
+    public var action: UnsafeRawBufferPointer
+    /// ≤ 100 characters.
+    public var resourceType: UnsafeRawBufferPointer?
+    /// ≤ 255 characters.
+    public var resourceID: UnsafeRawBufferPointer?
+    public var severity: Severity
+    /// Microseconds since 1970-01-01 00:00 UTC.
+    public var timestamp: Int64
+    public var ipAddress: IPAddress?
+    /// ≤ 1024 characters.
+    public var userAgent: UnsafeRawBufferPointer?
+    /// The metadata object's JSON text exactly as received (it goes to jsonb unchanged).
+    public var metadata: UnsafeRawBufferPointer?
+
+    /// Days since 1970-01-01 (UTC) of `timestamp`.
+    public var unixDay: Int32 { Int32(timestamp.floorDivided(by: 86_400_000_000)) }
+
+    /// The UTC calendar month of `timestamp`.
+    public var month: Month { Month(unixDay: unixDay) }
+}
+
+/// `severity`, stored upper-case.
+public enum Severity: UInt8, Sendable, CaseIterable {
+    case debug, info, warning, error, critical
+
+    public var name: String {
+        switch self {
+        case .debug: "DEBUG"
+        case .info: "INFO"
+        case .warning: "WARNING"
+        case .error: "ERROR"
+        case .critical: "CRITICAL"
+        }
+    }
+
+    /// Matches `DEBUG`, `info`, `Warning`, ... (ASCII case-insensitive).
+    init?(caseInsensitive bytes: UnsafeRawBufferPointer) {
+        for severity in Severity.allCases {
+            let name = severity.name.utf8
+            guard name.count == bytes.count else { continue }
+            if zip(name, bytes).allSatisfy({ $0 == ($1 & 0xDF) }) {  // ASCII upper-case
+                self = severity
+                return
+            }
+        }
+        return nil
+    }
+}
+
+/// A UUID as two big-endian halves: hashable, comparable and allocation-free.
+public struct UUIDValue: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Parses the canonical 36-character form (either case).
+    public init?(_ text: String) {
+        var text = text
+        guard let value = text.withUTF8({ UUIDValue(parsing: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = value
+    }
+
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits of either case).
+    public init?(parsing bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else {
+            return nil
+        }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var digits = 0
+        for index in 0..<36 where index != 8 && index != 13 && index != 18 && index != 23 {
+            guard let nibble = hexValue(bytes[index]) else { return nil }
+            if digits < 16 { high = high << 4 | UInt64(nibble) } else { low = low << 4 | UInt64(nibble) }
+            digits += 1
+        }
+        self.init(high: high, low: low)
+    }
+
+    public static func < (lhs: UUIDValue, rhs: UUIDValue) -> Bool {
+        (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
+
+    /// The 16 bytes in network order.
+    public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) {
+        unsafeBitCast((high.bigEndian, low.bigEndian), to: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                                                              UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8).self)
+    }
+
+    public var description: String {
+        let hex = String(high, radix: 16).leftPadded(to: 16) + String(low, radix: 16).leftPadded(to: 16)
+        let characters = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+    }
+}
+
+/// An IPv4 or IPv6 address in network byte order.
+public enum IPAddress: Hashable, Sendable {
+    case v4(UInt32)
+    case v6(high: UInt64, low: UInt64)
+}
+
+@inline(__always)
+func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case 0x30...0x39: byte - 0x30
+    case 0x61...0x66: byte - 0x61 + 10
+    case 0x41...0x46: byte - 0x41 + 10
+    default: nil
+    }
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}
+
+extension Int64 {
+    /// Division rounding towards negative infinity.
+    @inline(__always)
+    func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
+    }
+}

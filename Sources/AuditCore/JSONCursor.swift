@@ -1,0 +1,263 @@
+import Foundation
+
+/// A position in a JSON message, with the lexing the decoder needs. Strings without escapes are
+/// returned as views into the message; escaped ones are unescaped into `scratch`, a bump
+/// allocator reset per message (unescaping never makes text longer, so the message size bounds it).
+///
+/// The message must already be valid UTF-8.
+struct JSONCursor {
+    let base: UnsafePointer<UInt8>
+    let count: Int
+    var index = 0
+    let scratch: UnsafeMutablePointer<UInt8>
+    var scratchUsed = 0
+
+    /// A decoded string and whether it contained `\u0000`.
+    struct StringValue {
+        var bytes: UnsafeRawBufferPointer
+        var containsNUL: Bool
+    }
+
+    @inline(__always) var isAtEnd: Bool { index >= count }
+    @inline(__always) var current: UInt8 { base[index] }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while index < count {
+            switch base[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    /// Consumes `byte` (after whitespace) or throws invalid JSON.
+    @inline(__always)
+    mutating func expect(_ byte: UInt8, _ what: StaticString) throws(Rejection) {
+        skipWhitespace()
+        guard index < count, base[index] == byte else { throw invalid("expected \(what)") }
+        index += 1
+    }
+
+    func invalid(_ message: String) -> Rejection {
+        Rejection(.invalidJSON, "\(message) at byte \(index)")
+    }
+
+    // MARK: Strings
+
+    /// Reads a string starting at its opening quote.
+    mutating func readString() throws(Rejection) -> StringValue {
+        index += 1  // opening quote
+        let start = index
+        while index < count {
+            let byte = base[index]
+            if byte == 0x22 {  // closing quote: no escapes, a view into the message
+                let value = UnsafeRawBufferPointer(start: base + start, count: index - start)
+                index += 1
+                return StringValue(bytes: value, containsNUL: false)
+            }
+            if byte == 0x5C { return try readEscapedString(from: start) }
+            if byte < 0x20 { throw invalid("control character in string") }
+            index += 1
+        }
+        throw invalid("unterminated string")
+    }
+
+    private mutating func readEscapedString(from start: Int) throws(Rejection) -> StringValue {
+        let output = scratch + scratchUsed
+        var written = index - start
+        output.update(from: base + start, count: written)
+        var containsNUL = false
+        while index < count {
+            let byte = base[index]
+            if byte == 0x22 {
+                index += 1
+                scratchUsed += written
+                return StringValue(bytes: UnsafeRawBufferPointer(start: output, count: written), containsNUL: containsNUL)
+            }
+            if byte < 0x20 { throw invalid("control character in string") }
+            guard byte == 0x5C else {
+                output[written] = byte
+                written += 1
+                index += 1
+                continue
+            }
+            index += 1
+            guard index < count else { break }
+            let escape = base[index]
+            index += 1
+            switch escape {
+            case 0x22, 0x5C, 0x2F: output[written] = escape
+            case 0x62: output[written] = 0x08
+            case 0x66: output[written] = 0x0C
+            case 0x6E: output[written] = 0x0A
+            case 0x72: output[written] = 0x0D
+            case 0x74: output[written] = 0x09
+            case 0x75:
+                let scalar = try readUnicodeEscape()
+                if scalar == 0 { containsNUL = true }
+                written += encodeUTF8(scalar, into: output + written)
+                continue
+            default:
+                throw invalid("invalid escape \\\(Character(Unicode.Scalar(escape)))")
+            }
+            written += 1
+        }
+        throw invalid("unterminated string")
+    }
+
+    /// After `\u`: four hex digits, and a low surrogate escape after a high one.
+    private mutating func readUnicodeEscape() throws(Rejection) -> UInt32 {
+        let first = try readHex4()
+        switch first {
+        case 0xD800...0xDBFF:
+            guard index + 1 < count, base[index] == 0x5C, base[index + 1] == 0x75 else {
+                throw Rejection(.invalidJSON, "unpaired surrogate \\u\(String(first, radix: 16)) at byte \(index)")
+            }
+            index += 2
+            let second = try readHex4()
+            guard (0xDC00...0xDFFF).contains(second) else {
+                throw Rejection(.invalidJSON, "unpaired surrogate \\u\(String(first, radix: 16)) at byte \(index)")
+            }
+            return 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+        case 0xDC00...0xDFFF:
+            throw Rejection(.invalidJSON, "unpaired surrogate \\u\(String(first, radix: 16)) at byte \(index)")
+        default:
+            return first
+        }
+    }
+
+    private mutating func readHex4() throws(Rejection) -> UInt32 {
+        guard index + 4 <= count else { throw invalid("truncated \\u escape") }
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            guard let nibble = hexValue(base[index + offset]) else { throw invalid("invalid \\u escape") }
+            value = value << 4 | UInt32(nibble)
+        }
+        index += 4
+        return value
+    }
+
+    // MARK: Skipping values
+
+    /// Skips any value, validating it as PostgreSQL's jsonb input would. Returns true when a
+    /// string inside it contains `\u0000` (jsonb refuses that).
+    mutating func skipValue(depth: Int, maxDepth: Int) throws(Rejection) -> Bool {
+        skipWhitespace()
+        guard index < count else { throw invalid("expected a value") }
+        switch base[index] {
+        case 0x22:
+            let mark = scratchUsed
+            defer { scratchUsed = mark }  // skipped strings need no storage
+            return try readString().containsNUL
+        case 0x7B:
+            guard depth < maxDepth else { throw Rejection(.invalidJSON, "nesting deeper than \(maxDepth)") }
+            index += 1
+            var containsNUL = false
+            skipWhitespace()
+            if index < count, base[index] == 0x7D {
+                index += 1
+                return false
+            }
+            while true {
+                skipWhitespace()
+                guard index < count, base[index] == 0x22 else { throw invalid("expected a key") }
+                containsNUL = try skipValue(depth: depth + 1, maxDepth: maxDepth) || containsNUL
+                try expect(0x3A, "':'")
+                containsNUL = try skipValue(depth: depth + 1, maxDepth: maxDepth) || containsNUL
+                skipWhitespace()
+                guard index < count else { throw invalid("unterminated object") }
+                if base[index] == 0x2C { index += 1; continue }
+                if base[index] == 0x7D { index += 1; return containsNUL }
+                throw invalid("expected ',' or '}'")
+            }
+        case 0x5B:
+            guard depth < maxDepth else { throw Rejection(.invalidJSON, "nesting deeper than \(maxDepth)") }
+            index += 1
+            var containsNUL = false
+            skipWhitespace()
+            if index < count, base[index] == 0x5D {
+                index += 1
+                return false
+            }
+            while true {
+                containsNUL = try skipValue(depth: depth + 1, maxDepth: maxDepth) || containsNUL
+                skipWhitespace()
+                guard index < count else { throw invalid("unterminated array") }
+                if base[index] == 0x2C { index += 1; continue }
+                if base[index] == 0x5D { index += 1; return containsNUL }
+                throw invalid("expected ',' or ']'")
+            }
+        case 0x74: try skipLiteral("true"); return false
+        case 0x66: try skipLiteral("false"); return false
+        case 0x6E: try skipLiteral("null"); return false
+        default:
+            try skipNumber()
+            return false
+        }
+    }
+
+    mutating func skipLiteral(_ literal: StaticString) throws(Rejection) {
+        let length = literal.utf8CodeUnitCount
+        guard index + length <= count, memcmp(base + index, literal.utf8Start, length) == 0 else {
+            throw invalid("invalid literal")
+        }
+        index += length
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, with an exponent PostgreSQL's numeric
+    /// can hold.
+    mutating func skipNumber() throws(Rejection) {
+        if index < count, base[index] == 0x2D { index += 1 }
+        guard index < count, isDigit(base[index]) else { throw invalid("invalid value") }
+        if base[index] == 0x30 {
+            index += 1
+        } else {
+            while index < count, isDigit(base[index]) { index += 1 }
+        }
+        if index < count, base[index] == 0x2E {
+            index += 1
+            guard index < count, isDigit(base[index]) else { throw invalid("invalid number") }
+            while index < count, isDigit(base[index]) { index += 1 }
+        }
+        if index < count, base[index] | 0x20 == 0x65 {
+            index += 1
+            if index < count, base[index] == 0x2B || base[index] == 0x2D { index += 1 }
+            guard index < count, isDigit(base[index]) else { throw invalid("invalid number") }
+            var exponent = 0
+            while index < count, isDigit(base[index]) {
+                exponent = min(exponent * 10 + Int(base[index] - 0x30), 1_000_000)
+                index += 1
+            }
+            // numeric holds up to 131072 digits before and 16383 after the decimal point.
+            guard exponent <= 16_000 else { throw invalid("number exponent out of range") }
+        }
+    }
+
+    @inline(__always) private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+}
+
+/// Writes `scalar` as UTF-8 and returns the byte count.
+@inline(__always)
+private func encodeUTF8(_ scalar: UInt32, into output: UnsafeMutablePointer<UInt8>) -> Int {
+    switch scalar {
+    case 0..<0x80:
+        output[0] = UInt8(scalar)
+        return 1
+    case 0x80..<0x800:
+        output[0] = UInt8(0xC0 | scalar >> 6)
+        output[1] = UInt8(0x80 | scalar & 0x3F)
+        return 2
+    case 0x800..<0x10000:
+        output[0] = UInt8(0xE0 | scalar >> 12)
+        output[1] = UInt8(0x80 | scalar >> 6 & 0x3F)
+        output[2] = UInt8(0x80 | scalar & 0x3F)
+        return 3
+    default:
+        output[0] = UInt8(0xF0 | scalar >> 18)
+        output[1] = UInt8(0x80 | scalar >> 12 & 0x3F)
+        output[2] = UInt8(0x80 | scalar >> 6 & 0x3F)
+        output[3] = UInt8(0x80 | scalar & 0x3F)
+        return 4
+    }
+}

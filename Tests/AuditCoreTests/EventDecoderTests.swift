@@ -1,0 +1,203 @@
+import AuditCore
+import Testing
+
+@Suite struct EventDecoderTests {
+    /// 2026-01-01T00:00:00Z: "now" for the plausibility window.
+    static let now: Int64 = 1_767_225_600_000_000
+    let decoder = EventDecoder(configuration: DecoderConfiguration(fixedNow: EventDecoderTests.now))
+
+    static let valid = #"""
+        {"id":"6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90","tenant_id":"0E2F7C6A-6A4B-4C1E-9B7A-1234567890AB",
+         "user_id":null,"action":"user.login","resource_type":"session","resource_id":"s-1","severity":"warning",
+         "timestamp":"2025-06-30T23:30:00.1234567+02:00","ip_address":"2001:db8::1","user_agent":"curl/8",
+         "metadata":{"k":[1,2.5e3,{"deep":"\u00e9"}],"ok":true},"unknown":{"ignored":[1,2,3]}}
+        """#
+
+    func decode(_ text: String) -> Result<AuditEvent, Rejection> {
+        decoder.decode(Array(text.utf8))
+    }
+
+    func reason(_ text: String) -> String? {
+        if case .failure(let rejection) = decode(text) { return rejection.reason }
+        return nil
+    }
+
+    /// `valid` with one field replaced (value given as raw JSON) or removed (nil).
+    func with(_ field: String, _ json: String?) -> String {
+        var object = [
+            "id": #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90""#, "tenant_id": #""0e2f7c6a-6a4b-4c1e-9b7a-1234567890ab""#,
+            "action": #""user.login""#, "severity": #""INFO""#, "timestamp": #""2025-06-30T12:00:00Z""#,
+        ]
+        object[field] = json
+        return "{" + object.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+    }
+
+    @Test func decodesAValidEvent() throws {
+        let event = try decode(Self.valid).get()
+        #expect(event.id.description == "6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90")
+        #expect(event.tenantID.description == "0e2f7c6a-6a4b-4c1e-9b7a-1234567890ab")
+        #expect(event.userID == nil)
+        #expect(String(decoding: event.action, as: UTF8.self) == "user.login")
+        #expect(String(decoding: event.resourceType!, as: UTF8.self) == "session")
+        #expect(event.severity == .warning)
+        // 23:30:00.1234567+02:00 is 21:30:00.123457 UTC (rounded to microseconds).
+        #expect(event.timestamp == 1_751_319_000_123_457)
+        #expect(event.month == Month(year: 2025, month: 6))
+        #expect(event.ipAddress == .v6(high: 0x2001_0db8_0000_0000, low: 1))
+        #expect(String(decoding: event.metadata!, as: UTF8.self) == #"{"k":[1,2.5e3,{"deep":"\u00e9"}],"ok":true}"#)
+    }
+
+    @Test func unescapesText() throws {
+        let event = try decode(with("action", #""a\"b\\c\/d\n\u00e9\ud83d\ude00""#)).get()
+        #expect(String(decoding: event.action, as: UTF8.self) == "a\"b\\c/d\né😀")
+    }
+
+    @Test func timestampOffsetsAndForms() throws {
+        #expect(try decode(with("timestamp", #""2025-06-30T12:00:00-08:00""#)).get().timestamp == 1_751_313_600_000_000)
+        #expect(try decode(with("timestamp", #""2025-06-30 20:00:00z""#)).get().timestamp == 1_751_313_600_000_000)
+        #expect(try decode(with("timestamp", #""2024-02-29T00:00:00.5+00:00""#)).get().timestamp == 1_709_164_800_500_000)
+    }
+
+    @Test func ipv4() throws {
+        #expect(try decode(with("ip_address", #""192.0.2.1""#)).get().ipAddress == .v4(0xC000_0201))
+    }
+
+    @Test(arguments: [
+        ("{", "invalid JSON"),
+        (#"{"id":}"#, "invalid JSON"),
+        (#"{"a":1} x"#, "invalid JSON"),
+        (#"{"a":"\x"}"#, "invalid JSON"),
+        (#"{"a":"\ud800"}"#, "invalid JSON"),
+        (#"{"a":01}"#, "invalid JSON"),
+        (#"{"a":1e99999}"#, "invalid JSON"),
+        ("[1,2]", "not an object"),
+        ("\"text\"", "not an object"),
+        ("   ", "empty message"),
+        ("", "empty message"),
+    ])
+    func malformedMessages(text: String, expected: String) {
+        #expect(reason(text) == expected)
+    }
+
+    @Test func invalidUTF8() {
+        let bytes: [UInt8] = Array(#"{"action":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        if case .failure(let rejection) = decoder.decode(bytes) {
+            #expect(rejection.reason == "invalid UTF-8")
+        } else {
+            Issue.record("accepted invalid UTF-8")
+        }
+        let surrogate: [UInt8] = Array(#"{"a":""#.utf8) + [0xED, 0xA0, 0x80] + Array(#""}"#.utf8)
+        if case .failure(let rejection) = decoder.decode(surrogate) { #expect(rejection.reason == "invalid UTF-8") }
+    }
+
+    @Test func rawControlCharacterIsInvalidJSON() {
+        #expect(reason(with("action", "\"a\u{01}b\"")) == "invalid JSON")
+    }
+
+    @Test(arguments: ["id", "tenant_id", "action", "severity", "timestamp"])
+    func missingRequiredField(field: String) {
+        #expect(reason(with(field, nil)) == "missing field: \(field)")
+        #expect(reason(with(field, "null")) == "missing field: \(field)")
+    }
+
+    @Test(arguments: ["id", "tenant_id", "user_id", "action", "resource_type", "resource_id", "severity", "timestamp",
+                      "ip_address", "user_agent"])
+    func mistypedField(field: String) {
+        #expect(reason(with(field, "42")) == "wrong type: \(field)")
+        #expect(reason(with(field, "{}")) == "wrong type: \(field)")
+    }
+
+    @Test(arguments: [
+        #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9""#, #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9g""#,
+        #""6f1c3a520d4e4b8a9c3e2f7a1b5d8e90""#, #""{6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9}""#, #""""#,
+    ])
+    func malformedUUIDs(value: String) {
+        #expect(reason(with("tenant_id", value)) == "invalid uuid: tenant_id")
+        #expect(reason(with("user_id", value)) == "invalid uuid: user_id")
+    }
+
+    @Test(arguments: [
+        #""2025-06-30""#, #""2025-13-01T00:00:00Z""#, #""2025-02-29T00:00:00Z""#, #""2025-06-30T24:00:00Z""#,
+        #""2025-06-30T12:00:60Z""#, #""2025-06-30T12:00:00+5""#, #""2025-06-30T12:00:00.Z""#, #""yesterday""#,
+        #""2025-06-30T12:00:00Zjunk""#,
+    ])
+    func malformedTimestamps(value: String) {
+        #expect(reason(with("timestamp", value)) == "invalid timestamp: timestamp")
+    }
+
+    @Test func timestampWithoutOffset() {
+        #expect(reason(with("timestamp", #""2025-06-30T12:00:00""#)) == "timestamp without offset: timestamp")
+        #expect(reason(with("timestamp", #""2025-06-30T12:00:00.123""#)) == "timestamp without offset: timestamp")
+    }
+
+    @Test func timestampsOutsideThePlausibilityWindow() {
+        #expect(reason(with("timestamp", #""1999-12-31T23:59:59Z""#)) == "timestamp outside plausibility window: timestamp")
+        #expect(reason(with("timestamp", #""2026-01-02T00:00:01Z""#)) == "timestamp outside plausibility window: timestamp")
+        #expect(reason(with("timestamp", #""9999-01-01T00:00:00Z""#)) == "timestamp outside plausibility window: timestamp")
+        #expect(reason(with("timestamp", #""2026-01-01T23:59:59Z""#)) == nil)  // inside now + 24 h
+        #expect(reason(with("timestamp", #""2000-01-01T00:00:00Z""#)) == nil)
+    }
+
+    @Test func unknownSeverity() {
+        #expect(reason(with("severity", #""FATAL""#)) == "unknown severity: severity")
+        #expect(reason(with("severity", #""""#)) == "unknown severity: severity")
+        #expect(reason(with("severity", #""critical""#)) == nil)
+    }
+
+    @Test(arguments: ["action", "resource_type", "resource_id", "user_agent"])
+    func nulInText(field: String) {
+        #expect(reason(with(field, #""a\u0000b""#)) == "NUL character: \(field)")
+    }
+
+    @Test func nulAnywhereInMetadata() {
+        #expect(reason(with("metadata", #"{"a":{"b":["x\u0000"]}}"#)) == "NUL character: metadata")
+        #expect(reason(with("metadata", #"{"k\u0000":1}"#)) == "NUL character: metadata")
+        #expect(reason(with("unknown", #""\u0000""#)) == nil)  // ignored fields may hold anything valid
+    }
+
+    @Test(arguments: [#""256.1.1.1""#, #""1.2.3""#, #""10.0.0.1/24""#, #""fe80::1%eth0""#, #""::g""#, #""localhost""#])
+    func malformedIPAddresses(value: String) {
+        #expect(reason(with("ip_address", value)) == "invalid ip_address: ip_address")
+    }
+
+    @Test(arguments: ["[1]", #""text""#, "3", "true"])
+    func metadataMustBeAnObject(value: String) {
+        #expect(reason(with("metadata", value)) == "metadata not an object: metadata")
+    }
+
+    @Test func lengthLimitsCountCharacters() {
+        let hundred = String(repeating: "é", count: 100)  // 200 bytes, 100 characters
+        #expect(reason(with("action", "\"\(hundred)\"")) == nil)
+        #expect(reason(with("action", "\"\(hundred)x\"")) == "field too long: action")
+        #expect(reason(with("action", #""""#)) == "empty field: action")
+        #expect(reason(with("resource_type", "\"\(String(repeating: "r", count: 101))\"")) == "field too long: resource_type")
+        #expect(reason(with("resource_id", "\"\(String(repeating: "r", count: 256))\"")) == "field too long: resource_id")
+        #expect(reason(with("user_agent", "\"\(String(repeating: "u", count: 1025))\"")) == "field too long: user_agent")
+        #expect(reason(with("user_agent", "\"\(String(repeating: "u", count: 1024))\"")) == nil)
+    }
+
+    @Test func sizeLimits() {
+        let small = EventDecoder(configuration: DecoderConfiguration(maxEventBytes: 300, maxMetadataBytes: 20, fixedNow: Self.now))
+        let big = with("metadata", #"{"a":"\#(String(repeating: "x", count: 300))"}"#)
+        if case .failure(let rejection) = small.decode(Array(big.utf8)) { #expect(rejection.reason == "event too large") }
+        else { Issue.record("accepted an oversized event") }
+        let metadata = with("metadata", #"{"a":"0123456789012345678901"}"#)
+        if case .failure(let rejection) = small.decode(Array(metadata.utf8)) { #expect(rejection.reason == "event too large: metadata") }
+        else { Issue.record("accepted oversized metadata") }
+        let deep = with("metadata", String(repeating: #"{"a":"#, count: 70) + "1" + String(repeating: "}", count: 70))
+        #expect(reason(deep) == "invalid JSON")
+    }
+
+    @Test func unknownFieldsAreIgnoredButMustBeValidJSON() {
+        #expect(reason(with("extra", #"{"x":[true,false,null,-0.5e-3,"s"]}"#)) == nil)
+        #expect(reason(with("extra", "tru")) == "invalid JSON")
+    }
+
+    @Test func monthsAndDays() {
+        #expect(Month(unixDay: 0) == Month(year: 1970, month: 1))
+        #expect(Month(unixDay: 19_782) == Month(year: 2024, month: 2))  // 2024-02-29
+        #expect(Month(year: 2024, month: 12).next == Month(year: 2025, month: 1))
+        #expect(Month(year: 2024, month: 1).partitionSuffix == "2024_01")
+        #expect(Month(year: 2024, month: 3).firstUnixDay == 19_783)
+    }
+}
