@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "audit-ingest", targets: ["audit-ingest"]),
-        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka"]),
+        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,13 +32,17 @@ let package = Package(
         ),
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
         .target(
+            name: "Pipeline",
+            dependencies: ["AuditCore", "Postgres", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "Migrations",
             dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

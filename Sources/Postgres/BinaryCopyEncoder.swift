@@ -134,9 +134,9 @@ public struct BinaryCopyEncoder: Sendable {
         json.withUTF8 { appendJSONB(UnsafeRawBufferPointer($0)) }
     }
 
-    /// Appends already-encoded rows (e.g. another encoder's bytes).
-    public mutating func appendEncoded(_ other: BinaryCopyEncoder) {
-        bytes.append(contentsOf: other.bytes)
+    /// Appends rows encoded earlier by another encoder (bytes after the header, without trailer).
+    public mutating func appendEncodedRows(_ rows: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: rows)
     }
 
     @inline(__always)

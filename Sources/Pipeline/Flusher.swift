@@ -1,0 +1,269 @@
+import AuditCore
+import Foundation
+import Logging
+import Postgres
+import Synchronization
+
+/// One shard's writer: drains its ring, groups rows, and flushes them in one transaction on its
+/// own connection when the batch is full or old enough. Runs on a thread of its own
+/// (`ShardGroup` starts it); only `failure` and the shared counters are read from elsewhere.
+final class Flusher: @unchecked Sendable {  // state below is touched only by the flusher thread
+    let shard: Int
+    let ring: SPSCRing<ShardItem>
+    private let source: String
+    private let configuration: IngestConfiguration
+    private let database: PostgresConfiguration
+    private let partitions: PartitionManager
+    private let statistics: IngestStatistics
+    private let stopRequested: StopSignal
+    private let logger: Logger
+
+    private var connection: PostgresConnection?
+    private var rows: [EncodedRow] = []
+    private var deadLetters: [DeadLetter] = []
+    /// Per partition: the next offset once everything received is stored.
+    private var pendingOffsets: [Int32: Int64]
+    private var committedOffsets: [Int32: Int64]
+    private var oldestPending: ContinuousClock.Instant?
+
+    /// Set when the flusher stopped on an error it cannot get past.
+    let failure = Mutex<Error?>(nil)
+
+    init(shard: Int, source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
+         partitions: PartitionManager, statistics: IngestStatistics, committed: [Int32: Int64],
+         stopRequested: StopSignal, logger: Logger) {
+        self.shard = shard
+        self.ring = SPSCRing(capacity: configuration.ringCapacity)
+        self.source = source
+        self.configuration = configuration
+        self.database = database
+        self.partitions = partitions
+        self.statistics = statistics
+        self.pendingOffsets = committed
+        self.committedOffsets = committed
+        self.stopRequested = stopRequested
+        var logger = logger
+        logger[metadataKey: "shard"] = "\(shard)"
+        self.logger = logger
+        rows.reserveCapacity(configuration.batchSize)
+    }
+
+    /// The thread body: returns after `.end` is flushed, or on a fatal error (in `failure`).
+    func run() {
+        do {
+            var idleRounds = 0
+            while true {
+                if let item = ring.tryPop() {
+                    idleRounds = 0
+                    if case .end = item { break }
+                    accept(item)
+                    if rows.count + deadLetters.count >= configuration.batchSize { try flush() }
+                    continue
+                }
+                if stopRequested.isRaised { return }
+                if let oldestPending, oldestPending.duration(to: .now) >= configuration.maxBatchAge {
+                    try flush()
+                    continue
+                }
+                // Empty ring: spin briefly, then sleep in short steps (a ring refill takes ~µs).
+                idleRounds += 1
+                if idleRounds > 64 { usleep(idleRounds > 1024 ? 1000 : 100) }
+            }
+            try flush()
+        } catch {
+            logger.error("flusher stopped", metadata: ["error": "\(error)"])
+            failure.withLock { $0 = error }
+            stopRequested.raise()
+        }
+        connection?.close()
+    }
+
+    private func accept(_ item: ShardItem) {
+        switch item {
+        case .row(let row):
+            rows.append(row)
+            advance(row.partition, past: row.offset)
+        case .deadLetter(let deadLetter):
+            deadLetters.append(deadLetter)
+            advance(deadLetter.partition, past: deadLetter.offset)
+        case .watermark(let partition, let nextOffset):
+            if nextOffset > pendingOffsets[partition, default: 0] {
+                pendingOffsets[partition] = nextOffset
+                if oldestPending == nil { oldestPending = .now }
+            }
+        case .end:
+            break
+        }
+    }
+
+    @inline(__always)
+    private func advance(_ partition: Int32, past offset: Int64) {
+        if offset + 1 > pendingOffsets[partition, default: 0] { pendingOffsets[partition] = offset + 1 }
+        if oldestPending == nil { oldestPending = .now }
+    }
+
+    // MARK: Flushing
+
+    /// Writes everything pending in one transaction, retrying transient failures until PostgreSQL
+    /// is back (or a stop is requested). Throws only what retrying cannot fix.
+    private func flush() throws {
+        oldestPending = nil
+        guard !rows.isEmpty || !deadLetters.isEmpty || pendingOffsets != committedOffsets else { return }
+        let started = ContinuousClock.now
+        var attempt = 0
+        var result: FlushResult
+        while true {
+            do {
+                result = try flushOnce()
+                break
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                connection?.close()
+                connection = nil
+                if stopRequested.isRaised { throw error }
+                let delay = min(100 * (1 << min(attempt, 6)), 5000)
+                logger.warning("flush failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)",
+                                                                    "retry_in_ms": "\(delay)"])
+                statistics.update { $0.retries += 1 }
+                usleep(UInt32(delay) * 1000)
+            } catch let error as PostgresError where error.sqlState == "23514" && attempt < 3 {
+                // A month partition vanished or was never seen: look again and create it.
+                attempt += 1
+                _ = try? connection?.execute("ROLLBACK")
+                Set(rows.map(\.month)).forEach(partitions.invalidate)
+                logger.warning("row without partition, re-checking partitions", metadata: ["error": "\(error)"])
+            }
+        }
+        let elapsed = started.duration(to: .now).secondsDouble
+        statistics.update { counters in
+            counters.stored += result.stored
+            for deadLetter in result.deadLetters { counters.deadLettered[deadLetter.reason, default: 0] += 1 }
+            counters.flushes += 1
+            counters.flushSeconds += elapsed
+        }
+        committedOffsets = pendingOffsets
+        rows.removeAll(keepingCapacity: true)
+        deadLetters.removeAll()
+    }
+
+    private struct FlushResult {
+        var stored: Int
+        var deadLetters: [DeadLetter]
+    }
+
+    private func flushOnce() throws -> FlushResult {
+        let connection = try connected()
+        try partitions.ensure(Set(rows.map(\.month)), on: connection)
+        return try connection.transaction { connection in
+            rows.sort { $0.tenantID < $1.tenantID }  // tenant-grouped rows: better btree locality
+            let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], on: connection)
+            let rejectedPositions = Set(rejected.map { Position(partition: $0.partition, offset: $0.offset) })
+            let stored = rejected.isEmpty
+                ? rows[...]
+                : ArraySlice(rows.filter { !rejectedPositions.contains(Position(partition: $0.partition, offset: $0.offset)) })
+            let allDeadLetters = deadLetters + rejected
+            if !allDeadLetters.isEmpty { try insertDeadLetters(allDeadLetters, on: connection) }
+            if !stored.isEmpty { try countEvents(stored, on: connection) }
+            try storeOffsets(on: connection)
+            return FlushResult(stored: stored.count, deadLetters: allDeadLetters)
+        }
+    }
+
+    private func connected() throws -> PostgresConnection {
+        if let connection, connection.isOpen { return connection }
+        let fresh = try PostgresConnection(configuration: database)
+        connection = fresh
+        return fresh
+    }
+
+    private struct Position: Hashable {
+        var partition: Int32
+        var offset: Int64
+    }
+
+    /// COPYs `rows`; when PostgreSQL refuses them for a data reason, bisects (each attempt under a
+    /// savepoint) down to the offending rows and returns them as dead letters with the SQLSTATE.
+    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws -> [DeadLetter] {
+        try connection.execute("SAVEPOINT batch")
+        do {
+            try copy(rows, on: connection)
+            try connection.execute("RELEASE SAVEPOINT batch")
+            return []
+        } catch let error as PostgresError where error.isDataError && error.sqlState != "23514" {
+            try connection.execute("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
+            guard rows.count > 1 else {
+                let row = rows.first!
+                logger.warning("row refused by PostgreSQL, dead-lettered", metadata: [
+                    "partition": "\(row.partition)", "offset": "\(row.offset)", "sqlstate": "\(error.sqlState ?? "")"])
+                return [DeadLetter(partition: row.partition, offset: row.offset, tenantID: row.tenantID,
+                                   rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,
+                                   detail: [error.message, error.detail].compactMap { $0 }.joined(separator: ": "),
+                                   sqlState: error.sqlState)]
+            }
+            let middle = rows.startIndex + rows.count / 2
+            return try copyIsolatingPoison(rows[..<middle], on: connection)
+                + copyIsolatingPoison(rows[middle...], on: connection)
+        }
+    }
+
+    private func copy(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
+        try connection.copyBinary("COPY audit_log (\(AuditEvent.copyColumns)) FROM STDIN (FORMAT binary)") { writer in
+            for row in rows {
+                row.storage.withUnsafeBytes { writer.encoder.appendEncodedRows(UnsafeRawBufferPointer(rebasing: $0[..<row.rowLength])) }
+                try writer.sendIfFull()
+            }
+        }
+    }
+
+    private func insertDeadLetters(_ deadLetters: [DeadLetter], on connection: PostgresConnection) throws {
+        let sql = #"COPY audit_dead_letter (source, "partition", "offset", tenant_id, raw_payload, reason, sqlstate, detail) FROM STDIN (FORMAT binary)"#
+        try connection.copyBinary(sql) { writer in
+            for deadLetter in deadLetters {
+                writer.encoder.beginRow(fieldCount: 8)
+                writer.encoder.appendText(source)
+                writer.encoder.appendInt32(deadLetter.partition)
+                writer.encoder.appendInt64(deadLetter.offset)
+                if let tenant = deadLetter.tenantID { writer.encoder.appendUUID(tenant.bytes) } else { writer.encoder.appendNull() }
+                writer.encoder.appendBytes(deadLetter.rawMessage)
+                writer.encoder.appendText(deadLetter.reason)
+                if let sqlState = deadLetter.sqlState { writer.encoder.appendText(sqlState) } else { writer.encoder.appendNull() }
+                if let detail = deadLetter.detail { writer.encoder.appendText(detail.replacingOccurrences(of: "\0", with: "")) }
+                else { writer.encoder.appendNull() }
+                try writer.sendIfFull()
+            }
+        }
+    }
+
+    /// Adds the batch's rows to tenant_metrics.audit_log_count per tenant per UTC day (exact:
+    /// in the same transaction as the rows).
+    private func countEvents(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
+        struct TenantDay: Hashable { var tenant: UUIDValue; var day: Int32 }
+        var counts: [TenantDay: Int] = [:]
+        for row in rows { counts[TenantDay(tenant: row.tenantID, day: row.unixDay), default: 0] += 1 }
+        let keys = counts.keys.sorted { ($0.tenant, $0.day) < ($1.tenant, $1.day) }
+        try connection.query("""
+            INSERT INTO tenant_metrics (tenant_id, "date", audit_log_count)
+            SELECT t, DATE '1970-01-01' + d, n FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS u(t, d, n)
+            ON CONFLICT (tenant_id, "date") DO UPDATE
+                SET audit_log_count = tenant_metrics.audit_log_count + EXCLUDED.audit_log_count, updated_at = now()
+            """, [
+                "{" + keys.map { $0.tenant.description }.joined(separator: ",") + "}",
+                "{" + keys.map { String($0.day) }.joined(separator: ",") + "}",
+                "{" + keys.map { String(counts[$0]!) }.joined(separator: ",") + "}",
+            ])
+    }
+
+    private func storeOffsets(on connection: PostgresConnection) throws {
+        let changed = pendingOffsets.filter { committedOffsets[$0.key] != $0.value }.sorted { $0.key < $1.key }
+        guard !changed.isEmpty else { return }
+        try connection.query("""
+            INSERT INTO ingest_offsets (source, "partition", shard, next_offset)
+            SELECT $1, p, $2, o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)
+            ON CONFLICT (source, "partition", shard) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+            """, [
+                source, String(shard),
+                "{" + changed.map { String($0.key) }.joined(separator: ",") + "}",
+                "{" + changed.map { String($0.value) }.joined(separator: ",") + "}",
+            ])
+    }
+}

@@ -1,0 +1,35 @@
+import AuditCore
+import Foundation
+
+/// How the engine runs.
+public struct IngestConfiguration: Sendable {
+    /// Flusher shards, each with its own ring, thread and connection. Default: one per core.
+    public var shards: Int
+    /// Rows (and dead letters) per flush transaction. Default: 10,000 (see README, "Tuning").
+    public var batchSize: Int
+    /// A partial batch is flushed once its oldest item is this old. Default: 200 ms.
+    public var maxBatchAge: Duration
+    /// Slots per shard ring (a power of two). Default: 16,384.
+    public var ringCapacity: Int
+    /// What to do with events of tenants not in `tenant`. Default: dead-letter them.
+    public var unknownTenants: UnknownTenantPolicy
+    public var decoder: DecoderConfiguration
+
+    public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
+                maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,
+                unknownTenants: UnknownTenantPolicy = .deadLetter, decoder: DecoderConfiguration = .init()) {
+        self.shards = max(1, shards)
+        self.batchSize = max(1, batchSize)
+        self.maxBatchAge = maxBatchAge
+        self.ringCapacity = ringCapacity
+        self.unknownTenants = unknownTenants
+        self.decoder = decoder
+    }
+}
+
+public enum UnknownTenantPolicy: String, Sendable, CaseIterable {
+    /// Dead-letter with reason `unknown tenant`.
+    case deadLetter = "dead-letter"
+    /// Store the event anyway.
+    case accept
+}

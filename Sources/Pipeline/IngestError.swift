@@ -1,0 +1,25 @@
+/// Why the pipeline stopped (as opposed to a single event being rejected).
+public struct IngestError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// The schema is missing: run `audit-ingest migrate`.
+        public static let schemaNotMigrated = Code("schemaNotMigrated")
+        /// A source cannot be read (missing file, permission, decompression).
+        public static let sourceUnreadable = Code("sourceUnreadable")
+        /// The shard count differs from an unfinished earlier run.
+        public static let shardCountChanged = Code("shardCountChanged")
+        /// The database refused a flush for a reason that is neither data nor transient.
+        public static let flushFailed = Code("flushFailed")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,138 @@
+import AuditCore
+import Foundation
+import Logging
+import Postgres
+import Synchronization
+
+/// The decode → route → ring → flusher half of the engine, shared by every source.
+///
+/// One thread (the source's) calls `submit`, `watermark` and `finish`: it is the single producer
+/// of every ring. Each flusher runs on a thread of its own.
+public final class ShardGroup: @unchecked Sendable {  // producer-side state is used by one thread
+    public let configuration: IngestConfiguration
+    public let statistics: IngestStatistics
+    let source: String
+    private let flushers: [Flusher]
+    private var threads: [Thread] = []
+    private let finished: [DispatchSemaphore]
+    private let router: ShardRouter
+    private let decoder: EventDecoder
+    private let tenants: TenantDirectory
+    private let stopRequested = StopSignal()
+    private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    private let offsets: OffsetStore.Offsets
+    private let logger: Logger
+
+    /// - Parameter offsets: what earlier runs committed for `source` (positions below a shard's
+    ///   own offset are skipped, so nothing is stored twice).
+    init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
+         partitions: PartitionManager, tenants: TenantDirectory, offsets: OffsetStore.Offsets,
+         statistics: IngestStatistics, logger: Logger) {
+        self.source = source
+        self.configuration = configuration
+        self.statistics = statistics
+        self.tenants = tenants
+        self.offsets = offsets
+        self.logger = logger
+        router = ShardRouter(shardCount: configuration.shards)
+        decoder = EventDecoder(configuration: configuration.decoder)
+        let stop = stopRequested
+        flushers = (0..<configuration.shards).map { shard in
+            Flusher(shard: shard, source: source, configuration: configuration, database: database,
+                    partitions: partitions, statistics: statistics,
+                    committed: offsets.byPartition.compactMapValues { $0[shard] },
+                    stopRequested: stop, logger: logger)
+        }
+        finished = flushers.map { _ in DispatchSemaphore(value: 0) }
+    }
+
+    func start() {
+        for (flusher, done) in zip(flushers, finished) {
+            let thread = Thread {
+                flusher.run()
+                done.signal()
+            }
+            thread.name = "flusher-\(flusher.shard)"
+            thread.stackSize = 1 << 20
+            threads.append(thread)
+            thread.start()
+        }
+    }
+
+    /// True once a flusher failed or `stop()` was called: the source should stop reading.
+    public var isStopping: Bool { stopRequested.isRaised }
+
+    /// Decodes one message and hands it to its shard. Blocks while that shard's ring is full.
+    public func submit(partition: Int32, offset: Int64, message: UnsafeRawBufferPointer) {
+        switch decoder.decode(message) {
+        case .success(let event):
+            let shard = router.shard(for: event.tenantID)
+            guard offset >= offsets.committed(partition: partition, shard: shard) else {
+                statistics.update { $0.alreadyCommitted += 1 }
+                return
+            }
+            if configuration.unknownTenants == .deadLetter, !tenants.contains(event.tenantID) {
+                push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: event.tenantID,
+                                            rawMessage: Array(message), reason: Rejection.Kind.unknownTenant.rawValue,
+                                            detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
+                return
+            }
+            encoder.removeAll()
+            event.appendCopyRow(to: &encoder)
+            var storage = encoder.bytes
+            let rowLength = storage.count
+            storage.append(contentsOf: message)
+            push(.row(EncodedRow(partition: partition, offset: offset, tenantID: event.tenantID, unixDay: event.unixDay,
+                                 storage: storage, rowLength: rowLength)), to: shard)
+        case .failure(let rejection):
+            let shard = router.shard(forOffset: offset)
+            guard offset >= offsets.committed(partition: partition, shard: shard) else {
+                statistics.update { $0.alreadyCommitted += 1 }
+                return
+            }
+            push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: nil, rawMessage: Array(message),
+                                        reason: rejection.reason, detail: rejection.detail)), to: shard)
+        }
+    }
+
+    /// Records a message the source could not even hand over whole (e.g. an over-long line).
+    public func reject(partition: Int32, offset: Int64, rawPrefix: UnsafeRawBufferPointer, rejection: Rejection) {
+        let shard = router.shard(forOffset: offset)
+        guard offset >= offsets.committed(partition: partition, shard: shard) else { return }
+        push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: nil, rawMessage: Array(rawPrefix),
+                                    reason: rejection.reason, detail: rejection.detail)), to: shard)
+    }
+
+    /// Tells every shard that all positions of `partition` below `nextOffset` have been submitted,
+    /// so shards that saw none of them still advance their stored offset.
+    public func watermark(partition: Int32, nextOffset: Int64) {
+        for shard in 0..<flushers.count { push(.watermark(partition: partition, nextOffset: nextOffset), to: shard) }
+    }
+
+    /// Flushes everything and waits for the flushers. Throws the first flusher failure.
+    public func finish() throws {
+        for shard in 0..<flushers.count { push(.end, to: shard) }
+        finished.forEach { $0.wait() }
+        if let failure = flushers.lazy.compactMap({ $0.failure.withLock { $0 } }).first { throw failure }
+    }
+
+    /// Asks flushers to stop without flushing (after a fatal error elsewhere).
+    public func stop() {
+        stopRequested.raise()
+    }
+
+    /// Messages waiting in each ring.
+    public var ringOccupancy: [Int] { flushers.map { $0.ring.count } }
+
+    private func push(_ item: ShardItem, to shard: Int) {
+        let ring = flushers[shard].ring
+        if ring.tryPush(item) { return }
+        // Backpressure: the flusher is behind. Wait for room (or give up when stopping).
+        var rounds = 0
+        while !ring.tryPush(item) {
+            if stopRequested.isRaised { return }
+            rounds += 1
+            if rounds > 16 { usleep(rounds > 1000 ? 1000 : 50) }
+        }
+    }
+}

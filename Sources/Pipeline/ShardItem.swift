@@ -1,0 +1,57 @@
+import AuditCore
+
+/// What the decoding thread hands a flusher shard through its ring.
+enum ShardItem {
+    /// A decoded event, already in binary COPY form.
+    case row(EncodedRow)
+    /// A message that will not be stored in audit_log.
+    case deadLetter(DeadLetter)
+    /// Every position below `nextOffset` of `partition` that belongs to this shard has been sent.
+    case watermark(partition: Int32, nextOffset: Int64)
+    /// The source has no more messages: flush everything and stop.
+    case end
+}
+
+/// One audit_log row. `storage` holds the COPY row bytes followed by the raw message (kept in case
+/// PostgreSQL refuses the row and it must be dead-lettered): one allocation per event.
+struct EncodedRow {
+    var partition: Int32
+    var offset: Int64
+    var tenantID: UUIDValue
+    var unixDay: Int32
+    var storage: [UInt8]
+    var rowLength: Int
+
+    var rowBytes: ArraySlice<UInt8> { storage[..<rowLength] }
+    var rawMessage: [UInt8] { Array(storage[rowLength...]) }
+    var month: Month { Month(unixDay: unixDay) }
+}
+
+/// One audit_dead_letter row.
+struct DeadLetter {
+    var partition: Int32
+    var offset: Int64
+    var tenantID: UUIDValue?
+    var rawMessage: [UInt8]
+    var reason: String
+    var detail: String?
+    var sqlState: String?
+}
+
+/// Picks a tenant's shard. Tenant ids are mostly random UUIDs, but a multiplicative mix keeps
+/// sequential or hand-made ids spread too.
+struct ShardRouter {
+    let shardCount: Int
+
+    @inline(__always)
+    func shard(for tenantID: UUIDValue) -> Int {
+        let mixed = (tenantID.high ^ (tenantID.low &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9
+        return Int((mixed >> 32) % UInt64(shardCount))
+    }
+
+    /// Messages without a usable tenant go by position.
+    @inline(__always)
+    func shard(forOffset offset: Int64) -> Int {
+        Int(UInt64(bitPattern: offset) % UInt64(shardCount))
+    }
+}

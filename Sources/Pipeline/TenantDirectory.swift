@@ -1,0 +1,33 @@
+import AuditCore
+import Postgres
+import Synchronization
+
+/// The registered tenant ids, cached and refreshed, for the unknown-tenant rule.
+public final class TenantDirectory: Sendable {
+    private let tenants = Mutex<Set<UUIDValue>>([])
+    private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
+    /// How often `refreshIfStale` reloads. Default: 10 s.
+    public let refreshInterval: Duration
+
+    public init(refreshInterval: Duration = .seconds(10)) {
+        self.refreshInterval = refreshInterval
+    }
+
+    public func refresh(on connection: PostgresConnection) throws {
+        let ids = try connection.execute("SELECT id FROM tenant").rows.compactMap { $0[0].flatMap(UUIDValue.init) }
+        tenants.withLock { $0 = Set(ids) }
+        lastRefresh.withLock { $0 = .now }
+    }
+
+    /// Reloads when the cache is older than `refreshInterval`.
+    public func refreshIfStale(on connection: PostgresConnection) throws {
+        let stale = lastRefresh.withLock { last in last.map { $0.duration(to: .now) > refreshInterval } ?? true }
+        if stale { try refresh(on: connection) }
+    }
+
+    public func contains(_ tenantID: UUIDValue) -> Bool {
+        tenants.withLock { $0.contains(tenantID) }
+    }
+
+    public var count: Int { tenants.withLock { $0.count } }
+}

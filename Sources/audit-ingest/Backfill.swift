@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Pipeline
+
+struct Backfill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load NDJSON audit events from files into PostgreSQL, exactly once.",
+        discussion: """
+            Each line is one event (DESIGN.md, "The event on the wire"). Lines that fail validation \
+            go to audit_dead_letter with a reason; month partitions are created as needed. A file \
+            is identified by its path and a fingerprint of its content: running backfill again on \
+            the same file resumes where it stopped (after a crash too) and, once complete, changes \
+            nothing. FILE may end in .gz, or be - for standard input (which never resumes).
+
+            Exit status: 0 when every line is in audit_log or audit_dead_letter; 1 otherwise.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var engine: EngineOptions
+
+    @Flag(name: .customLong("progress"), inversion: .prefixedNo,
+          help: "Show a progress line on standard error (default: when it is a terminal).")
+    var showProgress: Bool = isatty(2) == 1
+
+    @Argument(help: ArgumentHelp("NDJSON files (.gz too, - for standard input).", valueName: "file"))
+    var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one FILE (or - for standard input)") }
+    }
+
+    func run() throws {
+        let logger = Logger(label: "audit-ingest.backfill")
+        let ingestEngine = IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
+                                        logger: logger)
+        var allComplete = true
+        for path in files {
+            let source = try FileSource(path: path)
+            let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
+            let summary = try ingestEngine.ingest(source) { meter.update($0) }
+            meter.clear()
+            print(summary.report(path: path))
+            allComplete = allComplete && summary.isComplete
+        }
+        if !allComplete { throw ExitCode(1) }
+    }
+}
+
+/// Engine flags shared by backfill and consume.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Flusher shards, each with its own connection (default: one per core).")
+    var shards: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Rows per flush transaction.")
+    var batchSize: Int = 10_000
+
+    @Option(help: ArgumentHelp("Flush a partial batch after this many milliseconds.", valueName: "ms"))
+    var maxBatchAge: Int = 200
+
+    @Option(help: ArgumentHelp("Events of tenants not in the tenant table: dead-letter or accept.", valueName: "policy"))
+    var unknownTenants: String = UnknownTenantPolicy.deadLetter.rawValue
+
+    func configuration() throws -> IngestConfiguration {
+        guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
+            throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
+        }
+        guard (1...256).contains(shards) else { throw ValidationError("--shards must be between 1 and 256") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
+                                   unknownTenants: policy)
+    }
+}
+
+extension IngestSummary {
+    func report(path: String) -> String {
+        var lines = [
+            "\(path):",
+            "  lines read          \(messages)",
+            "  already committed   \(alreadyCommitted)",
+            "  stored              \(stored)",
+            "  dead-lettered       \(deadLetteredTotal)",
+        ]
+        for (reason, count) in deadLettered.sorted(by: { $0.value > $1.value }) {
+            lines.append("    \(String(count).padding(toLength: 8, withPad: " ", startingAt: 0))\(reason)")
+        }
+        lines.append("  partitions created  \(partitionsCreated)")
+        lines.append(String(format: "  seconds             %.2f", seconds))
+        lines.append(String(format: "  events/s            %.0f", eventsPerSecond))
+        if !isComplete {
+            lines.append("  INCOMPLETE: \(messages - alreadyCommitted - Int64(stored + deadLetteredTotal)) line(s) not accounted for")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One self-overwriting line on standard error: bytes, events/s, ETA.
+final class ProgressMeter {
+    private let totalBytes: Int?
+    private let enabled: Bool
+    private let started = ContinuousClock.now
+
+    init(totalBytes: Int?, enabled: Bool) {
+        self.totalBytes = totalBytes
+        self.enabled = enabled
+    }
+
+    func update(_ snapshot: IngestStatistics.Snapshot) {
+        guard enabled else { return }
+        let seconds = max(started.duration(to: .now).secondsDouble, 0.001)
+        let handled = Double(snapshot.stored + snapshot.deadLetteredTotal)
+        var line = String(format: "\r%8.1f MB  %9.0f events/s  %d stored  %d dead-lettered",
+                          Double(snapshot.bytesRead) / 1e6, handled / seconds, snapshot.stored, snapshot.deadLetteredTotal)
+        if let totalBytes, snapshot.bytesRead > 0 {
+            let remaining = seconds * Double(totalBytes - snapshot.bytesRead) / Double(snapshot.bytesRead)
+            line += String(format: "  %.0f%%  ETA %.0fs", 100 * Double(snapshot.bytesRead) / Double(totalBytes), remaining)
+        }
+        FileHandle.standardError.write(Data((line + "   ").utf8))
+    }
+
+    func clear() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
