@@ -51,6 +51,7 @@ let package = Package(
         // Tests talk to a real PostgreSQL started by scripts/test (see README).
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "AuditCore", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
     ]

@@ -25,7 +25,7 @@ public struct IngestSummary: Sendable {
 
 /// The ingestion engine: a source feeding a `ShardGroup`, with the schema checks and resume
 /// bookkeeping around it.
-public final class IngestEngine {
+public final class IngestEngine: Sendable {
     public let configuration: IngestConfiguration
     public let database: PostgresConfiguration
     public let partitions: PartitionManager

@@ -7,6 +7,7 @@ import Postgres
 public enum TestDatabase {
     public struct Unavailable: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The server's base URL, `postgresql://user@host:port/db`.

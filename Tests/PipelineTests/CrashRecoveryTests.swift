@@ -1,0 +1,90 @@
+import Foundation
+import Pipeline
+import Postgres
+import TestSupport
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(8))) struct CrashRecoveryTests {
+    /// A backfill process killed with SIGKILL at random points, then re-run to completion: every
+    /// line ends up exactly once in audit_log or audit_dead_letter.
+    @Test func killedBackfillResumesExactlyOnce() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 60_000, months: 4, invalidRatio: 0.01)
+        let binary = Shell.executable(named: "audit-ingest")
+        let arguments = ["backfill", "--database-url", fixture.url, "--shards", "3", "--batch-size", "700",
+                         "--no-progress", file.path]
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        for round in 0..<3 {
+            let before = try fixture.count("SELECT count(*) FROM audit_log")
+            let child = try Shell.spawn(binary, arguments)
+            // Wait until this run has committed something, then kill it at a random moment.
+            let deadline = Date().addingTimeInterval(60)
+            while try fixture.count("SELECT count(*) FROM audit_log") == before, Date() < deadline { usleep(20_000) }
+            usleep(UInt32.random(in: 0...300_000, using: &generator))
+            child.signal(SIGKILL)
+            let result = child.wait()
+            if result.exitCode == 128 + SIGKILL { kills += 1 } else {
+                #expect(result.exitCode == 0, "round \(round): \(result.output)")
+                break  // it finished before the kill
+            }
+        }
+        #expect(kills >= 1, "the test must have killed at least one run")
+        let final = try Shell.run(binary, arguments)
+        #expect(final.exitCode == 0, "\(final.output)")
+        #expect(final.output.contains("lines read          \(file.lines)"))
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).name))
+        #expect(try fixture.count("SELECT count(*) FROM (SELECT id FROM audit_log GROUP BY id HAVING count(*) > 1) d") == 0)
+        #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == fixture.count("SELECT count(*) FROM audit_log"))
+    }
+
+    /// PostgreSQL restarts in the middle of a backfill: flushers retry until it is back, nothing is
+    /// lost or stored twice, and no transient error is dead-lettered.
+    @Test func postgresRestartMidBackfillLosesNothing() throws {
+        let cluster = try PrivateCluster()
+        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
+                                    ["migrate", "--database-url", cluster.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
+        #expect(migrate.exitCode == 0, "\(migrate.output)")
+        let fixture = try PipelineFixture(url: cluster.url)
+        let file = try sampleFile(events: 80_000, months: 3)
+        let engine = fixture.engine(shards: 2, batchSize: 1000)
+        let outcome = Outcome()
+        let runner = Thread {
+            do { outcome.set(.success(try engine.ingest(try FileSource(path: file.path)))) } catch { outcome.set(.failure(error)) }
+        }
+        runner.start()
+        let deadline = Date().addingTimeInterval(60)
+        while (try? fixture.count("SELECT count(*) FROM audit_log")) ?? 0 < 5000, Date() < deadline { usleep(20_000) }
+        try cluster.restart()
+        let summary = try outcome.wait(timeout: 240).get()
+        #expect(summary.isComplete)
+        #expect(summary.stored == 80_000)
+        #expect(summary.deadLetteredTotal == 0)
+        let check = try PostgresConnection(cluster.url)
+        #expect(try check.execute("SELECT count(*), count(DISTINCT id) FROM audit_log").rows[0] == ["80000", "80000"])
+        #expect(try check.execute("SELECT count(*) FROM audit_dead_letter").scalar == "0")
+    }
+}
+
+/// The result of a run on another thread.
+final class Outcome: @unchecked Sendable {  // guarded by condition
+    private let condition = NSCondition()
+    private var result: Result<IngestSummary, Error>?
+
+    func set(_ value: Result<IngestSummary, Error>) {
+        condition.lock()
+        result = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(timeout: TimeInterval) throws -> Result<IngestSummary, Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while result == nil {
+            guard condition.wait(until: deadline) else { throw TestDatabase.Unavailable(description: "the run did not finish in \(timeout) s") }
+        }
+        return result!
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Pipeline
+import Postgres
+import TestSupport
+
+/// A migrated database with sample tenants, and sample files.
+struct PipelineFixture {
+    let url: String
+    let connection: PostgresConnection
+    let tenants: Int
+
+    init(tenants: Int = 6, seed: UInt64 = 42, url: String? = nil) throws {
+        self.url = try url ?? TestDatabase.createMigrated(prefix: "pipeline")
+        connection = try PostgresConnection(self.url)
+        self.tenants = tenants
+        for (index, id) in SampleEvents.tenantIDs(count: tenants, seed: seed).enumerated() {
+            try connection.query("INSERT INTO tenant (id, name, code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                 [id, "Tenant \(index)", "t-\(seed)-\(index)"])
+        }
+    }
+
+    var database: PostgresConfiguration { PostgresConfiguration(connectionString: ConnectionString(url)) }
+
+    func engine(shards: Int = 3, batchSize: Int = 500, unknownTenants: UnknownTenantPolicy = .deadLetter) -> IngestEngine {
+        IngestEngine(database: database, configuration: IngestConfiguration(
+            shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50), unknownTenants: unknownTenants))
+    }
+
+    func count(_ sql: String) throws -> Int {
+        Int(try connection.execute(sql).scalar ?? "") ?? -1
+    }
+
+    /// Every line is exactly once in audit_log or audit_dead_letter.
+    func accountedExactlyOnce(lines: Int, source: String) throws -> Bool {
+        let stored = try count("SELECT count(*) FROM audit_log")
+        let dead = try count("SELECT count(*) FROM audit_dead_letter WHERE source = \(PostgresConnection.quoteLiteral(source))")
+        let duplicates = try count("SELECT count(*) FROM audit_dead_letter WHERE sqlstate = '23505'")
+        return stored + dead == lines && duplicates == 0
+    }
+}
+
+/// Writes sample events to a temporary NDJSON file; returns its path and line count.
+func sampleFile(events: Int, tenants: Int = 6, months: Int = 3, invalidRatio: Double = 0, seed: UInt64 = 42,
+                extraLines: [String] = []) throws -> (path: String, lines: Int) {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("events-\(UUID()).ndjson").path
+    var text = ""
+    for event in SampleEvents(.init(count: events, tenants: tenants, months: months, invalidRatio: invalidRatio, seed: seed)) {
+        text += SampleEvents.ndjson(event) + "\n"
+    }
+    for line in extraLines { text += line + "\n" }
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    return (path, events + extraLines.count)
+}

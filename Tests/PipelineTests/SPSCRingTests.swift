@@ -1,0 +1,71 @@
+import Foundation
+@testable import Pipeline
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct SPSCRingTests {
+    @Test func fillsToCapacityAndDrainsInOrder() {
+        let ring = SPSCRing<Int>(capacity: 8)
+        for value in 0..<8 { #expect(ring.tryPush(value)) }
+        #expect(!ring.tryPush(8), "a full ring refuses the push")
+        #expect(ring.count == 8)
+        for value in 0..<8 { #expect(ring.tryPop() == value) }
+        #expect(ring.tryPop() == nil)
+    }
+
+    @Test func wrapsAroundManyTimes() {
+        let ring = SPSCRing<String>(capacity: 4)
+        for round in 0..<1000 {
+            #expect(ring.tryPush("a\(round)"))
+            #expect(ring.tryPush("b\(round)"))
+            #expect(ring.tryPop() == "a\(round)")
+            #expect(ring.tryPop() == "b\(round)")
+        }
+    }
+
+    @Test func releasesElementsLeftInTheRing() {
+        final class Tracked { static let live = Counter(); init() { Self.live.add(1) }; deinit { Self.live.add(-1) } }
+        do {
+            let ring = SPSCRing<Tracked>(capacity: 4)
+            _ = ring.tryPush(Tracked())
+            _ = ring.tryPush(Tracked())
+            _ = ring.tryPop()
+        }
+        #expect(Tracked.live.value == 0)
+    }
+
+    /// N producer/consumer pairs, M values each, at once: every consumer sees its producer's
+    /// values exactly once and in order.
+    @Test func stressManyPairsInParallel() {
+        let pairs = 4
+        let values = 300_000
+        let failures = Counter()
+        let totals = Counter()
+        DispatchQueue.concurrentPerform(iterations: pairs * 2) { index in
+            let ring = Self.rings[index / 2]
+            if index % 2 == 0 {
+                for value in 0..<values { while !ring.tryPush(value) {} }
+            } else {
+                var expected = 0
+                var sum = 0
+                while expected < values {
+                    guard let value = ring.tryPop() else { continue }
+                    if value != expected { failures.add(1) }
+                    sum += value
+                    expected += 1
+                }
+                totals.add(sum)
+            }
+        }
+        #expect(failures.value == 0)
+        #expect(totals.value == pairs * (values * (values - 1) / 2))
+    }
+
+    static let rings = (0..<4).map { _ in SPSCRing<Int>(capacity: 1024) }
+}
+
+final class Counter: @unchecked Sendable {  // guarded by lock
+    private let lock = NSLock()
+    private var total = 0
+    func add(_ amount: Int) { lock.lock(); total += amount; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return total }
+}
