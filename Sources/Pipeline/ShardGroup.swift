@@ -79,9 +79,15 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             }
             encoder.removeAll()
             event.appendCopyRow(to: &encoder)
-            var storage = encoder.bytes
-            let rowLength = storage.count
-            storage.append(contentsOf: message)
+            let rowLength = encoder.count
+            // One exact-size allocation holding the COPY row and then the raw message.
+            let storage = [UInt8](unsafeUninitializedCapacity: rowLength + message.count) { buffer, initialized in
+                encoder.bytes.withUnsafeBytes { row in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
+                }
+                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: message)
+                initialized = rowLength + message.count
+            }
             push(.row(EncodedRow(partition: partition, offset: offset, tenantID: event.tenantID, unixDay: event.unixDay,
                                  storage: storage, rowLength: rowLength)), to: shard)
         case .failure(let rejection):

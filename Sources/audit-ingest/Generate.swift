@@ -36,10 +36,11 @@ struct Generate: ParsableCommand {
         }
         let handle: FileHandle
         if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil) else {
-                throw ValidationError("cannot create \(output)")
-            }
-            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+            // Opened in place (not FileManager.createFile, which replaces the path by rename and
+            // would turn /dev/stdout or a named pipe into a regular file).
+            let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))") }
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             handle = FileHandle.standardOutput
         }
