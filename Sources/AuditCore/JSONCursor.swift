@@ -49,6 +49,12 @@ struct JSONCursor {
     mutating func readString() throws(Rejection) -> StringValue {
         index += 1  // opening quote
         let start = index
+        // Eight bytes at a time while none is a quote, a backslash or a control character.
+        while index + 8 <= count {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            if hasQuoteBackslashOrControl(word) { break }
+            index += 8
+        }
         while index < count {
             let byte = base[index]
             if byte == 0x22 {  // closing quote: no escapes, a view into the message
@@ -235,6 +241,21 @@ struct JSONCursor {
     }
 
     @inline(__always) private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+}
+
+private let ones: UInt64 = 0x0101_0101_0101_0101
+private let highBits: UInt64 = 0x8080_8080_8080_8080
+
+/// True when some byte of `word` is `"`, `\\` or below 0x20 (may also be true for a byte right
+/// after one of those; the byte loop then decides).
+@inline(__always)
+private func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
+    let quote = word ^ (ones &* 0x22)
+    let backslash = word ^ (ones &* 0x5C)
+    let zeroInQuote = (quote &- ones) & ~quote
+    let zeroInBackslash = (backslash &- ones) & ~backslash
+    let control = (word &- ones &* 0x20) & ~word
+    return (zeroInQuote | zeroInBackslash | control) & highBits != 0
 }
 
 /// Writes `scalar` as UTF-8 and returns the byte count.

@@ -82,7 +82,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             let rowLength = encoder.count
             // One exact-size allocation holding the COPY row and then the raw message.
             let storage = [UInt8](unsafeUninitializedCapacity: rowLength + message.count) { buffer, initialized in
-                encoder.bytes.withUnsafeBytes { row in
+                encoder.withUnsafeBytes { row in
                     UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
                 }
                 UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: message)

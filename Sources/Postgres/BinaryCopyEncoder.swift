@@ -4,10 +4,14 @@
 /// (-1 for NULL) and the value in the type's binary send format. Call `beginRow(fieldCount:)`
 /// and then one `append...` per field, in column order.
 ///
-/// The encoder only builds bytes; `BinaryCopyWriter` ships them in CopyData messages.
-public struct BinaryCopyEncoder: Sendable {
-    /// The encoded bytes so far.
-    public private(set) var bytes: [UInt8]
+/// The encoder only builds bytes; `BinaryCopyWriter` ships them in CopyData messages. It owns
+/// its buffer, so it cannot be copied (pass it `inout`).
+public struct BinaryCopyEncoder: ~Copyable {
+    /// The buffer: owned by this value, grown by reallocation, freed in `deinit`.
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Bytes encoded so far.
+    public private(set) var count: Int
 
     /// `PGCOPY\n\377\r\n\0`, then int32 flags 0 and int32 header-extension length 0.
     public static let header: [UInt8] = [0x50, 0x47, 0x43, 0x4F, 0x50, 0x59, 0x0A, 0xFF, 0x0D, 0x0A, 0x00,
@@ -19,19 +23,28 @@ public struct BinaryCopyEncoder: Sendable {
     public static let postgresEpochOffsetMicroseconds: Int64 = 946_684_800_000_000
 
     public init(reservingCapacity capacity: Int = 64 * 1024) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        self.capacity = Swift.max(capacity, 64)
+        storage = .allocate(byteCount: self.capacity, alignment: 16)
+        count = 0
     }
 
-    public var count: Int { bytes.count }
+    deinit { storage.deallocate() }
+
+    /// The encoded bytes, valid inside `body` only.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: storage, count: count))
+    }
+
+    /// A copy of the encoded bytes (for tests and diagnostics; the hot path uses `withUnsafeBytes`).
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Empties the buffer, keeping its capacity.
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
+        count = 0
     }
 
-    public mutating func appendHeader() { bytes.append(contentsOf: Self.header) }
-    public mutating func appendTrailer() { bytes.append(contentsOf: Self.trailer) }
+    public mutating func appendHeader() { Self.header.withUnsafeBytes { appendRaw($0) } }
+    public mutating func appendTrailer() { Self.trailer.withUnsafeBytes { appendRaw($0) } }
 
     public mutating func beginRow(fieldCount: Int) {
         appendBigEndian(Int16(truncatingIfNeeded: fieldCount))
@@ -44,7 +57,7 @@ public struct BinaryCopyEncoder: Sendable {
     /// `bool`: one byte.
     public mutating func appendBool(_ value: Bool) {
         appendBigEndian(Int32(1))
-        bytes.append(value ? 1 : 0)
+        appendBigEndian(UInt8(value ? 1 : 0))
     }
 
     /// `int4`.
@@ -69,7 +82,7 @@ public struct BinaryCopyEncoder: Sendable {
     public mutating func appendUUID(_ uuid: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                                              UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) {
         appendBigEndian(Int32(16))
-        withUnsafeBytes(of: uuid) { bytes.append(contentsOf: $0) }
+        Swift.withUnsafeBytes(of: uuid) { appendRaw($0) }
     }
 
     /// `timestamptz` (or `timestamp`): microseconds since the Unix epoch, converted to
@@ -90,12 +103,12 @@ public struct BinaryCopyEncoder: Sendable {
         switch address {
         case .v4(let octets):
             appendBigEndian(Int32(8))
-            bytes.append(contentsOf: [2, 32, 0, 4])
-            withUnsafeBytes(of: octets) { bytes.append(contentsOf: $0) }
+            appendBigEndian(UInt32(0x0220_0004))  // family 2 (IPv4), 32 bits, not cidr, 4 bytes
+            Swift.withUnsafeBytes(of: octets) { appendRaw($0) }
         case .v6(let octets):
             appendBigEndian(Int32(20))
-            bytes.append(contentsOf: [3, 128, 0, 16])
-            withUnsafeBytes(of: octets) { bytes.append(contentsOf: $0) }
+            appendBigEndian(UInt32(0x0380_0010))  // family 3 (IPv6), 128 bits, not cidr, 16 bytes
+            Swift.withUnsafeBytes(of: octets) { appendRaw($0) }
         }
     }
 
@@ -104,7 +117,7 @@ public struct BinaryCopyEncoder: Sendable {
     /// `text` / `varchar`: the UTF-8 bytes. The caller guarantees valid UTF-8 without NUL.
     public mutating func appendText(_ utf8: UnsafeRawBufferPointer) {
         appendBigEndian(Int32(utf8.count))
-        bytes.append(contentsOf: utf8)
+        appendRaw(utf8)
     }
 
     public mutating func appendText(_ string: String) {
@@ -115,7 +128,7 @@ public struct BinaryCopyEncoder: Sendable {
     /// `bytea`: the raw bytes.
     public mutating func appendBytes(_ raw: UnsafeRawBufferPointer) {
         appendBigEndian(Int32(raw.count))
-        bytes.append(contentsOf: raw)
+        appendRaw(raw)
     }
 
     public mutating func appendBytes(_ raw: [UInt8]) {
@@ -125,8 +138,8 @@ public struct BinaryCopyEncoder: Sendable {
     /// `jsonb`: version byte 1, then the JSON text (the server parses and validates it).
     public mutating func appendJSONB(_ json: UnsafeRawBufferPointer) {
         appendBigEndian(Int32(json.count + 1))
-        bytes.append(1)
-        bytes.append(contentsOf: json)
+        appendBigEndian(UInt8(1))
+        appendRaw(json)
     }
 
     public mutating func appendJSONB(_ json: String) {
@@ -136,11 +149,36 @@ public struct BinaryCopyEncoder: Sendable {
 
     /// Appends rows encoded earlier by another encoder (bytes after the header, without trailer).
     public mutating func appendEncodedRows(_ rows: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: rows)
+        appendRaw(rows)
     }
 
     @inline(__always)
     private mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        reserve(MemoryLayout<T>.size)
+        storage.storeBytes(of: value.bigEndian, toByteOffset: count, as: T.self)
+        count += MemoryLayout<T>.size
+    }
+
+    @inline(__always)
+    private mutating func appendRaw(_ raw: UnsafeRawBufferPointer) {
+        guard let source = raw.baseAddress, raw.count > 0 else { return }
+        reserve(raw.count)
+        (storage + count).copyMemory(from: source, byteCount: raw.count)
+        count += raw.count
+    }
+
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(toAtLeast: count + extra) }
+    }
+
+    @inline(never)
+    private mutating func grow(toAtLeast minimum: Int) {
+        let newCapacity = Swift.max(minimum, capacity * 2)
+        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        newStorage.copyMemory(from: storage, byteCount: count)
+        storage.deallocate()
+        storage = newStorage
+        capacity = newCapacity
     }
 }

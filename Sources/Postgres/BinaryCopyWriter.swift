@@ -41,7 +41,7 @@ public final class BinaryCopyWriter {
     public func send() throws {
         guard encoder.count > 0 else { return }
         let status = try connection.withHandle { handle in
-            encoder.bytes.withUnsafeBytes { raw in
+            encoder.withUnsafeBytes { raw in
                 PQputCopyData(handle, raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count))
             }
         }
