@@ -1,0 +1,49 @@
+import Foundation
+import Pipeline
+import TestSupport
+import Testing
+
+/// The `backfill` command as an operator sees it: exit status and messages.
+@Suite(.timeLimit(.minutes(3))) struct BackfillCommandTests {
+    let binary = Shell.executable(named: "audit-ingest")
+
+    @Test func completeRunExitsZeroAndPrintsTheSummary() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 500, invalidRatio: 0.05)
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, file.path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        for label in ["lines read          500", "stored", "dead-lettered", "partitions created", "events/s"] {
+            #expect(result.output.contains(label), "missing \(label)")
+        }
+    }
+
+    @Test func missingFileIsAClearError() throws {
+        let fixture = try PipelineFixture()
+        let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "/nonexistent/events.ndjson"])
+        #expect(result.exitCode != 0)
+        #expect(result.output.contains("cannot read /nonexistent/events.ndjson"))
+    }
+
+    @Test func unmigratedDatabaseSaysToMigrate() throws {
+        let url = try TestDatabase.create()
+        let file = try sampleFile(events: 10)
+        let result = try Shell.run(binary, ["backfill", "--database-url", url, file.path])
+        #expect(result.exitCode != 0)
+        #expect(result.output.contains("run audit-ingest migrate"))
+    }
+
+    @Test func unreachableDatabaseIsClearAndMasksThePassword() throws {
+        let file = try sampleFile(events: 10)
+        let result = try Shell.run(binary, ["backfill", "--database-url",
+                                            "postgresql://ingest:s3cret@127.0.0.1:1/audit?connect_timeout=2", file.path])
+        #expect(result.exitCode != 0)
+        #expect(result.output.contains("ingest:***@127.0.0.1:1"))
+        #expect(!result.output.contains("s3cret"))
+    }
+
+    @Test func invalidOptionsAreRefused() throws {
+        let result = try Shell.run(binary, ["backfill", "--unknown-tenants", "maybe", "x.ndjson"])
+        #expect(result.exitCode == 64)
+        #expect(result.output.contains("--unknown-tenants must be dead-letter or accept"))
+    }
+}
