@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
         .target(
             name: "Pipeline",
-            dependencies: ["AuditCore", "Postgres", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Migrations",
@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "AuditCore", "Postgres", "TestSupport"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
     ]

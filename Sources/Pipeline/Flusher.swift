@@ -56,6 +56,11 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 if let item = ring.tryPop() {
                     idleRounds = 0
                     if case .end = item { break }
+                    if case .flushNow(let done) = item {
+                        defer { done.signal() }
+                        try flush()
+                        continue
+                    }
                     accept(item)
                     if rows.count + deadLetters.count >= configuration.batchSize { try flush() }
                     continue
@@ -91,7 +96,10 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 pendingOffsets[partition] = nextOffset
                 if oldestPending == nil { oldestPending = .now }
             }
-        case .end:
+        case .resetPartition(let partition, let committed):
+            pendingOffsets[partition] = committed
+            committedOffsets[partition] = committed
+        case .flushNow, .end:
             break
         }
     }

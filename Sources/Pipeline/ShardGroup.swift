@@ -20,7 +20,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private let tenants: TenantDirectory
     private let stopRequested = StopSignal()
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
-    private let offsets: OffsetStore.Offsets
+    /// What each shard had committed when its partitions were assigned: positions below are skipped.
+    private var offsets: OffsetStore.Offsets
     private let logger: Logger
 
     /// - Parameter offsets: what earlier runs committed for `source` (positions below a shard's
@@ -113,6 +114,34 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// so shards that saw none of them still advance their stored offset.
     public func watermark(partition: Int32, nextOffset: Int64) {
         for shard in 0..<flushers.count { push(.watermark(partition: partition, nextOffset: nextOffset), to: shard) }
+    }
+
+    /// Takes over `partitions` at the offsets stored in PostgreSQL (after a rebalance another
+    /// process may have advanced them). Call before submitting any of their messages.
+    public func resetPartitions(_ partitions: [Int32], to stored: OffsetStore.Offsets) {
+        for partition in partitions {
+            var shards: [Int: Int64] = [:]
+            for shard in 0..<flushers.count {
+                let committed = stored.committed(partition: partition, shard: shard)
+                shards[shard] = committed
+                push(.resetPartition(partition: partition, committed: committed), to: shard)
+            }
+            offsets.byPartition[partition] = shards
+        }
+    }
+
+    /// Flushes what every shard holds and waits for it to commit (or for a stop). Returns false
+    /// when a flusher failed meanwhile.
+    @discardableResult
+    public func drain() -> Bool {
+        let done = flushers.map { _ in DispatchSemaphore(value: 0) }
+        for (shard, semaphore) in done.enumerated() { push(.flushNow(semaphore), to: shard) }
+        for semaphore in done {
+            while semaphore.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+                if isStopping { return false }
+            }
+        }
+        return !isStopping
     }
 
     /// Flushes everything and waits for the flushers. Throws the first flusher failure.

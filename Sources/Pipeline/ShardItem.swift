@@ -1,4 +1,5 @@
 import AuditCore
+import Dispatch
 
 /// What the decoding thread hands a flusher shard through its ring.
 enum ShardItem {
@@ -8,6 +9,10 @@ enum ShardItem {
     case deadLetter(DeadLetter)
     /// Every position below `nextOffset` of `partition` that belongs to this shard has been sent.
     case watermark(partition: Int32, nextOffset: Int64)
+    /// The partition was (re)assigned: what this shard has committed of it, from ingest_offsets.
+    case resetPartition(partition: Int32, committed: Int64)
+    /// Flush what is pending now, then signal (a rebalance takes partitions away).
+    case flushNow(DispatchSemaphore)
     /// The source has no more messages: flush everything and stop.
     case end
 }

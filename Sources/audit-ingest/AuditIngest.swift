@@ -9,6 +9,6 @@ struct AuditIngest: ParsableCommand {
             Connection settings come from flags or the environment: DATABASE_URL (a libpq URI or \
             keyword/value string). Passwords are masked in every message.
             """,
-        subcommands: [Migrate.self, Backfill.self, Generate.self]
+        subcommands: [Migrate.self, Backfill.self, Consume.self, KafkaCommand.self, Generate.self]
     )
 }

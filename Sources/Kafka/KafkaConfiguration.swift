@@ -1,0 +1,59 @@
+import CRdKafka
+
+/// librdkafka properties (CONFIGURATION.md), e.g. `bootstrap.servers`, `security.protocol`,
+/// `sasl.password`. Values whose names mention a password, secret or key are masked in
+/// `description` and logs.
+public struct KafkaConfiguration: Sendable, CustomStringConvertible {
+    public var properties: [String: String]
+
+    public init(_ properties: [String: String] = [:]) {
+        self.properties = properties
+    }
+
+    public subscript(name: String) -> String? {
+        get { properties[name] }
+        set { properties[name] = newValue }
+    }
+
+    /// Parses `key=value` pairs (the `-X` flag). Throws for an entry without `=`.
+    public mutating func apply(_ assignments: [String]) throws {
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
+                throw KafkaError(configuration: "expected key=value, got \(Self.maskedAssignment(assignment))")
+            }
+            properties[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+        }
+    }
+
+    /// True for property names whose values must never be shown.
+    public static func isSecret(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        return ["password", "secret", "key.pem", "private.key", "sasl.oauthbearer.config", "sasl.jaas"]
+            .contains { lowered.contains($0) }
+    }
+
+    public var description: String {
+        properties.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\(Self.isSecret($0.key) ? "***" : $0.value)" }
+            .joined(separator: " ")
+    }
+
+    static func maskedAssignment(_ assignment: String) -> String {
+        guard let equals = assignment.firstIndex(of: "=") else { return assignment }
+        return isSecret(String(assignment[..<equals])) ? String(assignment[...equals]) + "***" : assignment
+    }
+
+    /// Builds an `rd_kafka_conf_t` (owned by the caller until `rd_kafka_new` takes it).
+    func makeConf() throws -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var errorText = [CChar](repeating: 0, count: 512)
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+            guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK else {
+                rd_kafka_conf_destroy(conf)
+                let shown = Self.isSecret(name) ? "***" : value
+                throw KafkaError(configuration: "\(name)=\(shown): \(string(fromCBuffer: errorText))")
+            }
+        }
+        return conf
+    }
+}

@@ -1,0 +1,204 @@
+import CRdKafka
+import Foundation
+
+/// What a consumer tells its owner about the group protocol. Called on the polling thread, from
+/// inside `poll`, while no message is being handed out.
+public protocol KafkaRebalanceHandler: AnyObject {
+    /// Partitions were assigned to this consumer: return where to start each one
+    /// (nil = the earliest offset the broker has). An audit pipeline never skips events.
+    func partitionsAssigned(_ partitions: [Int32]) -> [Int32: Int64]
+    /// Partitions are being taken away: finish (or abandon safely) in-flight work for them before
+    /// returning; another consumer may start on them right after.
+    func partitionsRevoked(_ partitions: [Int32])
+}
+
+/// One consumed message; valid only inside the `poll` callback.
+public struct KafkaMessage {
+    public let partition: Int32
+    public let offset: Int64
+    /// nil for a null value (a tombstone).
+    public let value: UnsafeRawBufferPointer?
+    public let key: UnsafeRawBufferPointer?
+}
+
+/// A high-level (group) consumer of one topic with offsets managed by its owner: auto-commit is
+/// off, positions come from `KafkaRebalanceHandler.partitionsAssigned`, and `commit` exists only
+/// for lag monitoring.
+///
+/// Single-threaded: one thread calls `poll` (which blocks up to its timeout in
+/// `rd_kafka_consume_batch_queue`) and everything else. `handle` and `queue` are owned here and
+/// destroyed in `close()` / `deinit`; `context` is passed to librdkafka unretained and outlives
+/// `handle`.
+public final class KafkaConsumer {
+    public let topic: String
+    public let group: String
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let context: RebalanceContext
+    private var isClosed = false
+    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
+
+    /// - Parameter configuration: librdkafka properties; `bootstrap.servers` is required.
+    public init(configuration: KafkaConfiguration, group: String, topic: String, handler: KafkaRebalanceHandler,
+                batchSize: Int = 10_000) throws {
+        self.topic = topic
+        self.group = group
+        var configuration = configuration
+        configuration["group.id"] = group
+        configuration["enable.auto.commit"] = "false"
+        configuration["enable.auto.offset.store"] = "false"
+        if configuration["auto.offset.reset"] == nil { configuration["auto.offset.reset"] = "earliest" }
+        if configuration["enable.partition.eof"] == nil { configuration["enable.partition.eof"] = "false" }
+        let conf = try configuration.makeConf()
+        context = RebalanceContext(handler: handler, topic: topic)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        var errorText = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(configuration: string(fromCBuffer: errorText))
+        }
+        self.handle = handle
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: batchSize)
+
+        let subscription = rd_kafka_topic_partition_list_new(1)
+        rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA)
+        defer { rd_kafka_topic_partition_list_destroy(subscription) }
+        let error = rd_kafka_subscribe(handle, subscription)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            rd_kafka_queue_destroy(queue)
+            rd_kafka_destroy(handle)
+            throw KafkaError(code: error, topic: topic)
+        }
+    }
+
+    deinit {
+        close()
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+    }
+
+    /// Waits up to `timeoutMilliseconds` for messages and hands each to `body`, in order per
+    /// partition. Rebalance callbacks run inside this call. Returns the number of messages.
+    /// Throws for a fatal client error; transient ones are logged by librdkafka and retried.
+    @discardableResult
+    public func poll(timeoutMilliseconds: Int32, _ body: (KafkaMessage) -> Void) throws -> Int {
+        let count = messages.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, buffer.baseAddress, buffer.count)
+        }
+        guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error(), topic: topic) }
+        var delivered = 0
+        for index in 0..<count {
+            guard let message = messages[index] else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            let fields = message.pointee
+            if fields.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if fields.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                var fatalText = [CChar](repeating: 0, count: 512)
+                if rd_kafka_fatal_error(handle, &fatalText, fatalText.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw KafkaError(code: fields.err, message: string(fromCBuffer: fatalText), isFatal: true, topic: topic)
+                }
+                continue  // consumer errors (broker down, ...) are informational: librdkafka retries
+            }
+            body(KafkaMessage(
+                partition: fields.partition, offset: fields.offset,
+                value: fields.payload.map { UnsafeRawBufferPointer(start: $0, count: fields.len) },
+                key: fields.key.map { UnsafeRawBufferPointer(start: $0, count: fields.key_len) }))
+            delivered += 1
+        }
+        if let failure = context.fatalError { throw failure }
+        return delivered
+    }
+
+    /// Commits `offsets` (partition -> next offset) to the group, asynchronously: for lag tools
+    /// only; the truth is in PostgreSQL.
+    public func commit(_ offsets: [Int32: Int64]) {
+        guard !offsets.isEmpty, !isClosed else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        }
+        rd_kafka_commit(handle, list, 1)
+    }
+
+    /// Per assigned partition: the high watermark minus the next offset this consumer will read
+    /// (from the last fetch; nil entries when not known yet).
+    public func lag() -> [Int32: Int64] {
+        var lags: [Int32: Int64] = [:]
+        for partition in assignment {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            let list = rd_kafka_topic_partition_list_new(1)!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            rd_kafka_topic_partition_list_add(list, topic, partition)
+            rd_kafka_position(handle, list)
+            let position = list.pointee.elems[0].offset
+            lags[partition] = position >= 0 ? max(0, high - position) : high - low
+        }
+        return lags
+    }
+
+    /// The partitions currently assigned.
+    public var assignment: [Int32] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }.sorted()
+    }
+
+    /// Leaves the group (the revocation callback runs first). Idempotent.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        rd_kafka_consumer_close(handle)
+    }
+}
+
+/// Handed to librdkafka as the client's opaque pointer; lives as long as the consumer.
+final class RebalanceContext {
+    weak var handler: KafkaRebalanceHandler?
+    let topic: String
+    var fatalError: KafkaError?
+
+    init(handler: KafkaRebalanceHandler, topic: String) {
+        self.handler = handler
+        self.topic = topic
+    }
+}
+
+/// librdkafka calls this on the polling thread, inside `rd_kafka_consume_batch_queue`.
+private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
+                               _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                               _ opaque: UnsafeMutableRawPointer?) {
+    guard let handle, let list, let opaque else { return }
+    let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    let partitions = (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
+    switch error {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        let offsets = context.handler?.partitionsAssigned(partitions) ?? [:]
+        for index in 0..<Int(list.pointee.cnt) {
+            list.pointee.elems[index].offset = offsets[list.pointee.elems[index].partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
+        }
+        if cooperative {
+            if let failure = rd_kafka_incremental_assign(handle, list) { rd_kafka_error_destroy(failure) }
+        } else {
+            rd_kafka_assign(handle, list)
+        }
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        context.handler?.partitionsRevoked(partitions)
+        if cooperative {
+            if let failure = rd_kafka_incremental_unassign(handle, list) { rd_kafka_error_destroy(failure) }
+        } else {
+            rd_kafka_assign(handle, nil)
+        }
+    default:
+        context.fatalError = KafkaError(code: error, topic: context.topic)
+        rd_kafka_assign(handle, nil)
+    }
+}

@@ -1,0 +1,77 @@
+import CRdKafka
+import Synchronization
+
+/// A producer, for the demo, the benchmark and tests. Messages are copied by librdkafka.
+///
+/// Thread-safe as librdkafka's producer is. `@unchecked Sendable`: `handle` and the topic
+/// handles are owned by this object and freed in `deinit` after a flush.
+public final class KafkaProducer: @unchecked Sendable {
+    private let handle: OpaquePointer
+    /// One `rd_kafka_topic_t` per topic name, created on first use.
+    private let topics = Mutex<[String: OpaquePointer]>([:])
+
+    public init(configuration: KafkaConfiguration) throws {
+        var configuration = configuration
+        if configuration["linger.ms"] == nil { configuration["linger.ms"] = "5" }
+        let conf = try configuration.makeConf()
+        var errorText = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(configuration: string(fromCBuffer: errorText))
+        }
+        self.handle = handle
+    }
+
+    deinit {
+        rd_kafka_flush(handle, 10_000)
+        topics.withLock { $0.values.forEach { rd_kafka_topic_destroy($0) } }
+        rd_kafka_destroy(handle)
+    }
+
+    private func topicHandle(_ name: String) throws -> OpaquePointer {
+        try topics.withLock { topics in
+            if let existing = topics[name] { return existing }
+            guard let created = rd_kafka_topic_new(handle, name, nil) else {
+                throw KafkaError(code: rd_kafka_last_error(), topic: name)
+            }
+            topics[name] = created
+            return created
+        }
+    }
+
+    /// Queues a message. `value` nil produces a null value (a tombstone). `partition` nil lets
+    /// the partitioner choose (by key when there is one). Waits while the local queue is full.
+    public func send(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?) throws {
+        let topicHandle = try topicHandle(topic)
+        while true {
+            let status: Int32 = withOptionalBytes(key) { keyPointer, keyCount in
+                withOptionalBytes(value) { valuePointer, valueCount in
+                    rd_kafka_produce(topicHandle, partition ?? RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                     valuePointer, valueCount, keyPointer, keyCount, nil)
+                }
+            }
+            if status == 0 { return }
+            let error = rd_kafka_last_error()
+            if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_poll(handle, 50)
+                continue
+            }
+            throw KafkaError(code: error, topic: topic, partition: partition)
+        }
+    }
+
+    /// Waits until every queued message is delivered (or `timeoutMilliseconds` passes).
+    public func flush(timeoutMilliseconds: Int32 = 30_000) throws {
+        let error = rd_kafka_flush(handle, timeoutMilliseconds)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error) }
+    }
+
+    /// Serves delivery reports and other callbacks.
+    public func poll() { rd_kafka_poll(handle, 0) }
+}
+
+private func withOptionalBytes<T>(_ bytes: [UInt8]?, _ body: (UnsafeMutableRawPointer?, Int) -> T) -> T {
+    guard let bytes else { return body(nil, 0) }
+    var copy = bytes
+    return copy.withUnsafeMutableBytes { body($0.baseAddress, $0.count) }
+}

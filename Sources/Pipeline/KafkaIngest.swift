@@ -1,0 +1,198 @@
+import AuditCore
+import Foundation
+import Kafka
+import Logging
+import Postgres
+
+/// What a `consume` run did.
+public struct ConsumeSummary: Sendable {
+    public var source: String
+    public var consumed: Int
+    public var stored: Int
+    public var deadLettered: [String: Int]
+    public var alreadyCommitted: Int
+    public var partitionsCreated: Int
+    public var seconds: Double
+
+    public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
+    public var eventsPerSecond: Double { seconds > 0 ? Double(stored + deadLetteredTotal) / seconds : 0 }
+}
+
+/// Kafka as a source of the engine: a group consumer whose positions live in PostgreSQL
+/// (`kafka:<group>:<topic>` in ingest_offsets), feeding the same rings and flushers as a file.
+///
+/// Exactly once across crashes and rebalances: on assignment each partition resumes at the
+/// minimum over shards of what they stored, and each shard skips what it already has; on
+/// revocation everything in flight is flushed before the partitions are released.
+///
+/// Runs on the calling thread (`run`), which is also where librdkafka calls back.
+public final class KafkaIngest: KafkaRebalanceHandler {
+    public let topic: String
+    public let group: String
+    public let source: String
+    private let kafka: KafkaConfiguration
+    private let engine: IngestEngine
+    private let logger: Logger
+    private let store: OffsetStore
+    private var control: PostgresConnection?
+    private var shards: ShardGroup?
+    private var fatal: Error?
+    private let stop: StopSignal
+    /// When partitions were last assigned (idleness counts from there).
+    private var lastAssignment: ContinuousClock.Instant?
+
+    public init(database: PostgresConfiguration, configuration: IngestConfiguration, kafka: KafkaConfiguration,
+                topic: String, group: String, stop: StopSignal, logger: Logger = Logger(label: "audit-ingest.consume")) {
+        self.topic = topic
+        self.group = group
+        self.kafka = kafka
+        self.stop = stop
+        self.logger = logger
+        source = "kafka:\(group):\(topic)"
+        store = OffsetStore(source: source)
+        engine = IngestEngine(database: database, configuration: configuration, logger: logger)
+    }
+
+    /// Consumes until `stop` is raised (SIGTERM), or — with `exitWhenIdle` — until nothing has
+    /// arrived for that long and every assigned partition is caught up. Then flushes what it
+    /// holds, commits, leaves the group and returns.
+    public func run(exitWhenIdle: Duration? = nil, reportEvery: Duration = .seconds(10)) throws -> ConsumeSummary {
+        let started = ContinuousClock.now
+        control = try engine.prepare()
+        defer { control?.close() }
+        let statistics = IngestStatistics()
+        let createdBefore = engine.partitions.created
+        let shards = ShardGroup(source: source, configuration: engine.configuration, database: engine.database,
+                                partitions: engine.partitions, tenants: engine.tenants,
+                                offsets: OffsetStore.Offsets(byPartition: [:]), statistics: statistics, logger: logger)
+        self.shards = shards
+        shards.start()
+        let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, handler: self,
+                                         batchSize: min(engine.configuration.batchSize, 10_000))
+        logger.info("consuming", metadata: ["topic": "\(topic)", "group": "\(group)", "kafka": "\(kafka)"])
+
+        var consumed = 0
+        var lastMessage = ContinuousClock.now
+        var lastReport = ContinuousClock.now
+        var lastReportCount = 0
+        var failure: Error?
+        do {
+            while !stop.isRaised && !shards.isStopping && fatal == nil {
+                var nextOffsets: [Int32: Int64] = [:]
+                let count = try consumer.poll(timeoutMilliseconds: 100) { message in
+                    if let value = message.value {
+                        shards.submit(partition: message.partition, offset: message.offset, message: value)
+                    } else {
+                        shards.reject(partition: message.partition, offset: message.offset,
+                                      rawPrefix: UnsafeRawBufferPointer(start: nil, count: 0),
+                                      rejection: Rejection(.emptyMessage, "null value (tombstone)"))
+                    }
+                    nextOffsets[message.partition] = message.offset + 1
+                }
+                for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
+                consumed += count
+                if count > 0 { lastMessage = .now }
+                if lastReport.duration(to: .now) >= reportEvery {
+                    let seconds = lastReport.duration(to: .now).secondsDouble
+                    report(consumer, statistics, rate: Double(consumed - lastReportCount) / seconds)
+                    commitStoredOffsets(to: consumer)
+                    lastReport = .now
+                    lastReportCount = consumed
+                    if let control { try? engine.tenants.refreshIfStale(on: control) }
+                }
+                if let assigned = lastAssignment, assigned > lastMessage { lastMessage = assigned }
+                if let exitWhenIdle, lastMessage.duration(to: .now) >= exitWhenIdle, isCaughtUp(consumer) {
+                    logger.info("caught up and idle: stopping")
+                    break
+                }
+            }
+        } catch {
+            failure = error
+        }
+        // Drain: flush what is held, record positions in Kafka for lag tools, leave the group.
+        if failure == nil && fatal == nil { shards.drain() }
+        commitStoredOffsets(to: consumer)
+        consumer.close()
+        try shards.finish()
+        if let failure { throw failure }
+        if let fatal { throw fatal }
+        let snapshot = statistics.snapshot
+        return ConsumeSummary(source: source, consumed: consumed, stored: snapshot.stored,
+                              deadLettered: snapshot.deadLettered, alreadyCommitted: snapshot.alreadyCommitted,
+                              partitionsCreated: engine.partitions.created - createdBefore,
+                              seconds: started.duration(to: .now).secondsDouble)
+    }
+
+    // MARK: KafkaRebalanceHandler
+
+    public func partitionsAssigned(_ partitions: [Int32]) -> [Int32: Int64] {
+        guard let shards else { return [:] }
+        logger.info("partitions assigned", metadata: ["partitions": "\(partitions)"])
+        defer { lastAssignment = .now }
+        var attempt = 0
+        while !stop.isRaised {
+            do {
+                let stored = try storedOffsets()
+                let relevant = OffsetStore.Offsets(byPartition: stored.byPartition.filter { partitions.contains($0.key) })
+                try store.checkShardCount(engine.configuration.shards, against: relevant)
+                shards.resetPartitions(partitions, to: relevant)
+                var start: [Int32: Int64] = [:]
+                for partition in partitions where relevant.byPartition[partition] != nil {
+                    start[partition] = relevant.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+                }
+                return start  // partitions never stored start at the earliest offset
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                control?.close()
+                control = nil
+                logger.warning("cannot read offsets, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                usleep(UInt32(min(100 * (1 << min(attempt, 6)), 5000)) * 1000)
+            } catch {
+                fatal = error
+                shards.stop()
+                return [:]
+            }
+        }
+        return [:]
+    }
+
+    public func partitionsRevoked(_ partitions: [Int32]) {
+        logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
+        shards?.drain()
+    }
+
+    // MARK: Private
+
+    /// True when partitions are assigned and the lag of every one is known and zero.
+    private func isCaughtUp(_ consumer: KafkaConsumer) -> Bool {
+        let assignment = consumer.assignment
+        let lag = consumer.lag()
+        return !assignment.isEmpty && assignment.allSatisfy { lag[$0] == 0 }
+    }
+
+    private func storedOffsets() throws -> OffsetStore.Offsets {
+        if control == nil || control?.isOpen == false { control = try PostgresConnection(configuration: engine.database) }
+        return try store.load(on: control!)
+    }
+
+    /// Commits to Kafka what PostgreSQL holds (minimum over shards), for lag monitoring only.
+    private func commitStoredOffsets(to consumer: KafkaConsumer) {
+        guard let stored = try? storedOffsets() else { return }
+        var offsets: [Int32: Int64] = [:]
+        for partition in consumer.assignment where stored.byPartition[partition] != nil {
+            offsets[partition] = stored.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+        }
+        consumer.commit(offsets)
+    }
+
+    private func report(_ consumer: KafkaConsumer, _ statistics: IngestStatistics, rate: Double) {
+        let snapshot = statistics.snapshot
+        let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+        let flushLatency = snapshot.flushes > 0 ? snapshot.flushSeconds / Double(snapshot.flushes) * 1000 : 0
+        logger.info("progress", metadata: [
+            "events_per_second": "\(Int(rate))", "stored": "\(snapshot.stored)",
+            "dead_lettered": "\(snapshot.deadLetteredTotal)", "lag": "\(lag)",
+            "flush_ms_avg": "\(Int(flushLatency))", "ring_occupancy": "\(shards?.ringOccupancy ?? [])",
+        ])
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Pipeline
+
+struct Consume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Consume audit events from a Kafka topic into PostgreSQL, exactly once.",
+        discussion: """
+            Joins consumer group --group on --topic and stores every message in audit_log or, when \
+            it is not a valid event (null values and tombstones included), in audit_dead_letter. \
+            Positions are stored in PostgreSQL (ingest_offsets, source kafka:GROUP:TOPIC) in the \
+            same transaction as the rows: after a crash or a rebalance every message lands exactly \
+            once. A new group starts at the earliest offset. Run more processes with the same \
+            group to share the partitions. Offsets are also committed to Kafka, for lag tools only.
+
+            SIGTERM or SIGINT: stop fetching, flush and commit what is held, leave the group, exit 0.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Bootstrap brokers, host:port,... Default: $KAFKA_BROKERS.", valueName: "list"))
+    var brokers: String?
+
+    @Option(help: "Topic to consume.")
+    var topic: String
+
+    @Option(help: "Consumer group.")
+    var group: String = "audit-ingest"
+
+    @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property, key=value (repeatable): SASL, TLS, ...", valueName: "key=value"))
+    var properties: [String] = []
+
+    @Option(help: ArgumentHelp("Stop once nothing has arrived for this many seconds and every partition is caught up.",
+                               valueName: "seconds"))
+    var exitWhenIdle: Double?
+
+    @Option(help: ArgumentHelp("Seconds between progress log lines (lag, events/s, flush latency, rings).", valueName: "seconds"))
+    var reportInterval: Double = 10
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var engine: EngineOptions
+
+    func run() throws {
+        var kafka = KafkaConfiguration()
+        guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
+            throw ValidationError("no brokers given: pass --brokers or set KAFKA_BROKERS")
+        }
+        kafka["bootstrap.servers"] = brokers
+        do { try kafka.apply(properties) } catch { throw ValidationError("\(error)") }
+
+        let stop = StopSignal()
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { stop.raise() }
+        defer { signals.cancel() }
+        let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
+                                 kafka: kafka, topic: topic, group: group, stop: stop)
+        let summary = try ingest.run(exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
+                                     reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000)))
+        print(summary.report)
+    }
+}
+
+extension ConsumeSummary {
+    var report: String {
+        var lines = [
+            "\(source):",
+            "  messages consumed   \(consumed)",
+            "  already committed   \(alreadyCommitted)",
+            "  stored              \(stored)",
+            "  dead-lettered       \(deadLetteredTotal)",
+        ]
+        for (reason, count) in deadLettered.sorted(by: { $0.value > $1.value }) {
+            lines.append("    \(String(count).padding(toLength: 8, withPad: " ", startingAt: 0))\(reason)")
+        }
+        lines.append("  partitions created  \(partitionsCreated)")
+        lines.append(String(format: "  seconds             %.2f", seconds))
+        lines.append(String(format: "  events/s            %.0f", eventsPerSecond))
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Runs `handler` when one of `signals` arrives (instead of the default action).
+final class SignalWatcher {
+    private let sources: [DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable () -> Void) {
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Kafka
+import Pipeline
+import Postgres
+import TestSupport
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ConsumeTests {
+    @Test func eventsProducedByKcatAreStoredExactly() throws {
+        let fixture = try KafkaFixture(partitions: 3)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kcat-\(UUID()).ndjson").path
+        var text = ""
+        for event in SampleEvents(.init(count: 3000, tenants: 6)) { text += SampleEvents.ndjson(event) + "\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        let kcat = try Shell.run("/usr/bin/kcat", ["-P", "-b", fixture.cluster.bootstrapServers, "-t", fixture.topic, "-l", file])
+        #expect(kcat.exitCode == 0, "\(kcat.output)")
+
+        let consumer = try fixture.startConsumer().wait()
+        #expect(consumer.exitCode == 0, "\(consumer.output)")
+        #expect(consumer.output.contains("stored              3000"))
+        #expect(try fixture.database.count("SELECT count(*) FROM audit_log") == 3000)
+        #expect(try fixture.database.exactlyOnce(produced: 3000))
+        // The stored positions reach each partition's end.
+        let offsets = try fixture.database.connection.execute(#"SELECT "partition", shard, next_offset FROM ingest_offsets ORDER BY 1, 2"#).rows
+        #expect(try fixture.database.count("SELECT (sum(next_offset) / 2)::bigint FROM ingest_offsets") == 3000, "\(offsets)")
+    }
+
+    @Test func badMessagesNullValuesAndTombstonesAreDeadLetteredWithoutBlocking() throws {
+        let fixture = try KafkaFixture(partitions: 2)
+        try fixture.produce(events: 2000, invalidRatio: 0.05,
+                            extra: [nil, nil, Array("not json".utf8), [], Array("[1]".utf8), [0xFF, 0xFE]])
+        let consumer = try fixture.startConsumer().wait()
+        #expect(consumer.exitCode == 0, "\(consumer.output)")
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+        #expect(try fixture.database.count("SELECT count(*) FROM audit_dead_letter WHERE detail = 'null value (tombstone)'") == 2)
+        #expect(try fixture.database.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'invalid UTF-8'") == 1)
+        #expect(try fixture.database.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'not an object'") == 1)
+        #expect(try fixture.database.count("SELECT count(*) FROM audit_dead_letter") > 80)
+    }
+
+    @Test func sigtermDrainsAndCommits() throws {
+        let fixture = try KafkaFixture(partitions: 2)
+        try fixture.produce(events: 4000)
+        let consumer = try fixture.startConsumer(exitWhenIdle: nil)
+        #expect(try fixture.waitForStored(atLeast: 4000))
+        consumer.signal(SIGTERM)
+        let result = consumer.wait()
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(result.output.contains("stored              4000"))
+        #expect(try fixture.database.exactlyOnce(produced: 4000))
+    }
+
+    @Test func killedConsumerRestartedAtRandomPointsStoresEverythingExactlyOnce() throws {
+        let fixture = try KafkaFixture(partitions: 8)  // ≤ 2.5 MB per partition: the mock keeps about 5 MB
+        try fixture.produce(events: 40_000, invalidRatio: 0.01)
+        var kills = 0
+        for _ in 0..<3 {
+            let before = try fixture.database.accounted()
+            let consumer = try fixture.startConsumer()
+            let deadline = Date().addingTimeInterval(60)
+            while try fixture.database.accounted() == before, Date() < deadline { usleep(20_000) }
+            usleep(UInt32.random(in: 0...400_000))
+            consumer.signal(SIGKILL)
+            if consumer.wait().exitCode == 128 + SIGKILL { kills += 1 }
+            if try fixture.database.accounted() >= fixture.produced { break }
+        }
+        #expect(kills >= 1)
+        let final = try fixture.startConsumer().wait()
+        #expect(final.exitCode == 0, "\(final.output)")
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+    }
+
+    @Test func consumersJoiningAndLeavingTheGroupLoseAndDuplicateNothing() throws {
+        let fixture = try KafkaFixture(partitions: 4)
+        try fixture.produce(events: 10_000)
+        let first = try fixture.startConsumer(exitWhenIdle: nil)
+        let second = try fixture.startConsumer(exitWhenIdle: nil)
+        #expect(try fixture.waitForStored(atLeast: 2000))
+        // More arrives while the group changes: one member leaves, another joins.
+        try fixture.produce(events: 10_000, seed: 7)
+        first.signal(SIGTERM)
+        #expect(first.wait().exitCode == 0)
+        let third = try fixture.startConsumer(exitWhenIdle: nil)
+        try fixture.produce(events: 10_000, seed: 9)
+        #expect(try fixture.waitForStored(atLeast: fixture.produced, timeout: 120))
+        second.signal(SIGTERM)
+        third.signal(SIGTERM)
+        #expect(second.wait().exitCode == 0)
+        #expect(third.wait().exitCode == 0)
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+    }
+
+    @Test func brokerDownAndUpMidStream() throws {
+        let fixture = try KafkaFixture(partitions: 4)
+        try fixture.produce(events: 20_000)
+        let consumer = try fixture.startConsumer(exitWhenIdle: nil)
+        #expect(try fixture.waitForStored(atLeast: 1000))
+        try fixture.cluster.setBroker(1, up: false)
+        sleep(3)
+        try fixture.cluster.setBroker(1, up: true)
+        #expect(try fixture.waitForStored(atLeast: fixture.produced, timeout: 120))
+        consumer.signal(SIGTERM)
+        #expect(consumer.wait().exitCode == 0)
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+    }
+
+    @Test func postgresRestartMidStreamLosesNothing() throws {
+        let postgres = try PrivateCluster()
+        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
+                                    ["migrate", "--database-url", postgres.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
+        #expect(migrate.exitCode == 0, "\(migrate.output)")
+        let fixture = try KafkaFixture(partitions: 8, databaseURL: postgres.url)
+        try fixture.produce(events: 30_000)
+        let consumer = try fixture.startConsumer(exitWhenIdle: nil)
+        #expect(try fixture.waitForStored(atLeast: 3000))
+        try postgres.restart()
+        try fixture.produce(events: 10_000, seed: 13)  // work that can only be stored after the restart
+        let check = try PipelineDatabase(url: postgres.url)
+        let deadline = Date().addingTimeInterval(120)
+        while (try? check.accounted()) ?? 0 < fixture.produced, Date() < deadline { usleep(100_000) }
+        consumer.signal(SIGTERM)
+        let result = consumer.wait()
+        #expect(result.exitCode == 0, "\(result.output)")
+        let counts = try check.connection.execute("""
+            SELECT (SELECT count(*) FROM audit_log), (SELECT count(DISTINCT id) FROM audit_log),
+                   (SELECT count(*) FROM audit_dead_letter), (SELECT string_agg(reason || ':' || coalesce(sqlstate, ''), ',') FROM audit_dead_letter)
+            """).rows
+        #expect(try check.exactlyOnce(produced: fixture.produced), "produced \(fixture.produced): \(counts)")
+        #expect(try check.count("SELECT count(*) FROM audit_dead_letter") == 0)
+    }
+}
