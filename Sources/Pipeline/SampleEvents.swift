@@ -14,9 +14,12 @@ public struct SampleEvents: Sequence, IteratorProtocol {
         /// Fraction (0–1) of lines that are broken in one of several ways.
         public var invalidRatio: Double
         public var seed: UInt64
+        /// Seed of the tenant ids (default: `seed`): keep it fixed to vary events, not tenants.
+        public var tenantSeed: UInt64
 
         public init(count: Int, tenants: Int = 8, months: Int = 3, endMonth: Month = Month(year: 2026, month: 10),
-                    invalidRatio: Double = 0, seed: UInt64 = 42) {
+                    invalidRatio: Double = 0, seed: UInt64 = 42, tenantSeed: UInt64? = nil) {
+            self.tenantSeed = tenantSeed ?? seed
             self.count = count
             self.tenants = Swift.max(1, tenants)
             self.months = Swift.max(1, months)
@@ -50,7 +53,7 @@ public struct SampleEvents: Sequence, IteratorProtocol {
     public init(_ options: Options) {
         self.options = options
         random = SplitMix64(seed: options.seed)
-        tenants = Self.tenantIDs(count: options.tenants, seed: options.seed)
+        tenants = Self.tenantIDs(count: options.tenants, seed: options.tenantSeed)
     }
 
     /// The tenant ids the events use (deterministic from the seed).

@@ -29,7 +29,7 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
     /// Produces sample events (and `extra` raw values, nil for a tombstone), spread over partitions.
     func produce(events: Int, invalidRatio: Double = 0, seed: UInt64 = 42, extra: [[UInt8]?] = []) throws {
         var index = 0
-        for event in SampleEvents(.init(count: events, tenants: 6, months: 3, invalidRatio: invalidRatio, seed: seed)) {
+        for event in SampleEvents(.init(count: events, tenants: 6, months: 3, invalidRatio: invalidRatio, seed: seed, tenantSeed: 42)) {
             try producer.send(topic: topic, partition: Int32(index % partitions), value: Array(SampleEvents.ndjson(event).utf8))
             index += 1
         }
