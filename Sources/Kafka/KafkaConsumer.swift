@@ -102,6 +102,7 @@ public final class KafkaConsumer {
                 }
                 continue  // consumer errors (broker down, ...) are informational: librdkafka retries
             }
+            context.positions[fields.partition] = fields.offset + 1
             body(KafkaMessage(
                 partition: fields.partition, offset: fields.offset,
                 value: fields.payload.map { UnsafeRawBufferPointer(start: $0, count: fields.len) },
@@ -124,8 +125,9 @@ public final class KafkaConsumer {
         rd_kafka_commit(handle, list, 1)
     }
 
-    /// Per assigned partition: the high watermark minus the next offset this consumer will read
-    /// (from the last fetch; nil entries when not known yet).
+    /// Per assigned partition: the high watermark (from the last fetch) minus the next offset this
+    /// consumer will read: the last message's offset + 1, else where the partition was assigned,
+    /// else the low watermark. Partitions whose watermarks are not known yet are left out.
     public func lag() -> [Int32: Int64] {
         var lags: [Int32: Int64] = [:]
         for partition in assignment {
@@ -133,12 +135,8 @@ public final class KafkaConsumer {
             var high: Int64 = 0
             guard rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                   high >= 0 else { continue }
-            let list = rd_kafka_topic_partition_list_new(1)!
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            rd_kafka_topic_partition_list_add(list, topic, partition)
-            rd_kafka_position(handle, list)
-            let position = list.pointee.elems[0].offset
-            lags[partition] = position >= 0 ? max(0, high - position) : high - low
+            let next = context.positions[partition] ?? context.assignedOffsets[partition].flatMap { $0 >= 0 ? $0 : nil } ?? low
+            lags[partition] = max(0, high - max(next, low))
         }
         return lags
     }
@@ -164,6 +162,10 @@ final class RebalanceContext {
     weak var handler: KafkaRebalanceHandler?
     let topic: String
     var fatalError: KafkaError?
+    /// Where each partition was assigned (negative: a logical offset such as BEGINNING).
+    var assignedOffsets: [Int32: Int64] = [:]
+    /// Per partition, the offset after the last message handed out.
+    var positions: [Int32: Int64] = [:]
 
     init(handler: KafkaRebalanceHandler, topic: String) {
         self.handler = handler
@@ -183,7 +185,11 @@ private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
         let offsets = context.handler?.partitionsAssigned(partitions) ?? [:]
         for index in 0..<Int(list.pointee.cnt) {
-            list.pointee.elems[index].offset = offsets[list.pointee.elems[index].partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
+            let partition = list.pointee.elems[index].partition
+            let offset = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
+            list.pointee.elems[index].offset = offset
+            context.assignedOffsets[partition] = offset
+            context.positions[partition] = nil
         }
         if cooperative {
             if let failure = rd_kafka_incremental_assign(handle, list) { rd_kafka_error_destroy(failure) }

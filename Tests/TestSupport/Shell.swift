@@ -48,10 +48,22 @@ public enum Shell {
         public let pid: pid_t
         let outputPath: String
 
-        /// Waits for the program to end and returns its exit code (128 + signal when killed).
-        public func wait() -> Result {
+        /// Waits for the program to end and returns its exit code (128 + signal when killed). A
+        /// program still running after `timeout` seconds is killed, so a stuck child fails its test
+        /// instead of hanging the suite.
+        public func wait(timeout: TimeInterval = 300) -> Result {
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            let deadline = Date().addingTimeInterval(timeout)
+            while true {
+                let result = waitpid(pid, &status, WNOHANG)
+                if result == pid || (result == -1 && errno != EINTR) { break }
+                if Date() > deadline {
+                    kill(pid, SIGKILL)
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    break
+                }
+                usleep(20_000)
+            }
             let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(atPath: outputPath)
             let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
