@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "audit-ingest", targets: ["audit-ingest"]),
-        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline"]),
+        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +35,7 @@ let package = Package(
             name: "Pipeline",
             dependencies: ["AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "Operations", dependencies: ["Postgres"]),
         .target(
             name: "Migrations",
             dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")]
@@ -42,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "AuditCore", "Postgres", "TestSupport"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
     ]

@@ -6,18 +6,14 @@ import Synchronization
 /// Creates the monthly partitions of `audit_log` and `tenant_metrics` the moment a month first
 /// appears (DESIGN invariant 4).
 ///
-/// Creation runs in its own short transaction, outside any flush: it takes an advisory lock,
-/// re-checks the catalog, creates the month as a plain table and ATTACHes it. ATTACH takes only
-/// SHARE UPDATE EXCLUSIVE on the parent, which does not wait for (or block) other shards' COPYs.
-/// There is never a DEFAULT partition.
+/// Creation runs in its own short transaction, outside any flush, through the schema's
+/// `ensure_month_partitions` (schemas/migrations/0005): advisory lock, re-check, CREATE + ATTACH,
+/// which does not wait for (or block) other shards' COPYs. There is never a DEFAULT partition.
 ///
 /// Thread-safe: flushers share one manager.
 public final class PartitionManager: Sendable {
     /// The partitioned tables kept in step, by month.
     public static let parents = ["audit_log", "tenant_metrics"]
-    /// Advisory lock key serialising partition creation ("auditprt").
-    static let advisoryLockKey: Int64 = 0x6175_6469_7470_7274
-
     private let known = Mutex<Set<Month>>([])
     private let createdCount = Atomic<Int>(0)
     private let logger: Logger
@@ -64,31 +60,16 @@ public final class PartitionManager: Sendable {
         known.withLock { _ = $0.remove(month) }
     }
 
+    /// Creates the month's partitions through the schema's `ensure_month_partitions` (advisory
+    /// lock, re-check, CREATE + ATTACH), in a transaction of its own.
     private func create(_ month: Month, on connection: PostgresConnection) throws -> Int {
-        let lower = month.firstDayISO
-        let upper = month.next.firstDayISO
-        return try connection.transaction { connection -> Int in
-            try connection.execute("SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))")
-            var created = 0
-            for parent in Self.parents {
-                let name = "\(parent)_\(month.partitionSuffix)"
-                // Re-checked under the lock: another shard or process may have just made it.
-                guard try connection.query("SELECT to_regclass($1) IS NULL", [name]).scalar == "t" else { continue }
-                let key = parent == "audit_log" ? "\"timestamp\"" : "\"date\""
-                let (low, high) = parent == "audit_log"
-                    ? ("'\(lower) 00:00:00+00'::timestamptz", "'\(upper) 00:00:00+00'::timestamptz")
-                    : ("'\(lower)'::date", "'\(upper)'::date")
-                // The CHECK matching the bounds lets ATTACH skip its validation scan.
-                try connection.execute("""
-                    CREATE TABLE \(name) (LIKE \(parent) INCLUDING DEFAULTS INCLUDING STORAGE,
-                        CONSTRAINT \(name)_bounds CHECK (\(key) >= \(low) AND \(key) < \(high)));
-                    ALTER TABLE \(parent) ATTACH PARTITION \(name) FOR VALUES FROM (\(low)) TO (\(high));
-                    """)
-                created += 1
-                createdCount.add(1, ordering: .relaxed)
-                logger.info("created partition", metadata: ["partition": "\(name)"])
-            }
-            return created
+        let created = try connection.transaction { connection in
+            Int(try connection.query("SELECT ensure_month_partitions($1::date)", [month.firstDayISO]).scalar ?? "0") ?? 0
         }
+        if created > 0 {
+            createdCount.add(created, ordering: .relaxed)
+            logger.info("created partitions", metadata: ["month": "\(month)", "count": "\(created)"])
+        }
+        return created
     }
 }

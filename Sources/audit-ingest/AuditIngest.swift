@@ -9,6 +9,7 @@ struct AuditIngest: ParsableCommand {
             Connection settings come from flags or the environment: DATABASE_URL (a libpq URI or \
             keyword/value string). Passwords are masked in every message.
             """,
-        subcommands: [Migrate.self, Backfill.self, Consume.self, KafkaCommand.self, Generate.self]
+        subcommands: [Migrate.self, Backfill.self, Consume.self, KafkaCommand.self, Health.self, Stats.self, Optimize.self,
+                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Generate.self]
     )
 }

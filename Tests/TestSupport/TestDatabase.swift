@@ -48,6 +48,18 @@ public enum TestDatabase {
         return String(withoutQuery[..<pathStart]) + "/" + database + query
     }
 
+    /// Version -> SHA-256 of the repository's migration files (what `health` expects).
+    public static func migrationVersions() throws -> [Int: String] {
+        let sums = try Shell.run("/bin/sh", ["-c", "cd '\(migrationsDirectory.path)' && sha256sum *.sql"])
+        var versions: [Int: String] = [:]
+        for line in sums.output.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count == 2, let version = Int(parts[1].prefix(while: \.isNumber)) else { continue }
+            versions[version] = String(parts[0])
+        }
+        return versions
+    }
+
     /// The repository's `schemas/migrations`.
     public static var migrationsDirectory: URL {
         repositoryRoot.appendingPathComponent("schemas/migrations")

@@ -1,0 +1,38 @@
+import Foundation
+import Postgres
+
+/// `optimize` (the seed's optimize_database): partitions ahead, ANALYZE, metrics rollup.
+public struct OptimizeReport: Codable, Sendable {
+    public var partitionsCreated: Int
+    public var monthsAhead: Int
+    public var analyzed: [String]
+    public var rolledUpDays: [String]
+    public var rollupRows: Int
+    public var seconds: Double
+
+    public static func run(monthsAhead: Int, on connection: PostgresConnection) throws -> OptimizeReport {
+        let started = ContinuousClock.now
+        let created = try Partitions.ensure(monthsAhead: monthsAhead, on: connection)
+        let analyzed = try Maintenance.analyze(on: connection).tables
+        var days: [String] = []
+        var rows = 0
+        for back in [1, 0] {
+            let day = try connection.query("SELECT ((now() AT TIME ZONE 'UTC')::date - $1::int)::text", ["\(back)"]).scalar!
+            rows += try MetricsRollup.run(day: day, on: connection)
+            days.append(day)
+        }
+        return OptimizeReport(partitionsCreated: created, monthsAhead: monthsAhead, analyzed: analyzed,
+                              rolledUpDays: days, rollupRows: rows, seconds: started.duration(to: .now).secondsDouble)
+    }
+}
+
+/// The metrics rollup: completes tenant_metrics for a day (see `rollup_tenant_metrics` in
+/// schemas/migrations/0005 for what each figure means). Never changes audit_log_count.
+public enum MetricsRollup {
+    /// Rolls up `day` (YYYY-MM-DD, UTC); returns the tenant rows written.
+    public static func run(day: String, on connection: PostgresConnection) throws -> Int {
+        try connection.transaction { connection in
+            Int(try connection.query("SELECT rollup_tenant_metrics($1::date)", [day]).scalar ?? "0") ?? 0
+        }
+    }
+}

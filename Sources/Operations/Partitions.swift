@@ -1,0 +1,162 @@
+import Foundation
+import Postgres
+
+/// `partitions list | ensure | prune`: month partitions of audit_log and tenant_metrics.
+public enum Partitions {
+    public struct Info: Codable, Sendable {
+        public var parent: String
+        public var name: String
+        public var bounds: String
+        public var rowEstimate: Int64
+        public var totalBytes: Int64
+    }
+
+    public static func list(on connection: PostgresConnection) throws -> [Info] {
+        try connection.execute("""
+            SELECT p.relname, c.relname, pg_get_expr(c.relpartbound, c.oid), greatest(c.reltuples, 0)::bigint,
+                   pg_total_relation_size(c.oid)
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname IN ('audit_log', 'tenant_metrics') AND p.relnamespace = 'public'::regnamespace
+            ORDER BY p.relname, c.relname
+            """).rows.map {
+                Info(parent: $0[0]!, name: $0[1]!, bounds: $0[2] ?? "", rowEstimate: Int64($0[3]!) ?? 0, totalBytes: Int64($0[4]!) ?? 0)
+            }
+    }
+
+    /// Makes the current month and `monthsAhead` following ones (for both parents). Returns the
+    /// partitions created.
+    public static func ensure(monthsAhead: Int, on connection: PostgresConnection) throws -> Int {
+        var created = 0
+        for ahead in 0...max(0, monthsAhead) {
+            created += try connection.transaction { connection in
+                Int(try connection.query(
+                    "SELECT ensure_month_partitions((date_trunc('month', now() AT TIME ZONE 'UTC') + $1 * interval '1 month')::date)",
+                    ["\(ahead)"]).scalar ?? "0") ?? 0
+            }
+        }
+        return created
+    }
+
+    public struct PruneResult: Codable, Sendable {
+        public var dropped: [String]
+        /// Archive files written, one per dropped partition (`COPY ... TO` as CSV with a header, gzip).
+        public var archives: [String]
+        public var dryRun: Bool
+    }
+
+    /// Detaches and drops audit_log months that ended more than `olderThanMonths` months before the
+    /// current month, after writing each to `archiveDirectory/audit_log_YYYY_MM.csv.gz` when given.
+    /// Restore an archive with: `gunzip -c FILE | psql -c "COPY audit_log FROM STDIN (FORMAT csv, HEADER)"`
+    /// (after `SELECT ensure_month_partitions('YYYY-MM-01')`). tenant_metrics is kept: it is the
+    /// history of what was stored.
+    public static func prune(olderThanMonths: Int, archiveDirectory: String?, dryRun: Bool,
+                             on connection: PostgresConnection) throws -> PruneResult {
+        guard olderThanMonths >= 1 else { throw OperationsError("--older-than must be at least 1 month") }
+        let cutoff = try connection.query(
+            "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - $1 * interval '1 month', 'YYYY_MM')",
+            ["\(olderThanMonths)"]).scalar!
+        let victims = try list(on: connection)
+            .filter { $0.parent == "audit_log" && String($0.name.dropFirst("audit_log_".count)) < cutoff }
+            .map(\.name)
+        var result = PruneResult(dropped: [], archives: [], dryRun: dryRun)
+        if dryRun {
+            result.dropped = victims
+            return result
+        }
+        if let archiveDirectory {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: archiveDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw OperationsError("archive directory \(archiveDirectory) does not exist")
+            }
+        }
+        for name in victims {
+            let quoted = PostgresConnection.quoteIdentifier(name)
+            // Detached first: new writes can no longer reach it, and it is not lost if archiving fails.
+            try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(quoted)")
+            if let archiveDirectory {
+                let path = URL(fileURLWithPath: archiveDirectory).appendingPathComponent("\(name).csv.gz").path
+                do {
+                    try archive(table: quoted, to: path, on: connection)
+                } catch {
+                    throw OperationsError("archiving \(name) failed (\(error)); it is detached but kept: re-run prune, or re-attach it")
+                }
+                result.archives.append(path)
+            }
+            try connection.execute("DROP TABLE \(quoted)")
+            result.dropped.append(name)
+        }
+        return result
+    }
+
+    /// `COPY table TO STDOUT (FORMAT csv, HEADER)` through `gzip` into `path`.
+    static func archive(table: String, to path: String, on connection: PostgresConnection) throws {
+        let gzip = try GzipFile(path: path)
+        do {
+            try connection.copyOut("COPY \(table) TO STDOUT (FORMAT csv, HEADER)") { try gzip.write($0) }
+            try gzip.finish()
+        } catch {
+            gzip.abandon()
+            throw error
+        }
+    }
+}
+
+/// Writes through a `gzip -c > path` child process.
+final class GzipFile {
+    private let input: Int32
+    private let pid: pid_t
+    private let path: String
+
+    init(path: String) throws {
+        self.path = path
+        let output = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard output >= 0 else { throw OperationsError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw OperationsError("cannot create a pipe for gzip") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_addclose(&actions, ends[1])
+        var pid: pid_t = 0
+        let words: [String] = ["gzip", "-c"]
+        let arguments = words.map { strdup($0) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        let status = posix_spawnp(&pid, "gzip", &actions, nil, arguments, environ)
+        close(ends[0])
+        guard status == 0 else {
+            close(ends[1])
+            throw OperationsError("cannot start gzip: \(String(cString: strerror(status)))")
+        }
+        self.pid = pid
+        input = ends[1]
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Foundation.write(input, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw OperationsError("writing to gzip failed: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+
+    func finish() throws {
+        close(input)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else { throw OperationsError("gzip failed writing \(path)") }
+    }
+
+    func abandon() {
+        close(input)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        unlink(path)
+    }
+}
