@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries. Only `Postgres` imports CLibPQ and only `Kafka` imports CRdKafka.
@@ -37,13 +38,17 @@ let package = Package(
         ),
         .target(name: "Operations", dependencies: ["Postgres"]),
         .target(
+            name: "AdminServer",
+            dependencies: ["Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        .target(
             name: "Migrations",
             dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -146,8 +146,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         statistics.update { counters in
             counters.stored += result.stored
             for deadLetter in result.deadLetters { counters.deadLettered[deadLetter.reason, default: 0] += 1 }
-            counters.flushes += 1
-            counters.flushSeconds += elapsed
+            counters.recordFlush(seconds: elapsed)
         }
         committedOffsets = pendingOffsets
         rows.removeAll(keepingCapacity: true)

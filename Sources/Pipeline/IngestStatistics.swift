@@ -17,9 +17,23 @@ public final class IngestStatistics: Sendable {
         /// Flush transactions retried after a transient error.
         public var retries = 0
         public var bytesRead = 0
+        /// Flushes by duration: `flushLatencyCounts[i]` counts flushes that took at most
+        /// `IngestStatistics.flushLatencyBounds[i]` seconds and more than the bound before it; the
+        /// last entry counts the slower ones.
+        public var flushLatencyCounts = [Int](repeating: 0, count: IngestStatistics.flushLatencyBounds.count + 1)
 
         public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
+
+        mutating func recordFlush(seconds: Double) {
+            flushes += 1
+            flushSeconds += seconds
+            let bucket = IngestStatistics.flushLatencyBounds.firstIndex { seconds <= $0 } ?? IngestStatistics.flushLatencyBounds.count
+            flushLatencyCounts[bucket] += 1
+        }
     }
+
+    /// Upper bounds (seconds) of the flush latency histogram buckets.
+    public static let flushLatencyBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     private let counters = Mutex(Snapshot())
 

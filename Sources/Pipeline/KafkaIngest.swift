@@ -40,6 +40,10 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     private let stop: StopSignal
     /// When partitions were last assigned (idleness counts from there).
     private var lastAssignment: ContinuousClock.Instant?
+    /// Where the admin server reads the live status (updated about once a second).
+    public let status = PipelineStatusBox()
+    public var alertThresholds = AlertThresholds()
+    private var lastAlertSnapshot: IngestStatistics.Snapshot?
 
     public init(database: PostgresConfiguration, configuration: IngestConfiguration, kafka: KafkaConfiguration,
                 topic: String, group: String, stop: StopSignal, logger: Logger = Logger(label: "audit-ingest.consume")) {
@@ -75,6 +79,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         var lastMessage = ContinuousClock.now
         var lastReport = ContinuousClock.now
         var lastReportCount = 0
+        var lastPublish = ContinuousClock.now
         var failure: Error?
         do {
             while !stop.isRaised && !shards.isStopping && fatal == nil {
@@ -91,7 +96,12 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                 }
                 for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
                 consumed += count
+                if count > 0 { statistics.update { $0.received += count } }
                 if count > 0 { lastMessage = .now }
+                if lastPublish.duration(to: .now) >= .seconds(1) {
+                    publishStatus(consumer, statistics, shards)
+                    lastPublish = .now
+                }
                 if lastReport.duration(to: .now) >= reportEvery {
                     let seconds = lastReport.duration(to: .now).secondsDouble
                     report(consumer, statistics, rate: Double(consumed - lastReportCount) / seconds)
@@ -183,6 +193,25 @@ public final class KafkaIngest: KafkaRebalanceHandler {
             offsets[partition] = stored.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
         }
         consumer.commit(offsets)
+    }
+
+    private func publishStatus(_ consumer: KafkaConsumer, _ statistics: IngestStatistics, _ shards: ShardGroup) {
+        let snapshot = statistics.snapshot
+        let lag = consumer.lag()
+        let previous = status.currentStatus()?.alerts ?? [:]
+        var alerts = previous
+        alerts["consumer_lag"] = lag.values.reduce(0, +) > alertThresholds.consumerLag
+        if let last = lastAlertSnapshot {
+            let handled = (snapshot.stored + snapshot.deadLetteredTotal) - (last.stored + last.deadLetteredTotal)
+            let dead = snapshot.deadLetteredTotal - last.deadLetteredTotal
+            if handled >= 100 { alerts["dead_letter_rate"] = Double(dead) / Double(handled) > alertThresholds.deadLetterRate }
+        }
+        lastAlertSnapshot = snapshot
+        for (name, firing) in alerts where firing && previous[name] != true {
+            logger.warning("alert firing", metadata: ["alert": "\(name)", "lag": "\(lag.values.reduce(0, +))"])
+        }
+        status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: shards.ringOccupancy,
+                                      ringCapacity: engine.configuration.ringCapacity, alerts: alerts))
     }
 
     private func report(_ consumer: KafkaConsumer, _ statistics: IngestStatistics, rate: Double) {

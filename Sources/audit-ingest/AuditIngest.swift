@@ -10,6 +10,6 @@ struct AuditIngest: ParsableCommand {
             keyword/value string). Passwords are masked in every message.
             """,
         subcommands: [Migrate.self, Backfill.self, Consume.self, KafkaCommand.self, Health.self, Stats.self, Optimize.self,
-                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Generate.self]
+                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self, Generate.self]
     )
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import AdminServer
 import Pipeline
 
 struct Consume: ParsableCommand {
@@ -38,8 +39,13 @@ struct Consume: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds between progress log lines (lag, events/s, flush latency, rings).", valueName: "seconds"))
     var reportInterval: Double = 10
 
+    @Option(help: ArgumentHelp("Run the metrics rollup (today, UTC) every this many seconds; 0 turns it off.", valueName: "seconds"))
+    var rollupInterval: Double = 300
+
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var admin: AdminOptions
+    @OptionGroup var location: Migrate.Location
 
     func run() throws {
         var kafka = KafkaConfiguration()
@@ -54,6 +60,17 @@ struct Consume: ParsableCommand {
         defer { signals.cancel() }
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
+        var server: Task<Void, Never>?
+        if let port = admin.port {
+            let adminServer = AdminServer(configuration: try admin.configuration(database: database, location: location, port: port),
+                                          pipeline: ingest.status)
+            server = adminServer.start()
+        }
+        defer { server?.cancel() }
+        let rollup = rollupInterval > 0
+            ? MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)), stop: stop)
+            : nil
+        rollup?.start()
         let summary = try ingest.run(exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
                                      reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000)))
         print(summary.report)

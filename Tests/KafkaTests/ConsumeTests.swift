@@ -128,4 +128,24 @@ import Testing
         #expect(try check.exactlyOnce(produced: fixture.produced), "produced \(fixture.produced): \(counts)")
         #expect(try check.count("SELECT count(*) FROM audit_dead_letter") == 0)
     }
+
+    @Test func consumeWithAnAdminPortExportsPipelineMetrics() throws {
+        let fixture = try KafkaFixture(partitions: 2)
+        try fixture.produce(events: 2000, invalidRatio: 0.05)
+        let port = try freeTCPPort()
+        let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
+                                       fixture.consumeArguments(exitWhenIdle: nil) + ["--admin-port", "\(port)"])
+        #expect(try fixture.waitForStored(atLeast: fixture.produced))
+        sleep(2)  // the status is published about once a second
+        let metrics = try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output
+        consumer.signal(SIGTERM)
+        #expect(consumer.wait().exitCode == 0)
+        let stored = try fixture.database.count("SELECT count(*) FROM audit_log")
+        #expect(metrics.contains("audit_ingest_events_stored_total{source=\"kafka:tests:\(fixture.topic)\"} \(stored)"), "\(metrics)")
+        #expect(metrics.contains("audit_ingest_events_dead_lettered_total{reason="))
+        #expect(metrics.contains("audit_ingest_flush_duration_seconds_bucket{le=\"+Inf\""))
+        #expect(metrics.contains("audit_ingest_consumer_lag{partition=\"0\""))
+        #expect(metrics.contains("audit_ingest_ring_occupancy{shard=\"1\"}"))
+        #expect(metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"} 0"))
+    }
 }

@@ -52,16 +52,19 @@ import Testing
         #expect(statistics.inUse == 0)
     }
 
-    @Test func waiterGetsTheConnectionWhenItIsReturned() async throws {
-        let pool = pool(try TestDatabase.baseURL(), size: 1, timeout: .seconds(10))
+    @Test func waiterGetsTheConnectionWhenItIsReturned() throws {
+        // Synchronous on purpose: the timing must not depend on the (busy) cooperative pool.
+        let pool = pool(try TestDatabase.baseURL(), size: 1, timeout: .seconds(20))
         let held = try pool.checkout()
+        let done = DispatchSemaphore(value: 0)
         let waiter = Thread {
             if let connection = try? pool.checkout() { pool.checkin(connection) }
+            done.signal()
         }
         waiter.start()
-        try await Task.sleep(for: .milliseconds(200))
+        while pool.statistics.waits == 0 { usleep(5_000) }  // the waiter is blocked in checkout
         pool.checkin(held)
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(done.wait(timeout: .now() + 15) == .success)
         let statistics = pool.statistics
         #expect(statistics.waits == 1)
         #expect(statistics.timeouts == 0)

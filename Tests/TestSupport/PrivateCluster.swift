@@ -16,7 +16,7 @@ public final class PrivateCluster: @unchecked Sendable {  // used from one test 
         runAsPostgres = getuid() == 0
         dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("audit-ingest-test-pg-\(UUID().uuidString.prefix(8))").path
-        port = try Self.freePort()
+        port = try freeTCPPort()
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         if runAsPostgres { try Shell.run("/bin/chown", ["postgres:postgres", dataDirectory]) }
@@ -73,22 +73,23 @@ public final class PrivateCluster: @unchecked Sendable {  // used from one test 
         }
         return "/usr/lib/postgresql/\(newest)/bin"
     }
+}
 
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
+/// A TCP port on 127.0.0.1 that is free right now.
+public func freeTCPPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
         }
-        guard bound == 0 else { throw TestDatabase.Unavailable(description: "cannot find a free TCP port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
+    guard bound == 0 else { throw TestDatabase.Unavailable(description: "cannot find a free TCP port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,0 +1,155 @@
+import Dispatch
+import Foundation
+import Hummingbird
+import Logging
+import Operations
+import Pipeline
+import Postgres
+
+/// The admin HTTP API: the seed document's `/utils/db/...` endpoints and Prometheus `/metrics`.
+///
+/// Binds to 127.0.0.1 by default. POST endpoints need `Authorization: Bearer <ADMIN_TOKEN>`;
+/// without a configured token they are disabled (401). Database work runs on Dispatch threads,
+/// never on Swift's cooperative pool, through a small connection pool of its own.
+public final class AdminServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Default: 127.0.0.1.
+        public var host: String
+        /// Default: 9090.
+        public var port: Int
+        /// Bearer token for POST endpoints; nil disables them.
+        public var token: String?
+        public var database: PostgresConfiguration
+        /// Version -> checksum of the migrations this binary ships (for health).
+        public var expectedMigrations: [Int: String]
+        /// Months of partitions `optimize` makes ahead. Default: 3.
+        public var premake: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, database: PostgresConfiguration,
+                    expectedMigrations: [Int: String], premake: Int = 3) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.database = database
+            self.expectedMigrations = expectedMigrations
+            self.premake = premake
+        }
+    }
+
+    public let configuration: Configuration
+    private let pipeline: (any PipelineStatusProvider)?
+    private let pool: ConnectionPool
+    private let metrics: MetricsExporter
+    private let logger: Logger
+
+    public init(configuration: Configuration, pipeline: (any PipelineStatusProvider)? = nil,
+                logger: Logger = Logger(label: "audit-ingest.admin")) {
+        self.configuration = configuration
+        self.pipeline = pipeline
+        self.logger = logger
+        pool = ConnectionPool(configuration.database,
+                              configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
+                              logger: logger)
+        metrics = MetricsExporter()
+    }
+
+    /// Serves until the task is cancelled (or the process gets SIGTERM/SIGINT when run as a service).
+    public func run() async throws {
+        let app = Application(router: makeRouter(),
+                              configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                                   serverName: "audit-ingest"),
+                              logger: logger)
+        try await app.runService(gracefulShutdownSignals: [])
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/utils/db/health") { _, _ in
+            let report = try await self.blocking {
+                HealthReport.check(self.configuration.database, expectedMigrations: self.configuration.expectedMigrations,
+                                   pool: self.pool.statistics)
+            }
+            return try Self.json(report, status: report.healthy ? .ok : .serviceUnavailable)
+        }
+        router.get("/utils/db/stats") { _, _ in
+            try Self.json(try await self.withConnection { try DatabaseStatistics.collect(on: $0, pool: self.pool.statistics) })
+        }
+        router.post("/utils/db/optimize") { request, _ in
+            if let refusal = self.refuseUnauthorized(request) { return refusal }
+            let premake = request.uri.queryParameters.get("premake", as: Int.self) ?? self.configuration.premake
+            return try Self.json(try await self.withConnection { try OptimizeReport.run(monthsAhead: premake, on: $0) })
+        }
+        router.post("/utils/db/vacuum") { request, _ in
+            if let refusal = self.refuseUnauthorized(request) { return refusal }
+            let table = request.uri.queryParameters.get("table")
+            let analyze = request.uri.queryParameters.get("analyze") == "true"
+            return try await self.maintenance { try Maintenance.vacuum(table: table, analyze: analyze, on: $0) }
+        }
+        router.post("/utils/db/reindex") { request, _ in
+            if let refusal = self.refuseUnauthorized(request) { return refusal }
+            let table = request.uri.queryParameters.get("table")
+            return try await self.maintenance { try Maintenance.reindex(table: table, on: $0) }
+        }
+        router.get("/utils/db/tenant/:id/performance") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            do {
+                return try Self.json(try await self.withConnection { try TenantReport.build(tenantID: id, on: $0) })
+            } catch TenantReport.Lookup.malformedID {
+                return try Self.error("\(id) is not a tenant id (expected a UUID)", status: .badRequest)
+            } catch TenantReport.Lookup.notFound {
+                return try Self.error("no tenant \(id)", status: .notFound)
+            }
+        }
+        router.get("/metrics") { _, _ in
+            let text = try await self.blocking {
+                self.metrics.render(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
+                                    database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        return router
+    }
+
+    // MARK: Helpers
+
+    private func refuseUnauthorized(_ request: Request) -> Response? {
+        guard let token = configuration.token, !token.isEmpty else {
+            return try? Self.error("POST endpoints are disabled: start the server with ADMIN_TOKEN set", status: .unauthorized)
+        }
+        guard request.headers[.authorization] == "Bearer \(token)" else {
+            return try? Self.error("missing or wrong bearer token", status: .unauthorized)
+        }
+        return nil
+    }
+
+    private func maintenance<T: Encodable & Sendable>(_ work: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> Response {
+        do {
+            return try Self.json(try await withConnection(work))
+        } catch let error as OperationsError {
+            return try Self.error(error.message, status: .badRequest)
+        }
+    }
+
+    private func withConnection<T: Sendable>(_ work: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await blocking { try self.pool.withConnection(work) }
+    }
+
+    /// Runs blocking libpq work on a Dispatch thread.
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    static func error(_ message: String, status: HTTPResponse.Status) throws -> Response {
+        try json(["error": message], status: status)
+    }
+}

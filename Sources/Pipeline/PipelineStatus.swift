@@ -1,0 +1,49 @@
+import Synchronization
+
+/// What a running pipeline reports to the admin server: counters, lag, rings and alerts.
+public struct PipelineStatus: Sendable {
+    public var source: String
+    public var statistics: IngestStatistics.Snapshot
+    /// Per partition: high watermark minus the next offset to read.
+    public var lag: [Int32: Int64]
+    public var ringOccupancy: [Int]
+    public var ringCapacity: Int
+    /// Alert name -> firing (see `AlertThresholds`).
+    public var alerts: [String: Bool]
+
+    public init(source: String, statistics: IngestStatistics.Snapshot, lag: [Int32: Int64], ringOccupancy: [Int],
+                ringCapacity: Int, alerts: [String: Bool]) {
+        self.source = source
+        self.statistics = statistics
+        self.lag = lag
+        self.ringOccupancy = ringOccupancy
+        self.ringCapacity = ringCapacity
+        self.alerts = alerts
+    }
+}
+
+/// Anything whose status the admin server can export.
+public protocol PipelineStatusProvider: Sendable {
+    func currentStatus() -> PipelineStatus?
+}
+
+/// When the pipeline warns (log line and `audit_ingest_alert{alert="..."} 1`).
+public struct AlertThresholds: Sendable {
+    /// Total consumer lag across partitions. Default: 100,000 messages.
+    public var consumerLag: Int64
+    /// Dead letters as a share of handled events over the last report interval. Default: 5%.
+    public var deadLetterRate: Double
+
+    public init(consumerLag: Int64 = 100_000, deadLetterRate: Double = 0.05) {
+        self.consumerLag = consumerLag
+        self.deadLetterRate = deadLetterRate
+    }
+}
+
+/// The latest status, written by the pipeline thread and read by HTTP handlers.
+public final class PipelineStatusBox: PipelineStatusProvider {
+    private let value = Mutex<PipelineStatus?>(nil)
+    public init() {}
+    public func publish(_ status: PipelineStatus) { value.withLock { $0 = status } }
+    public func currentStatus() -> PipelineStatus? { value.withLock { $0 } }
+}
