@@ -75,24 +75,31 @@ struct EngineOptions: ParsableArguments {
 
 extension IngestSummary {
     func report(path: String) -> String {
-        var lines = [
-            "\(path):",
-            "  lines read          \(messages)",
-            "  already committed   \(alreadyCommitted)",
-            "  stored              \(stored)",
-            "  dead-lettered       \(deadLetteredTotal)",
-        ]
-        for (reason, count) in deadLettered.sorted(by: { $0.value > $1.value }) {
-            lines.append("    \(String(count).padding(toLength: 8, withPad: " ", startingAt: 0))\(reason)")
-        }
-        lines.append("  partitions created  \(partitionsCreated)")
-        lines.append(String(format: "  seconds             %.2f", seconds))
-        lines.append(String(format: "  events/s            %.0f", eventsPerSecond))
+        var lines = summaryLines(title: "\(path):", counts: [("lines read", "\(messages)"), ("already committed", "\(alreadyCommitted)")],
+                                 stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
+                                 seconds: seconds, eventsPerSecond: eventsPerSecond)
         if !isComplete {
             lines.append("  INCOMPLETE: \(messages - alreadyCommitted - Int64(stored + deadLetteredTotal)) line(s) not accounted for")
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// The summary both backfill and consume print: source-specific counts, then what was stored,
+/// dead-lettered (by reason), partitions created, time and rate.
+func summaryLines(title: String, counts: [(String, String)], stored: Int, deadLettered: [String: Int],
+                  partitionsCreated: Int, seconds: Double, eventsPerSecond: Double) -> [String] {
+    func line(_ label: String, _ value: String) -> String { "  " + label.padding(toLength: 20, withPad: " ", startingAt: 0) + value }
+    var lines = [title] + counts.map { line($0.0, $0.1) }
+    lines.append(line("stored", "\(stored)"))
+    lines.append(line("dead-lettered", "\(deadLettered.values.reduce(0, +))"))
+    for (reason, count) in deadLettered.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
+        lines.append("    \(String(count).padding(toLength: 8, withPad: " ", startingAt: 0))\(reason)")
+    }
+    lines.append(line("partitions created", "\(partitionsCreated)"))
+    lines.append(line("seconds", String(format: "%.2f", seconds)))
+    lines.append(line("events/s", String(format: "%.0f", eventsPerSecond)))
+    return lines
 }
 
 /// One self-overwriting line on standard error: bytes, events/s, ETA.

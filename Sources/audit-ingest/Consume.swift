@@ -79,20 +79,9 @@ struct Consume: ParsableCommand {
 
 extension ConsumeSummary {
     var report: String {
-        var lines = [
-            "\(source):",
-            "  messages consumed   \(consumed)",
-            "  already committed   \(alreadyCommitted)",
-            "  stored              \(stored)",
-            "  dead-lettered       \(deadLetteredTotal)",
-        ]
-        for (reason, count) in deadLettered.sorted(by: { $0.value > $1.value }) {
-            lines.append("    \(String(count).padding(toLength: 8, withPad: " ", startingAt: 0))\(reason)")
-        }
-        lines.append("  partitions created  \(partitionsCreated)")
-        lines.append(String(format: "  seconds             %.2f", seconds))
-        lines.append(String(format: "  events/s            %.0f", eventsPerSecond))
-        return lines.joined(separator: "\n")
+        summaryLines(title: "\(source):", counts: [("messages consumed", "\(consumed)"), ("already committed", "\(alreadyCommitted)")],
+                     stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
+                     seconds: seconds, eventsPerSecond: eventsPerSecond).joined(separator: "\n")
     }
 }
 
