@@ -45,7 +45,8 @@ public struct TenantReport: Codable, Sendable {
         let partitions = try connection.query(
             "SELECT DISTINCT tableoid::regclass::text FROM audit_log WHERE tenant_id = $1::uuid ORDER BY 1", [id]).rows.compactMap { $0[0] }
         let storage = Double(try connection.query("""
-            SELECT storage_used_mb FROM tenant_metrics WHERE tenant_id = $1::uuid ORDER BY "date" DESC LIMIT 1
+            SELECT storage_used_mb FROM tenant_metrics
+            WHERE tenant_id = $1::uuid AND "date" <= (now() AT TIME ZONE 'UTC')::date ORDER BY "date" DESC LIMIT 1
             """, [id]).scalar ?? "0") ?? 0
         let actions = try connection.query("""
             SELECT action, count(*) FROM audit_log WHERE tenant_id = $1::uuid GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10

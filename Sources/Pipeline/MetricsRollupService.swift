@@ -3,19 +3,51 @@ import Logging
 import Postgres
 
 /// Runs the tenant_metrics rollup for today (UTC) on a thread of its own every `interval`, while
-/// the pipeline runs (`rollup_tenant_metrics`, schemas/migrations/0005). Stops with `stop`.
+/// the pipeline runs (`rollup_tenant_metrics`, schemas/migrations/0005), then checks two alerts:
+/// `tenant_storage_quota` (a tenant's estimated storage above its max_storage_gb) and
+/// `slow_queries` (pg_stat_statements statements slower on average than `slowQueryThreshold`).
+/// Stops with `stop`.
 public final class MetricsRollupService: Sendable {
     private let database: PostgresConfiguration
     private let interval: Duration
     private let stop: StopSignal
+    private let alerts: PipelineStatusBox?
+    private let slowQueryThreshold: Duration
     private let logger: Logger
 
-    public init(database: PostgresConfiguration, interval: Duration, stop: StopSignal,
-                logger: Logger = Logger(label: "audit-ingest.rollup")) {
+    public init(database: PostgresConfiguration, interval: Duration, stop: StopSignal, alerts: PipelineStatusBox? = nil,
+                slowQueryThreshold: Duration = .seconds(1), logger: Logger = Logger(label: "audit-ingest.rollup")) {
         self.database = database
         self.interval = interval
         self.stop = stop
+        self.alerts = alerts
+        self.slowQueryThreshold = slowQueryThreshold
         self.logger = logger
+    }
+
+    /// One rollup and alert check (what each interval does).
+    public func runOnce() throws {
+        let connection = try PostgresConnection(configuration: database)
+        defer { connection.close() }
+        let rows = try connection.transaction { connection in
+            try connection.execute("SELECT rollup_tenant_metrics((now() AT TIME ZONE 'UTC')::date)").scalar ?? "0"
+        }
+        logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])
+        let overQuota = try connection.execute("""
+            SELECT t.code FROM tenant t
+            JOIN LATERAL (SELECT storage_used_mb FROM tenant_metrics m
+                          WHERE m.tenant_id = t.id AND m."date" <= (now() AT TIME ZONE 'UTC')::date
+                          ORDER BY "date" DESC LIMIT 1) m ON true
+            WHERE m.storage_used_mb > t.max_storage_gb * 1024.0 ORDER BY 1
+            """).rows.compactMap { $0[0] }
+        if !overQuota.isEmpty { logger.warning("tenants over their storage quota", metadata: ["tenants": "\(overQuota)"]) }
+        alerts?.setAlert("tenant_storage_quota", firing: !overQuota.isEmpty)
+        if try connection.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL").scalar == "t" {
+            let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1",
+                                                [String(slowQueryThreshold.milliseconds)]).scalar ?? "0") ?? 0
+            if slow > 0 { logger.warning("slow queries", metadata: ["statements": "\(slow)", "threshold_ms": "\(slowQueryThreshold.milliseconds)"]) }
+            alerts?.setAlert("slow_queries", firing: slow > 0)
+        }
     }
 
     public func start() {
@@ -33,12 +65,7 @@ public final class MetricsRollupService: Sendable {
             }
             next = ContinuousClock.now + interval
             do {
-                let connection = try PostgresConnection(configuration: database)
-                defer { connection.close() }
-                let rows = try connection.transaction { connection in
-                    try connection.execute("SELECT rollup_tenant_metrics((now() AT TIME ZONE 'UTC')::date)").scalar ?? "0"
-                }
-                logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])
+                try runOnce()
             } catch {
                 logger.warning("metrics rollup failed; will retry", metadata: ["error": "\(error)"])
             }

@@ -40,10 +40,22 @@ public struct AlertThresholds: Sendable {
     }
 }
 
-/// The latest status, written by the pipeline thread and read by HTTP handlers.
+/// The latest status, written by the pipeline thread and read by HTTP handlers. Other parts
+/// (the rollup service) raise their own alerts here too.
 public final class PipelineStatusBox: PipelineStatusProvider {
     private let value = Mutex<PipelineStatus?>(nil)
+    private let otherAlerts = Mutex<[String: Bool]>([:])
     public init() {}
     public func publish(_ status: PipelineStatus) { value.withLock { $0 = status } }
-    public func currentStatus() -> PipelineStatus? { value.withLock { $0 } }
+
+    public func setAlert(_ name: String, firing: Bool) { otherAlerts.withLock { $0[name] = firing } }
+
+    public func currentStatus() -> PipelineStatus? {
+        guard var status = value.withLock({ $0 }) else { return nil }
+        status.alerts.merge(otherAlerts.withLock { $0 }) { $1 }
+        return status
+    }
+
+    /// Alerts raised through `setAlert`.
+    public var alerts: [String: Bool] { otherAlerts.withLock { $0 } }
 }

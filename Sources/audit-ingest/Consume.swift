@@ -68,7 +68,8 @@ struct Consume: ParsableCommand {
         }
         defer { server?.cancel() }
         let rollup = rollupInterval > 0
-            ? MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)), stop: stop)
+            ? MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
+                                   stop: stop, alerts: ingest.status)
             : nil
         rollup?.start()
         let summary = try ingest.run(exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },

@@ -142,3 +142,19 @@ import Testing
         try store.checkShardCount(2, against: offsets)
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct MetricsRollupServiceTests {
+    @Test func rollupRaisesTheStorageQuotaAlert() throws {
+        let fixture = try PipelineFixture(tenants: 2)
+        let file = try sampleFile(events: 2000, tenants: 2, months: 1, endMonth: nil)
+        _ = try fixture.engine().ingest(try FileSource(path: file.path))
+        let box = PipelineStatusBox()
+        let service = MetricsRollupService(database: fixture.database, interval: .seconds(60), stop: StopSignal(), alerts: box)
+        try service.runOnce()
+        #expect(box.alerts["tenant_storage_quota"] == false)
+        try fixture.connection.execute("UPDATE tenant SET max_storage_gb = 0")
+        try service.runOnce()
+        #expect(box.alerts["tenant_storage_quota"] == true)
+        #expect(try fixture.count("SELECT count(*) FROM tenant_metrics WHERE \"date\" = (now() AT TIME ZONE 'UTC')::date") == 2)
+    }
+}

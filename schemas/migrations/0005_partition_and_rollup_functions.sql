@@ -42,9 +42,9 @@ $$;
 --   user_count, item_count: rows created before the end of the day
 --   active_users:           distinct user_id with audit events that day
 --   storage_used_mb:        an estimate of the tenant's audit_log footprint: for each month
---                           partition, the tenant's rows that month (from audit_log_count) times the
---                           partition's average bytes per row (size incl. indexes and TOAST divided
---                           by its row estimate), summed over months up to this day
+--                           partition, the tenant's rows that month up to this day times the
+--                           partition's bytes per row (its size incl. indexes and TOAST divided by
+--                           its exact row count, both from audit_log_count), summed over months
 CREATE FUNCTION rollup_tenant_metrics(day date) RETURNS integer
     LANGUAGE plpgsql
     AS $$
@@ -54,15 +54,20 @@ DECLARE
     written   integer;
 BEGIN
     PERFORM ensure_month_partitions(day);
-    WITH bytes_per_row AS (
+    WITH partition_bytes AS (
         SELECT to_date(substr(c.relname, length('audit_log_') + 1), 'YYYY_MM') AS month,
-               pg_total_relation_size(c.oid)::float8 / greatest(c.reltuples, 1) AS bytes
+               pg_total_relation_size(c.oid)::float8 AS bytes
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'audit_log'::regclass
+    ), month_rows AS (  -- exact rows per month partition, from the ingest's own counts
+        SELECT date_trunc('month', "date")::date AS month, sum(audit_log_count)::float8 AS n
+        FROM tenant_metrics GROUP BY 1
     ), storage AS (
-        SELECT m.tenant_id, sum(m.audit_log_count * coalesce(b.bytes, 0)) / 1048576.0 AS mb
+        SELECT m.tenant_id,
+               sum(m.audit_log_count * coalesce(b.bytes / nullif(r.n, 0), 0)) / 1048576.0 AS mb
         FROM tenant_metrics m
-        LEFT JOIN bytes_per_row b ON b.month = date_trunc('month', m."date")::date
+        JOIN month_rows r ON r.month = date_trunc('month', m."date")::date
+        LEFT JOIN partition_bytes b ON b.month = r.month
         WHERE m."date" <= day
         GROUP BY m.tenant_id
     )
