@@ -19,6 +19,9 @@ final class MetricsExporter: Sendable {
             out.counter("audit_ingest_events_stored_total", "Rows committed to audit_log.", [(source, Double(s.stored))])
             out.counter("audit_ingest_events_dead_lettered_total", "Rows committed to audit_dead_letter, by reason.",
                         s.deadLettered.sorted { $0.key < $1.key }.map { (source.merging(["reason": $0.key]) { $1 }, Double($0.value)) })
+            out.counter("audit_ingest_kafka_messages_unavailable_total",
+                        "Kafka messages deleted by retention after the stored position, before they were read.",
+                        [(source, Double(s.unavailable))])
             out.counter("audit_ingest_flush_retries_total", "Flush transactions retried after a transient error.", [(source, Double(s.retries))])
             out.histogram("audit_ingest_flush_duration_seconds", "Flush transaction duration.", bounds: IngestStatistics.flushLatencyBounds,
                           counts: s.flushLatencyCounts, sum: s.flushSeconds, labels: source)

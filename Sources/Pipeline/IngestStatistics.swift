@@ -17,6 +17,9 @@ public final class IngestStatistics: Sendable {
         /// Flush transactions retried after a transient error.
         public var retries = 0
         public var bytesRead = 0
+        /// Kafka messages deleted by the broker (retention) after the stored position and before
+        /// they could be read: the gap between where a partition was resumed and its first message.
+        public var unavailable = 0
         /// Flushes by duration: `flushLatencyCounts[i]` counts flushes that took at most
         /// `IngestStatistics.flushLatencyBounds[i]` seconds and more than the bound before it; the
         /// last entry counts the slower ones.

@@ -40,6 +40,10 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     private let stop: StopSignal
     /// When partitions were last assigned (idleness counts from there).
     private var lastAssignment: ContinuousClock.Instant?
+    /// Per newly assigned partition with a stored position: that position, until its first
+    /// message shows whether the broker still had it.
+    private var resumedAt: [Int32: Int64] = [:]
+    private var statistics: IngestStatistics?
     /// Where the admin server reads the live status (updated about once a second).
     public let status = PipelineStatusBox()
     public var alertThresholds = AlertThresholds()
@@ -65,6 +69,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         control = try engine.prepare()
         defer { control?.close() }
         let statistics = IngestStatistics()
+        self.statistics = statistics
         let createdBefore = engine.partitions.created
         let shards = ShardGroup(source: source, configuration: engine.configuration, database: engine.database,
                                 partitions: engine.partitions, tenants: engine.tenants,
@@ -85,6 +90,9 @@ public final class KafkaIngest: KafkaRebalanceHandler {
             while !stop.isRaised && !shards.isStopping && fatal == nil {
                 var nextOffsets: [Int32: Int64] = [:]
                 let count = try consumer.poll(timeoutMilliseconds: 100) { message in
+                    if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
+                        reportUnavailable(partition: message.partition, from: resumed, to: message.offset)
+                    }
                     if let value = message.value {
                         shards.submit(partition: message.partition, offset: message.offset, message: value)
                     } else {
@@ -150,6 +158,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                 for partition in partitions where relevant.byPartition[partition] != nil {
                     start[partition] = relevant.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
                 }
+                resumedAt = start
                 return start  // partitions never stored start at the earliest offset
             } catch let error as PostgresError where error.isRetriable {
                 attempt += 1
@@ -172,6 +181,18 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     }
 
     // MARK: Private
+
+    /// The broker no longer had messages between the stored position and the first one it sent
+    /// (retention deleted them before this group read them). They cannot be recovered; say so
+    /// loudly and count them (`audit_ingest_kafka_messages_unavailable_total`).
+    private func reportUnavailable(partition: Int32, from resumed: Int64, to first: Int64) {
+        let missing = Int(first - resumed)
+        logger.error("messages were deleted by the broker before they could be consumed", metadata: [
+            "partition": "\(partition)", "stored_position": "\(resumed)", "first_available": "\(first)",
+            "missing": "\(missing)",
+        ])
+        statistics?.update { $0.unavailable += missing }
+    }
 
     /// True when partitions are assigned and the lag of every one is known and zero.
     private func isCaughtUp(_ consumer: KafkaConsumer) -> Bool {

@@ -149,3 +149,25 @@ import Testing
         #expect(metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"} 0"))
     }
 }
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RetentionGapTests {
+    /// Messages the broker deleted before they were read cannot be stored, but they must not be
+    /// skipped silently: the consumer reports exactly how many are gone.
+    @Test func messagesDeletedByRetentionBeforeTheyWereReadAreReported() throws {
+        let fixture = try KafkaFixture(partitions: 1)
+        try fixture.produce(events: 1000)
+        let first = try fixture.startConsumer().wait()
+        #expect(first.exitCode == 0, "\(first.output)")
+        // About 12 MB more into the one partition: the mock cluster keeps about 5 MB, so the
+        // oldest segments, including unread messages right after position 1000, are deleted.
+        try fixture.produce(events: 25_000, seed: 5)
+        let second = try fixture.startConsumer().wait(timeout: 240)
+        #expect(second.exitCode == 0)
+        let gap = second.output.split(separator: "\n").first { $0.contains("deleted by the broker") }
+        let missing = gap.flatMap { line in line.split(separator: " ").first { $0.hasPrefix("missing=") } }
+            .flatMap { Int($0.dropFirst("missing=".count)) }
+        #expect(missing != nil && missing! > 0, "\(second.output.suffix(2000))")
+        // Everything the broker still had is stored exactly once; the rest is accounted as missing.
+        #expect(try fixture.database.accounted() + (missing ?? 0) == fixture.produced)
+    }
+}
