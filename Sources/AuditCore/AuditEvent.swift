@@ -132,15 +132,6 @@ func hexNibble(_ byte: UInt8) -> UInt8 {
     return 0xFF
 }
 
-@inline(__always)
-func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case 0x30...0x39: byte - 0x30
-    case 0x61...0x66: byte - 0x61 + 10
-    case 0x41...0x46: byte - 0x41 + 10
-    default: nil
-    }
-}
 
 extension String {
     func leftPadded(to length: Int) -> String {

@@ -137,7 +137,8 @@ struct JSONCursor {
         guard index + 4 <= count else { throw invalid("truncated \\u escape") }
         var value: UInt32 = 0
         for offset in 0..<4 {
-            guard let nibble = hexValue(base[index + offset]) else { throw invalid("invalid \\u escape") }
+            let nibble = hexNibble(base[index + offset])
+            guard nibble & 0xF0 == 0 else { throw invalid("invalid \\u escape") }
             value = value << 4 | UInt32(nibble)
         }
         index += 4

@@ -20,6 +20,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private let tenants: TenantDirectory
     private let stopRequested = StopSignal()
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    /// Messages skipped because their shard had stored them; added to `statistics` at each
+    /// watermark rather than under its lock per message.
+    private var skippedAsCommitted = 0
     /// What each shard had committed when its partitions were assigned: positions below are skipped.
     private var offsets: OffsetStore.Offsets
     private let logger: Logger
@@ -69,7 +72,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         case .success(let event):
             let shard = router.shard(for: event.tenantID)
             guard offset >= offsets.committed(partition: partition, shard: shard) else {
-                statistics.update { $0.alreadyCommitted += 1 }
+                skippedAsCommitted += 1
                 return
             }
             if configuration.unknownTenants == .deadLetter, !tenants.contains(event.tenantID) {
@@ -94,7 +97,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         case .failure(let rejection):
             let shard = router.shard(forOffset: offset)
             guard offset >= offsets.committed(partition: partition, shard: shard) else {
-                statistics.update { $0.alreadyCommitted += 1 }
+                skippedAsCommitted += 1
                 return
             }
             push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: nil, rawMessage: Array(message),
@@ -113,6 +116,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Tells every shard that all positions of `partition` below `nextOffset` have been submitted,
     /// so shards that saw none of them still advance their stored offset.
     public func watermark(partition: Int32, nextOffset: Int64) {
+        publishSkipped()
         for shard in 0..<flushers.count { push(.watermark(partition: partition, nextOffset: nextOffset), to: shard) }
     }
 
@@ -146,6 +150,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Flushes everything and waits for the flushers. Throws the first flusher failure.
     public func finish() throws {
+        publishSkipped()
         for shard in 0..<flushers.count { push(.end, to: shard) }
         finished.forEach { $0.wait() }
         if let failure = flushers.lazy.compactMap({ $0.failure.withLock { $0 } }).first { throw failure }
@@ -158,6 +163,13 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Messages waiting in each ring.
     public var ringOccupancy: [Int] { flushers.map { $0.ring.count } }
+
+    private func publishSkipped() {
+        guard skippedAsCommitted > 0 else { return }
+        let skipped = skippedAsCommitted
+        skippedAsCommitted = 0
+        statistics.update { $0.alreadyCommitted += skipped }
+    }
 
     private func push(_ item: ShardItem, to shard: Int) {
         let ring = flushers[shard].ring
