@@ -22,6 +22,8 @@ final class MetricsExporter: Sendable {
             out.counter("audit_ingest_kafka_messages_unavailable_total",
                         "Kafka messages deleted by retention after the stored position, before they were read.",
                         [(source, Double(s.unavailable))])
+            out.counter("audit_ingest_kafka_pauses_total", "Times fetching paused because the flushers were behind.",
+                        [(source, Double(s.pauses))])
             out.counter("audit_ingest_flush_retries_total", "Flush transactions retried after a transient error.", [(source, Double(s.retries))])
             out.histogram("audit_ingest_flush_duration_seconds", "Flush transaction duration.", bounds: IngestStatistics.flushLatencyBounds,
                           counts: s.flushLatencyCounts, sum: s.flushSeconds, labels: source)

@@ -83,10 +83,11 @@ public final class KafkaConsumer {
     /// Waits up to `timeoutMilliseconds` for messages and hands each to `body`, in order per
     /// partition. Rebalance callbacks run inside this call. Returns the number of messages.
     /// Throws for a fatal client error; transient ones are logged by librdkafka and retried.
+    /// - Parameter maxMessages: at most this many (and at most the batch size given at init).
     @discardableResult
-    public func poll(timeoutMilliseconds: Int32, _ body: (KafkaMessage) -> Void) throws -> Int {
+    public func poll(timeoutMilliseconds: Int32, maxMessages: Int = .max, _ body: (KafkaMessage) -> Void) throws -> Int {
         let count = messages.withUnsafeMutableBufferPointer { buffer in
-            rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, buffer.baseAddress, buffer.count)
+            rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, buffer.baseAddress, max(1, min(maxMessages, buffer.count)))
         }
         guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error(), topic: topic) }
         var delivered = 0
@@ -140,6 +141,29 @@ public final class KafkaConsumer {
         }
         return lags
     }
+
+    /// Stops fetching the assigned partitions (backpressure) while `poll` keeps serving the group
+    /// protocol, so a long stall downstream does not exceed max.poll.interval.ms. librdkafka
+    /// drops what it prefetched for them and, on `resume`, fetches again from the position after
+    /// the last message `poll` handed out: nothing is skipped or repeated.
+    public func pause() {
+        withAssignmentList { rd_kafka_pause_partitions(handle, $0) }
+    }
+
+    /// Fetches the assigned partitions again after `pause`.
+    public func resume() {
+        withAssignmentList { rd_kafka_resume_partitions(handle, $0) }
+    }
+
+    private func withAssignmentList(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t) {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = body(list)
+    }
+
+    /// How many partitions are assigned.
+    public var assignmentCount: Int { assignment.count }
 
     /// The partitions currently assigned.
     public var assignment: [Int32] {

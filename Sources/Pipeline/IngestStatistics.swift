@@ -20,6 +20,8 @@ public final class IngestStatistics: Sendable {
         /// Kafka messages deleted by the broker (retention) after the stored position and before
         /// they could be read: the gap between where a partition was resumed and its first message.
         public var unavailable = 0
+        /// Times the Kafka consumer paused fetching because the flushers were behind.
+        public var pauses = 0
         /// Flushes by duration: `flushLatencyCounts[i]` counts flushes that took at most
         /// `IngestStatistics.flushLatencyBounds[i]` seconds and more than the bound before it; the
         /// last entry counts the slower ones.

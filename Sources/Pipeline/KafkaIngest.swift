@@ -47,6 +47,9 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     /// Where the admin server reads the live status (updated about once a second).
     public let status = PipelineStatusBox()
     public var alertThresholds = AlertThresholds()
+    /// How long the rings may stay (nearly) full before fetching pauses; well under
+    /// max.poll.interval.ms (300 s by default).
+    public var pauseAfter: Duration = .seconds(2)
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
 
     public init(database: PostgresConfiguration, configuration: IngestConfiguration, kafka: KafkaConfiguration,
@@ -86,20 +89,42 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         var lastReportCount = 0
         var lastPublish = ContinuousClock.now
         var failure: Error?
+        var backpressure = Backpressure(pauseAfter: pauseAfter, ringCapacity: engine.configuration.ringCapacity)
         do {
             while !stop.isRaised && !shards.isStopping && fatal == nil {
-                var nextOffsets: [Int32: Int64] = [:]
-                let count = try consumer.poll(timeoutMilliseconds: 100) { message in
-                    if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
-                        reportUnavailable(partition: message.partition, from: resumed, to: message.offset)
-                    }
-                    if let value = message.value {
-                        shards.submit(partition: message.partition, offset: message.offset, message: value)
+                // Take only what the rings can hold (one watermark per partition and shard too),
+                // so the polling thread never blocks in a full ring and keeps serving the group.
+                let room = shards.freeSlots - consumer.assignmentCount - 1
+                switch backpressure.update(room: room) {
+                case .pause:
+                    logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
+                        "stalled_seconds": "\(pauseAfter.secondsDouble)", "ring_occupancy": "\(shards.ringOccupancy)"])
+                    consumer.pause()
+                    statistics.update { $0.pauses += 1 }
+                case .resume:
+                    logger.info("flushers caught up: fetching again")
+                    consumer.resume()
+                case .none:
+                    break
+                }
+                if backpressure.isPaused { consumer.pause() }  // partitions assigned meanwhile too
+                if room < backpressure.minimumRoom {
+                    // Serve the group protocol (a paused consumer receives no messages), or wait
+                    // a moment for the flushers.
+                    if backpressure.isPaused {
+                        // At most one straggler, fetched before the pause took effect.
+                        consumed += try consumer.poll(timeoutMilliseconds: 100, maxMessages: 1) { message in
+                            handle(message, shards)
+                            shards.watermark(partition: message.partition, nextOffset: message.offset + 1)
+                        }
                     } else {
-                        shards.reject(partition: message.partition, offset: message.offset,
-                                      rawPrefix: UnsafeRawBufferPointer(start: nil, count: 0),
-                                      rejection: Rejection(.emptyMessage, "null value (tombstone)"))
+                        usleep(200)
                     }
+                    continue
+                }
+                var nextOffsets: [Int32: Int64] = [:]
+                let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: room) { message in
+                    handle(message, shards)
                     nextOffsets[message.partition] = message.offset + 1
                 }
                 for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
@@ -139,6 +164,19 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                               deadLettered: snapshot.deadLettered, alreadyCommitted: snapshot.alreadyCommitted,
                               partitionsCreated: engine.partitions.created - createdBefore,
                               seconds: started.duration(to: .now).secondsDouble)
+    }
+
+    private func handle(_ message: KafkaMessage, _ shards: ShardGroup) {
+        if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
+            reportUnavailable(partition: message.partition, from: resumed, to: message.offset)
+        }
+        if let value = message.value {
+            shards.submit(partition: message.partition, offset: message.offset, message: value)
+        } else {
+            shards.reject(partition: message.partition, offset: message.offset,
+                          rawPrefix: UnsafeRawBufferPointer(start: nil, count: 0),
+                          rejection: Rejection(.emptyMessage, "null value (tombstone)"))
+        }
     }
 
     // MARK: KafkaRebalanceHandler

@@ -164,6 +164,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Messages waiting in each ring.
     public var ringOccupancy: [Int] { flushers.map { $0.ring.count } }
 
+    /// Free slots in the fullest ring: how many items can be submitted without waiting.
+    public var freeSlots: Int { flushers.map { $0.ring.capacity - $0.ring.count }.min() ?? 0 }
+
     private func publishSkipped() {
         guard skippedAsCommitted > 0 else { return }
         let skipped = skippedAsCommitted

@@ -59,6 +59,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Flush a partial batch after this many milliseconds.", valueName: "ms"))
     var maxBatchAge: Int = 200
 
+    @Option(help: ArgumentHelp("Slots per shard ring between the reader and its flusher (a power of two).", valueName: "slots"))
+    var ringCapacity: Int = 16_384
+
     @Option(help: ArgumentHelp("Events of tenants not in the tenant table: dead-letter or accept.", valueName: "policy"))
     var unknownTenants: String = UnknownTenantPolicy.deadLetter.rawValue
 
@@ -68,8 +71,11 @@ struct EngineOptions: ParsableArguments {
         }
         guard (1...256).contains(shards) else { throw ValidationError("--shards must be between 1 and 256") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard ringCapacity >= 1024, ringCapacity & (ringCapacity - 1) == 0 else {
+            throw ValidationError("--ring-capacity must be a power of two of at least 1024, not \(ringCapacity)")
+        }
         return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
-                                   unknownTenants: policy)
+                                   ringCapacity: ringCapacity, unknownTenants: policy)
     }
 }
 

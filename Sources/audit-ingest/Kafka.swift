@@ -39,7 +39,10 @@ struct KafkaCommand: ParsableCommand {
     struct Produce: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Publish each line of NDJSON files (or standard input) as one message.",
-            discussion: "Messages are keyed by line number, so they spread over the topic's partitions."
+            discussion: """
+                Messages are keyed by line number, so they spread over the topic's partitions. Batches \
+                for up to 100 ms (linger.ms) for throughput; -X linger.ms=N overrides it.
+                """
         )
         @Option(help: ArgumentHelp("Bootstrap brokers. Default: $KAFKA_BROKERS.", valueName: "list")) var brokers: String?
         @Option(help: "Topic.") var topic: String
@@ -53,28 +56,32 @@ struct KafkaCommand: ParsableCommand {
                 throw ValidationError("no brokers given: pass --brokers or set KAFKA_BROKERS")
             }
             configuration["bootstrap.servers"] = brokers
+            // A bulk load: batch for up to 100 ms so each partition gets large record batches.
+            configuration["linger.ms"] = "100"
             do { try configuration.apply(properties) } catch { throw ValidationError("\(error)") }
             let producer = try KafkaProducer(configuration: configuration)
             var count = 0
+            func send(_ line: ArraySlice<UInt8>) throws {
+                try producer.send(topic: topic, key: Array(String(count).utf8), value: Array(line))
+                count += 1
+            }
             for path in files.isEmpty ? ["-"] : files {
                 guard let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path) else {
                     throw ValidationError("cannot read \(path)")
                 }
-                var pending = Data()
+                var pending: [UInt8] = []
                 while true {
                     let chunk = handle.readData(ofLength: 1 << 20)
-                    pending.append(chunk)
-                    while let newline = pending.firstIndex(of: 0x0A) {
-                        try producer.send(topic: topic, key: Array(String(count).utf8), value: Array(pending[pending.startIndex..<newline]))
-                        count += 1
-                        pending.removeSubrange(pending.startIndex...newline)
+                    pending.append(contentsOf: chunk)
+                    var lineStart = pending.startIndex
+                    while let newline = pending[lineStart...].firstIndex(of: 0x0A) {
+                        try send(pending[lineStart..<newline])
+                        lineStart = newline + 1
                     }
+                    pending.removeFirst(lineStart)  // once per chunk: the partial last line stays
                     if chunk.isEmpty { break }
                 }
-                if !pending.isEmpty {
-                    try producer.send(topic: topic, key: Array(String(count).utf8), value: Array(pending))
-                    count += 1
-                }
+                if !pending.isEmpty { try send(pending[...]) }
             }
             try producer.flush()
             print("produced \(count) message(s) to \(topic)")

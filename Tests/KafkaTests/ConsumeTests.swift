@@ -105,11 +105,7 @@ import Testing
     }
 
     @Test func postgresRestartMidStreamLosesNothing() throws {
-        let postgres = try PrivateCluster()
-        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
-                                    ["migrate", "--database-url", postgres.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
-        #expect(migrate.exitCode == 0, "\(migrate.output)")
-        let fixture = try KafkaFixture(partitions: 8, databaseURL: postgres.url)
+        let (postgres, fixture) = try KafkaFixture.onPrivateCluster(partitions: 8)
         try fixture.produce(events: 30_000)
         let consumer = try fixture.startConsumer(exitWhenIdle: nil)
         #expect(try fixture.waitForStored(atLeast: 3000))
@@ -127,6 +123,30 @@ import Testing
             """).rows
         #expect(try check.exactlyOnce(produced: fixture.produced), "produced \(fixture.produced): \(counts)")
         #expect(try check.count("SELECT count(*) FROM audit_dead_letter") == 0)
+    }
+
+    /// PostgreSQL down for longer than max.poll.interval.ms: the rings fill, the consumer pauses
+    /// fetching but keeps polling, so it stays in the group (one assignment, no rebalance) and
+    /// stores everything once PostgreSQL is back.
+    @Test func longPostgresOutagePausesFetchingWithoutLeavingTheGroup() throws {
+        let (postgres, fixture) = try KafkaFixture.onPrivateCluster(partitions: 8)
+        try fixture.produce(events: 2000)
+        let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"), fixture.consumeArguments(exitWhenIdle: nil) + [
+            "--ring-capacity", "1024", "-X", "max.poll.interval.ms=6000"])
+        #expect(try fixture.waitForStored(atLeast: 2000))
+        try postgres.stop()
+        try fixture.produce(events: 20_000, seed: 21)  // far more than the rings hold
+        sleep(12)  // twice max.poll.interval.ms
+        try postgres.start()
+        let check = try PipelineDatabase(url: postgres.url)
+        let deadline = Date().addingTimeInterval(120)
+        while (try? check.accounted()) ?? 0 < fixture.produced, Date() < deadline { usleep(100_000) }
+        consumer.signal(SIGTERM)
+        let result = consumer.wait()
+        #expect(result.exitCode == 0, "\(result.output.suffix(3000))")
+        #expect(result.output.contains("pausing fetches"), "\(result.output.suffix(3000))")
+        #expect(result.output.components(separatedBy: "partitions assigned").count - 1 == 1, "\(result.output.suffix(3000))")
+        #expect(try check.exactlyOnce(produced: fixture.produced))
     }
 
     @Test func consumeWithAnAdminPortExportsPipelineMetrics() throws {

@@ -26,6 +26,16 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
         producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers]))
     }
 
+    /// A fixture whose database is on a PostgreSQL cluster of its own, for tests that stop or
+    /// restart the server.
+    static func onPrivateCluster(partitions: Int) throws -> (PrivateCluster, KafkaFixture) {
+        let postgres = try PrivateCluster()
+        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
+                                    ["migrate", "--database-url", postgres.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
+        guard migrate.exitCode == 0 else { throw TestDatabase.Unavailable(description: "migrate failed: \(migrate.output)") }
+        return (postgres, try KafkaFixture(partitions: partitions, databaseURL: postgres.url))
+    }
+
     /// Produces sample events (and `extra` raw values, nil for a tombstone), spread over partitions.
     func produce(events: Int, invalidRatio: Double = 0, seed: UInt64 = 42, extra: [[UInt8]?] = []) throws {
         var index = 0
