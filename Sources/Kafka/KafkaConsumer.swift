@@ -38,9 +38,23 @@ public final class KafkaConsumer {
     private var isClosed = false
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
 
-    /// - Parameter configuration: librdkafka properties; `bootstrap.servers` is required.
+    /// Which partitions a consumer reads.
+    public enum Assignment: Sendable, Equatable {
+        /// Join the consumer group: the group protocol shares the topic's partitions out.
+        case group
+        /// Static assignment without group membership: every partition of the topic.
+        case allPartitions
+        /// Static assignment without group membership: these partitions.
+        case partitions([Int32])
+    }
+
+    /// - Parameters:
+    ///   - configuration: librdkafka properties; `bootstrap.servers` is required.
+    ///   - assignment: with a static assignment the handler's `partitionsAssigned` is called once,
+    ///     from this initializer, and `partitionsRevoked` never (`group` still names the offsets
+    ///     committed for lag tools).
     public init(configuration: KafkaConfiguration, group: String, topic: String, handler: KafkaRebalanceHandler,
-                batchSize: Int = 10_000) throws {
+                assignment: Assignment = .group, batchSize: Int = 10_000) throws {
         self.topic = topic
         self.group = group
         var configuration = configuration
@@ -63,15 +77,57 @@ public final class KafkaConsumer {
         queue = rd_kafka_queue_get_consumer(handle)
         messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: batchSize)
 
+        // Fully initialized from here: a throw runs deinit, which frees the handle and queue.
+        switch assignment {
+        case .group: try subscribe()
+        case .allPartitions: try assign((0..<(try partitionCount())).map(Int32.init))
+        case .partitions(let partitions):
+            let count = try partitionCount()
+            if let missing = partitions.first(where: { $0 >= count }) {
+                throw KafkaError(code: RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+                                 message: "partition \(missing) does not exist: \(topic) has \(count) partition(s), 0-\(count - 1)",
+                                 topic: topic, partition: missing)
+            }
+            try assign(partitions)
+        }
+    }
+
+    private func subscribe() throws {
         let subscription = rd_kafka_topic_partition_list_new(1)
         rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA)
         defer { rd_kafka_topic_partition_list_destroy(subscription) }
         let error = rd_kafka_subscribe(handle, subscription)
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            rd_kafka_queue_destroy(queue)
-            rd_kafka_destroy(handle)
-            throw KafkaError(code: error, topic: topic)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
+    }
+
+    /// Static assignment: positions from the handler, no group protocol.
+    private func assign(_ partitions: [Int32]) throws {
+        let offsets = context.handler?.partitionsAssigned(partitions) ?? [:]
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions {
+            let offset = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+            context.assignedOffsets[partition] = offset
         }
+        let error = rd_kafka_assign(handle, list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
+    }
+
+    /// The topic's partition count, from the cluster's metadata (waits up to 10 s).
+    private func partitionCount() throws -> Int {
+        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
+            throw KafkaError(code: rd_kafka_last_error(), topic: topic)
+        }
+        defer { rd_kafka_topic_destroy(topicHandle) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, 10_000)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(code: error, topic: topic) }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        guard metadata.pointee.topic_cnt == 1 else { throw KafkaError(code: RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, topic: topic) }
+        let description = metadata.pointee.topics[0]
+        guard description.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: description.err, topic: topic) }
+        return Int(description.partition_cnt)
     }
 
     deinit {

@@ -162,6 +162,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         let connection = try connected()
         try partitions.ensure(Set(rows.map(\.month)), on: connection)
         return try connection.transaction { connection in
+            // Offsets first: the compare-and-set locks this shard's rows and proves no other
+            // process has moved them since, before any row is written.
+            if try !storeOffsets(on: connection) { return FlushResult(stored: rows.count, deadLetters: deadLetters) }
             rows.sort { $0.tenantID < $1.tenantID }  // tenant-grouped rows: better btree locality
             let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], on: connection)
             let rejectedPositions = Set(rejected.map { Position(partition: $0.partition, offset: $0.offset) })
@@ -171,7 +174,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             let allDeadLetters = deadLetters + rejected
             if !allDeadLetters.isEmpty { try insertDeadLetters(allDeadLetters, on: connection) }
             if !stored.isEmpty { try countEvents(stored, on: connection) }
-            try storeOffsets(on: connection)
             return FlushResult(stored: stored.count, deadLetters: allDeadLetters)
         }
     }
@@ -260,17 +262,46 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             ])
     }
 
-    private func storeOffsets(on connection: PostgresConnection) throws {
+    /// Moves this shard's positions from what it committed last to what this batch reaches, as a
+    /// compare-and-set (fencing, DESIGN invariant 2): it fails when another process has committed
+    /// one of these partitions since, so two consumers can never both store a partition's
+    /// messages. Returns false, having written nothing, when every position already is where
+    /// this batch would put it: an earlier attempt whose COMMIT reply was lost did commit.
+    private func storeOffsets(on connection: PostgresConnection) throws -> Bool {
         let changed = pendingOffsets.filter { committedOffsets[$0.key] != $0.value }.sorted { $0.key < $1.key }
-        guard !changed.isEmpty else { return }
-        try connection.query("""
-            INSERT INTO ingest_offsets (source, "partition", shard, next_offset)
-            SELECT $1, p, $2, o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)
-            ON CONFLICT (source, "partition", shard) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+        guard !changed.isEmpty else { return true }
+        let partitions = "{" + changed.map { String($0.key) }.joined(separator: ",") + "}"
+        let moved = try connection.query("""
+            INSERT INTO ingest_offsets AS o (source, "partition", shard, next_offset)
+            SELECT $1, p, $2, n FROM unnest($3::int[], $5::bigint[]) AS u(p, n)
+            ON CONFLICT (source, "partition", shard) DO UPDATE
+                SET next_offset = EXCLUDED.next_offset, updated_at = now()
+                WHERE o.next_offset = ($4::bigint[])[array_position($3::int[], o."partition")]
+            RETURNING "partition"
             """, [
-                source, String(shard),
-                "{" + changed.map { String($0.key) }.joined(separator: ",") + "}",
+                source, String(shard), partitions,
+                "{" + changed.map { String(committedOffsets[$0.key] ?? 0) }.joined(separator: ",") + "}",
                 "{" + changed.map { String($0.value) }.joined(separator: ",") + "}",
-            ])
+            ]).rows.count
+        guard moved < changed.count else { return true }
+        let stored = try connection.query(
+            #"SELECT "partition", next_offset FROM ingest_offsets WHERE source = $1 AND shard = $2 AND "partition" = ANY($3::int[])"#,
+            [source, String(shard), partitions]).rows
+        let current = Dictionary(stored.compactMap { row in
+            row[0].flatMap { Int32($0) }.flatMap { partition in row[1].flatMap { Int64($0) }.map { (partition, $0) } }
+        }, uniquingKeysWith: { first, _ in first })
+        if changed.allSatisfy({ current[$0.key] == $0.value }) {
+            // Nothing was written in this transaction: committing it is harmless.
+            logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
+            return false
+        }
+        let moves = changed.filter { current[$0.key] != committedOffsets[$0.key] ?? 0 }.map { partition, _ in
+            "partition \(partition): expected \(committedOffsets[partition] ?? 0), found \(current[partition].map(String.init) ?? "none")"
+        }
+        throw IngestError(.partitionTakenOver, """
+            \(source) shard \(shard): another consumer committed these partitions since this process took them \
+            (\(moves.joined(separator: "; "))); it owns them now, so this process stops without writing. \
+            Two processes must not ingest the same partitions at once (check that static --partitions do not overlap).
+            """)
     }
 }

@@ -66,6 +66,7 @@ public final class IngestEngine: Sendable {
         let store = OffsetStore(source: file.name)
         let offsets = try store.load(on: control)
         try store.checkShardCount(configuration.shards, against: offsets)
+        try store.claim(partitions: [0], shardCount: configuration.shards, on: control)
         let resume = offsets.resumeOffset(partition: 0, shardCount: configuration.shards)
         if resume > 0 { logger.info("resuming", metadata: ["source": "\(file.name)", "line": "\(resume)"]) }
 

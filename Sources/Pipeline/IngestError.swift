@@ -9,6 +9,8 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
         public static let sourceUnreadable = Code("sourceUnreadable")
         /// The shard count differs from an unfinished earlier run.
         public static let shardCountChanged = Code("shardCountChanged")
+        /// Another process committed a partition this one was writing (it no longer owns it).
+        public static let partitionTakenOver = Code("partitionTakenOver")
         /// The database refused a flush for a reason that is neither data nor transient.
         public static let flushFailed = Code("flushFailed")
     }

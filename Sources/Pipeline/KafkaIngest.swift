@@ -50,6 +50,8 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     /// How long the rings may stay (nearly) full before fetching pauses; well under
     /// max.poll.interval.ms (300 s by default).
     public var pauseAfter: Duration = .seconds(2)
+    /// Group membership (the default) or a static set of partitions.
+    public var assignment: KafkaConsumer.Assignment = .group
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
 
     public init(database: PostgresConfiguration, configuration: IngestConfiguration, kafka: KafkaConfiguration,
@@ -79,9 +81,9 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                                 offsets: OffsetStore.Offsets(byPartition: [:]), statistics: statistics, logger: logger)
         self.shards = shards
         shards.start()
-        let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, handler: self,
+        let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, handler: self, assignment: assignment,
                                          batchSize: min(engine.configuration.batchSize, 10_000))
-        logger.info("consuming", metadata: ["topic": "\(topic)", "group": "\(group)", "kafka": "\(kafka)"])
+        logger.info("consuming", metadata: ["topic": "\(topic)", "group": "\(group)", "assignment": "\(assignment)", "kafka": "\(kafka)"])
 
         var consumed = 0
         var lastMessage = ContinuousClock.now
@@ -191,10 +193,12 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                 let stored = try storedOffsets()
                 let relevant = OffsetStore.Offsets(byPartition: stored.byPartition.filter { partitions.contains($0.key) })
                 try store.checkShardCount(engine.configuration.shards, against: relevant)
+                try store.claim(partitions: partitions, shardCount: engine.configuration.shards, on: control!)
                 shards.resetPartitions(partitions, to: relevant)
                 var start: [Int32: Int64] = [:]
-                for partition in partitions where relevant.byPartition[partition] != nil {
-                    start[partition] = relevant.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+                for partition in partitions {
+                    let resume = relevant.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+                    if resume > 0 { start[partition] = resume }
                 }
                 resumedAt = start
                 return start  // partitions never stored start at the earliest offset

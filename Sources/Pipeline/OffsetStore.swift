@@ -37,6 +37,18 @@ public struct OffsetStore {
         return offsets
     }
 
+    /// Records that `shardCount` shards ingest `partitions` (a row at 0 for each shard that has
+    /// none), so a run that stops before every shard committed is still recognised by the same
+    /// shard count. Call after `checkShardCount`.
+    public func claim(partitions: [Int32], shardCount: Int, on connection: PostgresConnection) throws {
+        guard !partitions.isEmpty else { return }
+        try connection.query("""
+            INSERT INTO ingest_offsets (source, "partition", shard, next_offset)
+            SELECT $1, p, s, 0 FROM unnest($2::int[]) AS p, generate_series(0, $3::int - 1) AS s
+            ON CONFLICT (source, "partition", shard) DO NOTHING
+            """, [source, "{" + partitions.map(String.init).joined(separator: ",") + "}", String(shardCount)])
+    }
+
     /// Refuses a shard count that would break exactly-once: rows are routed by tenant to a shard,
     /// so a different count is safe only when every shard stopped at the same offset.
     public func checkShardCount(_ shardCount: Int, against offsets: Offsets) throws {

@@ -16,6 +16,12 @@ struct Consume: ParsableCommand {
             once. A new group starts at the earliest offset. Run more processes with the same \
             group to share the partitions. Offsets are also committed to Kafka, for lag tools only.
 
+            --partitions all (or a list such as 0-3,8) reads those partitions without joining the \
+            group, as Flink and Spark do: no group join (about 3 s) and no rebalances, for a single \
+            process or a fixed split. Positions still come from PostgreSQL. Processes must not \
+            overlap: a process that finds a partition committed by another one since it started \
+            stops with an error and writes nothing (fencing).
+
             SIGTERM or SIGINT: stop fetching, flush and commit what is held, leave the group, exit 0.
             """
     )
@@ -28,6 +34,9 @@ struct Consume: ParsableCommand {
 
     @Option(help: "Consumer group.")
     var group: String = "audit-ingest"
+
+    @Option(help: ArgumentHelp("Read these partitions without group membership: all, or a list like 0-3,8.", valueName: "list"))
+    var partitions: String?
 
     @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property, key=value (repeatable): SASL, TLS, ...", valueName: "key=value"))
     var properties: [String] = []
@@ -48,6 +57,7 @@ struct Consume: ParsableCommand {
     @OptionGroup var location: Migrate.Location
 
     func run() throws {
+        let assignment = try partitions.map(Self.parseAssignment) ?? .group
         var kafka = KafkaConfiguration()
         guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
             throw ValidationError("no brokers given: pass --brokers or set KAFKA_BROKERS")
@@ -60,6 +70,7 @@ struct Consume: ParsableCommand {
         defer { signals.cancel() }
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
+        ingest.assignment = assignment
         var server: Task<Void, Never>?
         if let port = admin.port {
             let adminServer = AdminServer(configuration: try admin.configuration(database: database, location: location, port: port),
@@ -87,6 +98,23 @@ extension ConsumeSummary {
 }
 
 /// Runs `handler` when one of `signals` arrives (instead of the default action).
+extension Consume {
+    /// `all`, or partitions and ranges separated by commas (`0-3,8`).
+    static func parseAssignment(_ text: String) throws -> KafkaConsumer.Assignment {
+        if text == "all" { return .allPartitions }
+        var partitions: [Int32] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int32($0.trimmingCharacters(in: .whitespaces)) }
+            guard (1...2).contains(bounds.count), let low = bounds.first!, let high = bounds.last!, 0 <= low, low <= high else {
+                throw ValidationError("--partitions takes all or a list like 0-3,8; cannot read \"\(item)\"")
+            }
+            partitions += Array(low...high)
+        }
+        guard Set(partitions).count == partitions.count else { throw ValidationError("--partitions lists a partition twice: \(text)") }
+        return .partitions(partitions)
+    }
+}
+
 final class SignalWatcher {
     private let sources: [DispatchSourceSignal]
 

@@ -141,6 +141,23 @@ import Testing
         #expect(error.message.contains("--shards 2"))
         try store.checkShardCount(2, against: offsets)
     }
+
+    /// A run claims a row for every shard before it writes, so when it stops before one shard
+    /// committed anything, the same shard count is still recognised (and a different one refused).
+    @Test func aRunStoppedBeforeEveryShardCommittedResumesWithTheSameShardCount() throws {
+        let fixture = try PipelineFixture()
+        let store = OffsetStore(source: "file:/y#1")
+        try store.claim(partitions: [0], shardCount: 3, on: fixture.connection)
+        try fixture.connection.execute("""
+            UPDATE ingest_offsets SET next_offset = 700 WHERE source = 'file:/y#1' AND shard IN (0, 1)
+            """)
+        let offsets = try store.load(on: fixture.connection)
+        try store.checkShardCount(3, against: offsets)
+        #expect(offsets.resumeOffset(partition: 0, shardCount: 3) == 0)
+        #expect(throws: IngestError.self) { try store.checkShardCount(2, against: offsets) }
+        try store.claim(partitions: [0], shardCount: 3, on: fixture.connection)  // claiming again changes nothing
+        #expect(try store.load(on: fixture.connection) == offsets)
+    }
 }
 
 @Suite(.timeLimit(.minutes(2))) struct MetricsRollupServiceTests {
