@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Already a dependency of Hummingbird: costs no extra build.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries. Only `Postgres` imports CLibPQ and only `Kafka` imports CRdKafka.
@@ -34,12 +36,18 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
         .target(
             name: "Pipeline",
-            dependencies: ["AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(name: "Operations", dependencies: ["Postgres"]),
         .target(
             name: "AdminServer",
-            dependencies: ["Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(
             name: "Migrations",
@@ -51,6 +59,7 @@ let package = Package(
                 "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 import Logging
 import Operations
 import Pipeline
@@ -11,7 +12,7 @@ import Postgres
 /// Binds to 127.0.0.1 by default. POST endpoints need `Authorization: Bearer <ADMIN_TOKEN>`;
 /// without a configured token they are disabled (401). Database work runs on Dispatch threads,
 /// never on Swift's cooperative pool, through a small connection pool of its own.
-public final class AdminServer: Sendable {
+public final class AdminServer: Service, Sendable {
     public struct Configuration: Sendable {
         /// Default: 127.0.0.1.
         public var host: String
@@ -53,13 +54,13 @@ public final class AdminServer: Sendable {
         metrics = MetricsExporter()
     }
 
-    /// Serves until the task is cancelled (or the process gets SIGTERM/SIGINT when run as a service).
+    /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
     public func run() async throws {
         let app = Application(router: makeRouter(),
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                    serverName: "audit-ingest"),
                               logger: logger)
-        try await app.runService(gracefulShutdownSignals: [])
+        try await app.run()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {

@@ -1,13 +1,14 @@
 import Foundation
 import Logging
 import Postgres
+import ServiceLifecycle
 
 /// Runs the tenant_metrics rollup for today (UTC) on a thread of its own every `interval`, while
 /// the pipeline runs (`rollup_tenant_metrics`, schemas/migrations/0005), then checks two alerts:
 /// `tenant_storage_quota` (a tenant's estimated storage above its max_storage_gb) and
 /// `slow_queries` (pg_stat_statements statements slower on average than `slowQueryThreshold`).
 /// Stops with `stop`.
-public final class MetricsRollupService: Sendable {
+public final class MetricsRollupService: Service, Sendable {
     private let database: PostgresConfiguration
     private let interval: Duration
     private let stop: StopSignal
@@ -50,10 +51,19 @@ public final class MetricsRollupService: Sendable {
         }
     }
 
-    public func start() {
-        let thread = Thread { self.loop() }
-        thread.name = "metrics-rollup"
-        thread.start()
+    /// Rolls up every `interval` on a thread of its own until graceful shutdown or cancellation
+    /// (or `stop`); a failed rollup is logged and retried at the next interval.
+    public func run() async throws {
+        let stop = self.stop
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await runOnOwnThread(named: "metrics-rollup") { self.loop() }
+            } onGracefulShutdown: {
+                stop.raise()
+            }
+        } onCancel: {
+            stop.raise()
+        }
     }
 
     private func loop() {

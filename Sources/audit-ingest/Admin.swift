@@ -4,11 +4,12 @@ import Foundation
 import Logging
 import Migrations
 import Pipeline
+import ServiceLifecycle
 
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The admin HTTP API.", subcommands: [Serve.self])
 
-    struct Serve: ParsableCommand {
+    struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the /utils/db/... endpoints and Prometheus /metrics until SIGTERM or SIGINT.",
             discussion: AdminOptions.endpointsHelp)
@@ -16,16 +17,13 @@ struct Admin: ParsableCommand {
         @OptionGroup var admin: AdminOptions
         @OptionGroup var location: Migrate.Location
 
-        func run() throws {
+        func run() async throws {
             let server = AdminServer(configuration: try admin.configuration(database: database, location: location, port: admin.port ?? 9090))
-            let stop = DispatchSemaphore(value: 0)
-            let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { stop.signal() }
-            defer { signals.cancel() }
-            let task = server.start()
             print("admin API on http://\(server.configuration.host):\(server.configuration.port)")
             fflush(nil)
-            stop.wait()
-            task.cancel()
+            try await ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "audit-ingest.services"))).run()
         }
     }
 }
@@ -52,16 +50,5 @@ struct AdminOptions: ParsableArguments {
         let expected = (try? location.load())?.reduce(into: [Int: String]()) { $0[$1.version] = $1.checksum } ?? [:]
         return AdminServer.Configuration(host: adminHost, port: port, token: ProcessInfo.processInfo.environment["ADMIN_TOKEN"],
                                          database: try database.configuration(), expectedMigrations: expected)
-    }
-}
-
-extension AdminServer {
-    /// Runs the server on a task of its own; cancel the task to stop it.
-    func start() -> Task<Void, Never> {
-        Task.detached {
-            do { try await self.run() } catch is CancellationError {} catch {
-                Logger(label: "audit-ingest.admin").error("admin server stopped", metadata: ["error": "\(error)"])
-            }
-        }
     }
 }

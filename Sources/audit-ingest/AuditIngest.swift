@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct AuditIngest: ParsableCommand {
+struct AuditIngest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit-ingest",
         abstract: "Ingest audit events from Kafka or NDJSON files into a multi-tenant PostgreSQL schema.",

@@ -4,8 +4,9 @@ import Kafka
 import Logging
 import AdminServer
 import Pipeline
+import ServiceLifecycle
 
-struct Consume: ParsableCommand {
+struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Consume audit events from a Kafka topic into PostgreSQL, exactly once.",
         discussion: """
@@ -56,7 +57,7 @@ struct Consume: ParsableCommand {
     @OptionGroup var admin: AdminOptions
     @OptionGroup var location: Migrate.Location
 
-    func run() throws {
+    func run() async throws {
         let assignment = try partitions.map(Self.parseAssignment) ?? .group
         var kafka = KafkaConfiguration()
         guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
@@ -65,27 +66,28 @@ struct Consume: ParsableCommand {
         kafka["bootstrap.servers"] = brokers
         do { try kafka.apply(properties) } catch { throw ValidationError("\(error)") }
 
+        // The consumer, and with it the admin API and the rollup, run as services of one group:
+        // SIGTERM/SIGINT shut them down gracefully, the consumer first (it drains and commits).
         let stop = StopSignal()
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { stop.raise() }
-        defer { signals.cancel() }
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
         ingest.assignment = assignment
-        var server: Task<Void, Never>?
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = admin.port {
-            let adminServer = AdminServer(configuration: try admin.configuration(database: database, location: location, port: port),
-                                          pipeline: ingest.status)
-            server = adminServer.start()
+            services.append(.init(service: AdminServer(
+                configuration: try admin.configuration(database: database, location: location, port: port), pipeline: ingest.status)))
         }
-        defer { server?.cancel() }
-        let rollup = rollupInterval > 0
-            ? MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
-                                   stop: stop, alerts: ingest.status)
-            : nil
-        rollup?.start()
-        let summary = try ingest.run(exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
-                                     reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000)))
-        print(summary.report)
+        if rollupInterval > 0 {
+            services.append(.init(service: MetricsRollupService(
+                database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
+                stop: StopSignal(), alerts: ingest.status)))
+        }
+        let consumer = KafkaIngestService(ingest, stop: stop, exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
+                                          reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000)))
+        services.append(.init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup))
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
+        if let summary = consumer.summary { print(summary.report) }
     }
 }
 
