@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         // Already a dependency of Hummingbird: costs no extra build.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // swift-metrics is already a dependency of Hummingbird; swift-prometheus exports it.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries. Only `Postgres` imports CLibPQ and only `Kafka` imports CRdKafka.
@@ -38,6 +41,7 @@ let package = Package(
             name: "Pipeline",
             dependencies: [
                 "AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -46,6 +50,7 @@ let package = Package(
             name: "AdminServer",
             dependencies: [
                 "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -59,6 +64,8 @@ let package = Package(
                 "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -66,7 +73,9 @@ let package = Package(
         // Tests talk to a real PostgreSQL started by scripts/test (see README).
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "AuditCore", "Postgres", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: [
+            "Pipeline", "AuditCore", "Postgres", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),

@@ -6,6 +6,7 @@ import Logging
 import Operations
 import Pipeline
 import Postgres
+import Prometheus
 
 /// The admin HTTP API: the seed document's `/utils/db/...` endpoints and Prometheus `/metrics`.
 ///
@@ -39,14 +40,20 @@ public final class AdminServer: Service, Sendable {
 
     public let configuration: Configuration
     private let pipeline: (any PipelineStatusProvider)?
+    private let registry: PrometheusCollectorRegistry?
     private let pool: ConnectionPool
     private let metrics: MetricsExporter
     private let logger: Logger
 
+    /// - Parameters:
+    ///   - pipeline: the running pipeline's status (alerts, ring capacity), if any.
+    ///   - registry: the swift-metrics values to export on `/metrics` (the pipeline's counters,
+    ///     flush durations, lag and rings), when the process bootstrapped swift-prometheus.
     public init(configuration: Configuration, pipeline: (any PipelineStatusProvider)? = nil,
-                logger: Logger = Logger(label: "audit-ingest.admin")) {
+                registry: PrometheusCollectorRegistry? = nil, logger: Logger = Logger(label: "audit-ingest.admin")) {
         self.configuration = configuration
         self.pipeline = pipeline
+        self.registry = registry
         self.logger = logger
         pool = ConnectionPool(configuration.database,
                               configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
@@ -103,8 +110,9 @@ public final class AdminServer: Service, Sendable {
         }
         router.get("/metrics") { _, _ in
             let text = try await self.blocking {
-                self.metrics.render(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
-                                    database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
+                (self.registry?.emitToString() ?? "")
+                    + self.metrics.render(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
+                                          database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -4,7 +4,8 @@ import Pipeline
 import Postgres
 import Synchronization
 
-/// Renders Prometheus text exposition (format 0.0.4). Database figures (partition count, table
+/// Renders the Prometheus text exposition (format 0.0.4) of what is not a swift-metrics value:
+/// pipeline status (alerts, ring capacity), the admin pool and the database. Database figures (partition count, table
 /// sizes) are cached for 30 s so frequent scrapes do not load the catalog.
 final class MetricsExporter: Sendable {
     private let cachedDatabase = Mutex<(at: ContinuousClock.Instant, statistics: DatabaseStatistics)?>(nil)
@@ -12,26 +13,8 @@ final class MetricsExporter: Sendable {
     func render(pipeline: PipelineStatus?, pool: ConnectionPoolStatistics,
                 database: () throws -> DatabaseStatistics) -> String {
         var out = PrometheusText()
-        if let pipeline {
-            let s = pipeline.statistics
-            let source = ["source": pipeline.source]
-            out.counter("audit_ingest_events_received_total", "Messages handed to the pipeline.", [(source, Double(s.received))])
-            out.counter("audit_ingest_events_stored_total", "Rows committed to audit_log.", [(source, Double(s.stored))])
-            out.counter("audit_ingest_events_dead_lettered_total", "Rows committed to audit_dead_letter, by reason.",
-                        s.deadLettered.sorted { $0.key < $1.key }.map { (source.merging(["reason": $0.key]) { $1 }, Double($0.value)) })
-            out.counter("audit_ingest_kafka_messages_unavailable_total",
-                        "Kafka messages deleted by retention after the stored position, before they were read.",
-                        [(source, Double(s.unavailable))])
-            out.counter("audit_ingest_kafka_pauses_total", "Times fetching paused because the flushers were behind.",
-                        [(source, Double(s.pauses))])
-            out.counter("audit_ingest_flush_retries_total", "Flush transactions retried after a transient error.", [(source, Double(s.retries))])
-            out.histogram("audit_ingest_flush_duration_seconds", "Flush transaction duration.", bounds: IngestStatistics.flushLatencyBounds,
-                          counts: s.flushLatencyCounts, sum: s.flushSeconds, labels: source)
-            out.gauge("audit_ingest_ring_occupancy", "Messages waiting in each shard's ring.",
-                      pipeline.ringOccupancy.enumerated().map { (["shard": "\($0.offset)"], Double($0.element)) })
+        if let pipeline {  // its counters, flush durations, lag and rings are swift-metrics values (IngestMetrics)
             out.gauge("audit_ingest_ring_capacity", "Slots per shard ring.", [([:], Double(pipeline.ringCapacity))])
-            out.gauge("audit_ingest_consumer_lag", "High watermark minus next offset, per partition.",
-                      pipeline.lag.sorted { $0.key < $1.key }.map { (source.merging(["partition": "\($0.key)"]) { $1 }, Double($0.value)) })
             out.gauge("audit_ingest_alert", "1 while an alert fires.",
                       pipeline.alerts.sorted { $0.key < $1.key }.map { (["alert": $0.key], $0.value ? 1 : 0) })
         }
@@ -68,19 +51,6 @@ struct PrometheusText {
 
     mutating func gauge(_ name: String, _ help: String, _ samples: [([String: String], Double)]) {
         family(name, help, "gauge", samples)
-    }
-
-    mutating func histogram(_ name: String, _ help: String, bounds: [Double], counts: [Int], sum: Double, labels: [String: String]) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-        var cumulative = 0
-        for (index, bound) in bounds.enumerated() {
-            cumulative += counts[index]
-            text += "\(name)_bucket\(Self.labels(labels.merging(["le": "\(bound)"]) { $1 })) \(cumulative)\n"
-        }
-        cumulative += counts.last ?? 0
-        text += "\(name)_bucket\(Self.labels(labels.merging(["le": "+Inf"]) { $1 })) \(cumulative)\n"
-        text += "\(name)_sum\(Self.labels(labels)) \(Self.number(sum))\n"
-        text += "\(name)_count\(Self.labels(labels)) \(cumulative)\n"
     }
 
     private mutating func family(_ name: String, _ help: String, _ type: String, _ samples: [([String: String], Double)]) {

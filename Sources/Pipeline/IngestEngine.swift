@@ -1,3 +1,4 @@
+import CoreMetrics
 import AuditCore
 import Foundation
 import Logging
@@ -30,12 +31,16 @@ public final class IngestEngine: Sendable {
     public let database: PostgresConfiguration
     public let partitions: PartitionManager
     public let tenants: TenantDirectory
+    /// Where the pipeline's swift-metrics values go.
+    let metricsFactory: MetricsFactory
     private let logger: Logger
 
+    /// - Parameter metricsFactory: Default: the process's bootstrapped swift-metrics backend.
     public init(database: PostgresConfiguration, configuration: IngestConfiguration = .init(),
-                logger: Logger = Logger(label: "audit-ingest.engine")) {
+                metricsFactory: MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "audit-ingest.engine")) {
         self.database = database
         self.configuration = configuration
+        self.metricsFactory = metricsFactory
         self.logger = logger
         partitions = PartitionManager(logger: logger)
         tenants = TenantDirectory()
@@ -70,7 +75,7 @@ public final class IngestEngine: Sendable {
         let resume = offsets.resumeOffset(partition: 0, shardCount: configuration.shards)
         if resume > 0 { logger.info("resuming", metadata: ["source": "\(file.name)", "line": "\(resume)"]) }
 
-        let statistics = IngestStatistics()
+        let statistics = IngestStatistics(source: file.name, factory: metricsFactory)
         let createdBefore = partitions.created
         let group = ShardGroup(source: file.name, configuration: configuration, database: database,
                                partitions: partitions, tenants: tenants, offsets: offsets,
@@ -79,6 +84,7 @@ public final class IngestEngine: Sendable {
 
         var lastReport = ContinuousClock.now
         var sinceWatermark = 0
+        var unpublished = 0  // lines handed over since `received` was last updated
         var tenantError: Error?
         let lines: Int64
         do {
@@ -87,9 +93,12 @@ public final class IngestEngine: Sendable {
                 line: { offset, bytes in
                     group.submit(partition: 0, offset: offset, message: bytes)
                     sinceWatermark += 1
+                    unpublished += 1
                     if sinceWatermark == 8192 {
                         sinceWatermark = 0
                         group.watermark(partition: 0, nextOffset: offset + 1)
+                        statistics.update { [unpublished] in $0.received += unpublished }
+                        unpublished = 0
                         do { try tenants.refreshIfStale(on: control) } catch { tenantError = error }
                         if let progress, lastReport.duration(to: .now) > .milliseconds(500) {
                             lastReport = .now
@@ -99,6 +108,7 @@ public final class IngestEngine: Sendable {
                     return !group.isStopping && tenantError == nil
                 },
                 oversized: { offset, prefix in
+                    unpublished += 1
                     group.reject(partition: 0, offset: offset, rawPrefix: prefix, rejection: Rejection(
                         .tooLarge, "line longer than \(configuration.decoder.maxEventBytes) bytes; raw_payload holds its first KiB"))
                 },
@@ -114,6 +124,7 @@ public final class IngestEngine: Sendable {
             throw tenantError
         }
         group.watermark(partition: 0, nextOffset: lines)
+        statistics.update { [unpublished] in $0.received += unpublished }
         try group.finish()
 
         let snapshot = statistics.snapshot

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// Counters the flushers and the source share; read for progress lines, summaries and metrics.
@@ -22,31 +23,35 @@ public final class IngestStatistics: Sendable {
         public var unavailable = 0
         /// Times the Kafka consumer paused fetching because the flushers were behind.
         public var pauses = 0
-        /// Flushes by duration: `flushLatencyCounts[i]` counts flushes that took at most
-        /// `IngestStatistics.flushLatencyBounds[i]` seconds and more than the bound before it; the
-        /// last entry counts the slower ones.
-        public var flushLatencyCounts = [Int](repeating: 0, count: IngestStatistics.flushLatencyBounds.count + 1)
 
         public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
 
         mutating func recordFlush(seconds: Double) {
             flushes += 1
             flushSeconds += seconds
-            let bucket = IngestStatistics.flushLatencyBounds.firstIndex { seconds <= $0 } ?? IngestStatistics.flushLatencyBounds.count
-            flushLatencyCounts[bucket] += 1
         }
     }
 
-    /// Upper bounds (seconds) of the flush latency histogram buckets.
-    public static let flushLatencyBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-
     private let counters = Mutex(Snapshot())
+    /// The same figures as swift-metrics values (nil: not exported).
+    let metrics: IngestMetrics?
 
-    public init() {}
+    /// - Parameters:
+    ///   - source: the `source` dimension of the exported metrics; nil exports none.
+    ///   - factory: where metrics go. Default: the process's bootstrapped backend.
+    public init(source: String? = nil, factory: MetricsFactory = MetricsSystem.factory) {
+        metrics = source.map { IngestMetrics(source: $0, factory: factory) }
+    }
 
     public var snapshot: Snapshot { counters.withLock { $0 } }
 
     func update(_ body: (inout Snapshot) -> Void) {
-        counters.withLock { body(&$0) }
+        guard let metrics else { return counters.withLock { body(&$0) } }
+        let (before, after) = counters.withLock { counters in
+            let before = counters
+            body(&counters)
+            return (before, counters)
+        }
+        metrics.record(from: before, to: after)
     }
 }

@@ -73,7 +73,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         let started = ContinuousClock.now
         control = try engine.prepare()
         defer { control?.close() }
-        let statistics = IngestStatistics()
+        let statistics = IngestStatistics(source: source, factory: engine.metricsFactory)
         self.statistics = statistics
         let createdBefore = engine.partitions.created
         let shards = ShardGroup(source: source, configuration: engine.configuration, database: engine.database,
@@ -273,6 +273,8 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         for (name, firing) in alerts where firing && previous[name] != true {
             logger.warning("alert firing", metadata: ["alert": "\(name)", "lag": "\(lag.values.reduce(0, +))"])
         }
+        statistics.metrics?.recordLag(lag)
+        statistics.metrics?.recordRingOccupancy(shards.ringOccupancy)
         status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: shards.ringOccupancy,
                                       ringCapacity: engine.configuration.ringCapacity, alerts: alerts))
     }

@@ -3,7 +3,9 @@ import Foundation
 import Kafka
 import Logging
 import AdminServer
+import Metrics
 import Pipeline
+import Prometheus
 import ServiceLifecycle
 
 struct Consume: AsyncParsableCommand {
@@ -68,6 +70,9 @@ struct Consume: AsyncParsableCommand {
 
         // The consumer, and with it the admin API and the rollup, run as services of one group:
         // SIGTERM/SIGINT shut them down gracefully, the consumer first (it drains and commits).
+        // With an admin port, the pipeline's swift-metrics values are exported on /metrics.
+        let registry = admin.port.map { _ in PrometheusCollectorRegistry() }
+        if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         let stop = StopSignal()
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
@@ -75,7 +80,8 @@ struct Consume: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = admin.port {
             services.append(.init(service: AdminServer(
-                configuration: try admin.configuration(database: database, location: location, port: port), pipeline: ingest.status)))
+                configuration: try admin.configuration(database: database, location: location, port: port), pipeline: ingest.status,
+                registry: registry)))
         }
         if rollupInterval > 0 {
             services.append(.init(service: MetricsRollupService(

@@ -1,3 +1,4 @@
+import CoreMetrics
 import AuditCore
 import Foundation
 import Pipeline
@@ -22,9 +23,11 @@ struct PipelineFixture {
 
     var database: PostgresConfiguration { PostgresConfiguration(connectionString: ConnectionString(url)) }
 
-    func engine(shards: Int = 3, batchSize: Int = 500, unknownTenants: UnknownTenantPolicy = .deadLetter) -> IngestEngine {
+    func engine(shards: Int = 3, batchSize: Int = 500, unknownTenants: UnknownTenantPolicy = .deadLetter,
+                metrics: MetricsFactory = MetricsSystem.factory) -> IngestEngine {
         IngestEngine(database: database, configuration: IngestConfiguration(
-            shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50), unknownTenants: unknownTenants))
+            shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50), unknownTenants: unknownTenants),
+            metricsFactory: metrics)
     }
 
     func count(_ sql: String) throws -> Int {
