@@ -94,45 +94,20 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         var backpressure = Backpressure(pauseAfter: pauseAfter, ringCapacity: engine.configuration.ringCapacity)
         do {
             while !stop.isRaised && !shards.isStopping && fatal == nil {
-                // Take only what the rings can hold (one watermark per partition and shard too),
-                // so the polling thread never blocks in a full ring and keeps serving the group.
-                let room = shards.freeSlots - consumer.assignmentCount - 1
-                switch backpressure.update(room: room) {
-                case .pause:
-                    logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
-                        "stalled_seconds": "\(pauseAfter.secondsDouble)", "ring_occupancy": "\(shards.ringOccupancy)"])
-                    consumer.pause()
-                    statistics.update { $0.pauses += 1 }
-                case .resume:
-                    logger.info("flushers caught up: fetching again")
-                    consumer.resume()
-                case .none:
-                    break
-                }
-                if backpressure.isPaused { consumer.pause() }  // partitions assigned meanwhile too
-                if room < backpressure.minimumRoom {
-                    // Serve the group protocol (a paused consumer receives no messages), or wait
-                    // a moment for the flushers.
-                    if backpressure.isPaused {
-                        // At most one straggler, fetched before the pause took effect.
-                        consumed += try consumer.poll(timeoutMilliseconds: 100, maxMessages: 1) { message in
-                            handle(message, shards)
-                            shards.watermark(partition: message.partition, nextOffset: message.offset + 1)
-                        }
-                    } else {
-                        usleep(200)
+                let room = try applyBackpressure(&backpressure, consumer, shards, statistics, consumed: &consumed)
+                if room > 0 {
+                    var nextOffsets: [Int32: Int64] = [:]
+                    let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: room) { message in
+                        handle(message, shards)
+                        nextOffsets[message.partition] = message.offset + 1
                     }
-                    continue
+                    for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
+                    consumed += count
+                    if count > 0 {
+                        statistics.update { $0.received += count }
+                        lastMessage = .now
+                    }
                 }
-                var nextOffsets: [Int32: Int64] = [:]
-                let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: room) { message in
-                    handle(message, shards)
-                    nextOffsets[message.partition] = message.offset + 1
-                }
-                for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
-                consumed += count
-                if count > 0 { statistics.update { $0.received += count } }
-                if count > 0 { lastMessage = .now }
                 if lastPublish.duration(to: .now) >= .seconds(1) {
                     publishStatus(consumer, statistics, shards)
                     lastPublish = .now
@@ -166,6 +141,42 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                               deadLettered: snapshot.deadLettered, alreadyCommitted: snapshot.alreadyCommitted,
                               partitionsCreated: engine.partitions.created - createdBefore,
                               seconds: started.duration(to: .now).secondsDouble)
+    }
+
+    /// Takes only what the rings can hold (with one watermark per partition and shard), so the
+    /// polling thread never blocks in a full ring and keeps serving the group; pauses and resumes
+    /// fetching as `backpressure` decides. Returns how many messages the next poll may take
+    /// (0: none this round; it has waited or served the group protocol instead).
+    private func applyBackpressure(_ backpressure: inout Backpressure, _ consumer: KafkaConsumer, _ shards: ShardGroup,
+                                   _ statistics: IngestStatistics, consumed: inout Int) throws -> Int {
+        let room = shards.freeSlots - consumer.assignmentCount - 1
+        switch backpressure.update(room: room) {
+        case .pause:
+            logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
+                "stalled_seconds": "\(pauseAfter.secondsDouble)", "ring_occupancy": "\(shards.ringOccupancy)"])
+            consumer.pause()
+            statistics.update { $0.pauses += 1 }
+        case .resume:
+            logger.info("flushers caught up: fetching again")
+            consumer.resume()
+        case .none:
+            break
+        }
+        if backpressure.isPaused { consumer.pause() }  // partitions assigned meanwhile too
+        guard room < backpressure.minimumRoom else { return room }
+        if backpressure.isPaused {
+            // Serve the group protocol: a paused consumer receives at most a straggler fetched
+            // before the pause took effect.
+            let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: 1) { message in
+                handle(message, shards)
+                shards.watermark(partition: message.partition, nextOffset: message.offset + 1)
+            }
+            if count > 0 { statistics.update { $0.received += count } }
+            consumed += count
+        } else {
+            usleep(200)  // the flushers free room within a flush
+        }
+        return 0
     }
 
     private func handle(_ message: KafkaMessage, _ shards: ShardGroup) {
