@@ -25,6 +25,16 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
+    /// True for a `key=value` assignment (or a key) that only a consumer reads: group, offset,
+    /// fetch and queue settings. librdkafka warns when a producer is given one.
+    public static func isConsumerOnly(_ assignment: String) -> Bool {
+        let key = assignment.split(separator: "=", maxSplits: 1).first.map(String.init) ?? assignment
+        let prefixes = ["group.", "session.timeout.", "heartbeat.", "max.poll.", "auto.offset.", "auto.commit.", "enable.auto.",
+                        "enable.partition.eof", "partition.assignment.", "fetch.", "queued.", "isolation.level", "check.crcs",
+                        "max.partition.fetch.", "consume."]
+        return prefixes.contains { key.hasPrefix($0) }
+    }
+
     /// True for property names whose values must never be shown.
     public static func isSecret(_ name: String) -> Bool {
         let lowered = name.lowercased()

@@ -60,6 +60,31 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Queues a message with headers (name, value) to the partition its key picks. Waits while
+    /// the local queue is full.
+    public func send(topic: String, key: [UInt8], value: [UInt8], headers: [(String, String)]) throws {
+        while true {
+            let list = rd_kafka_headers_new(headers.count)!
+            for (name, headerValue) in headers {
+                _ = headerValue.utf8CString.withUnsafeBufferPointer { bytes in
+                    rd_kafka_header_add(list, name, -1, bytes.baseAddress, bytes.count - 1)
+                }
+            }
+            var key = key
+            var value = value
+            let error = key.withUnsafeMutableBytes { keyBytes in
+                value.withUnsafeMutableBytes { valueBytes in
+                    audit_ingest_produce_with_headers(handle, topic, keyBytes.baseAddress, keyBytes.count,
+                                                      valueBytes.baseAddress, valueBytes.count, list)
+                }
+            }
+            if error == RD_KAFKA_RESP_ERR_NO_ERROR { return }  // librdkafka owns the headers now
+            rd_kafka_headers_destroy(list)
+            guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(code: error, topic: topic) }
+            rd_kafka_poll(handle, 50)
+        }
+    }
+
     /// Waits until every queued message is delivered (or `timeoutMilliseconds` passes).
     public func flush(timeoutMilliseconds: Int32 = 30_000) throws {
         let error = rd_kafka_flush(handle, timeoutMilliseconds)

@@ -16,6 +16,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let partitions: PartitionManager
     private let statistics: IngestStatistics
     private let stopRequested: StopSignal
+    private let deadLetterSink: (any DeadLetterSink)?
     private let logger: Logger
 
     private var connection: PostgresConnection?
@@ -31,8 +32,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     init(shard: Int, source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, statistics: IngestStatistics, committed: [Int32: Int64],
-         stopRequested: StopSignal, logger: Logger) {
+         deadLetterSink: (any DeadLetterSink)?, stopRequested: StopSignal, logger: Logger) {
         self.shard = shard
+        self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
         self.source = source
         self.configuration = configuration
@@ -149,6 +151,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             counters.recordFlush(seconds: elapsed)
         }
         committedOffsets = pendingOffsets
+        if !result.deadLetters.isEmpty { deadLetterSink?.publish(result.deadLetters, source: source) }
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
     }

@@ -50,6 +50,8 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     /// How long the rings may stay (nearly) full before fetching pauses; well under
     /// max.poll.interval.ms (300 s by default).
     public var pauseAfter: Duration = .seconds(2)
+    /// Also gets every committed dead letter (e.g. `KafkaDeadLetterTopic`).
+    public var deadLetterSink: (any DeadLetterSink)?
     /// Group membership (the default) or a static set of partitions.
     public var assignment: KafkaConsumer.Assignment = .group
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
@@ -78,7 +80,8 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         let createdBefore = engine.partitions.created
         let shards = ShardGroup(source: source, configuration: engine.configuration, database: engine.database,
                                 partitions: engine.partitions, tenants: engine.tenants,
-                                offsets: OffsetStore.Offsets(byPartition: [:]), statistics: statistics, logger: logger)
+                                offsets: OffsetStore.Offsets(byPartition: [:]), statistics: statistics,
+                                deadLetterSink: deadLetterSink, logger: logger)
         self.shards = shards
         shards.start()
         let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, handler: self, assignment: assignment,
@@ -134,6 +137,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         commitStoredOffsets(to: consumer)
         consumer.close()
         try shards.finish()
+        deadLetterSink?.flush()
         if let failure { throw failure }
         if let fatal { throw fatal }
         let snapshot = statistics.snapshot

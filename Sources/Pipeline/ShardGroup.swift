@@ -31,7 +31,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     ///   own offset are skipped, so nothing is stored twice).
     init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, tenants: TenantDirectory, offsets: OffsetStore.Offsets,
-         statistics: IngestStatistics, logger: Logger) {
+         statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)? = nil, logger: Logger) {
         self.source = source
         self.configuration = configuration
         self.statistics = statistics
@@ -45,7 +45,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             Flusher(shard: shard, source: source, configuration: configuration, database: database,
                     partitions: partitions, statistics: statistics,
                     committed: offsets.byPartition.compactMapValues { $0[shard] },
-                    stopRequested: stop, logger: logger)
+                    deadLetterSink: deadLetterSink, stopRequested: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
     }

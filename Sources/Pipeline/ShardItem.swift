@@ -33,14 +33,18 @@ struct EncodedRow {
 }
 
 /// One audit_dead_letter row.
-struct DeadLetter {
-    var partition: Int32
-    var offset: Int64
-    var tenantID: UUIDValue?
-    var rawMessage: [UInt8]
-    var reason: String
-    var detail: String?
-    var sqlState: String?
+public struct DeadLetter: Sendable {
+    /// Position in the source (Kafka partition and offset; partition 0 and line number for files).
+    public var partition: Int32
+    public var offset: Int64
+    public var tenantID: UUIDValue?
+    /// The message as received (the first KiB of an over-long line).
+    public var rawMessage: [UInt8]
+    /// A `Rejection` reason, or "rejected by database".
+    public var reason: String
+    public var detail: String?
+    /// When PostgreSQL refused the row.
+    public var sqlState: String?
 }
 
 /// Picks a tenant's shard. Tenant ids are mostly random UUIDs, but a multiplicative mix keeps

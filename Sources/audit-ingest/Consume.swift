@@ -41,6 +41,12 @@ struct Consume: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Read these partitions without group membership: all, or a list like 0-3,8.", valueName: "list"))
     var partitions: String?
 
+    @Option(help: ArgumentHelp("""
+        Also publish each dead letter to this topic once it is committed to audit_dead_letter: the raw \
+        message as value, reason, detail and source position in headers (the table stays the record).
+        """, valueName: "topic"))
+    var deadLetterTopic: String?
+
     @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property, key=value (repeatable): SASL, TLS, ...", valueName: "key=value"))
     var properties: [String] = []
 
@@ -77,6 +83,13 @@ struct Consume: AsyncParsableCommand {
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
         ingest.assignment = assignment
+        if let deadLetterTopic {
+            var producer = KafkaConfiguration()
+            producer["bootstrap.servers"] = brokers
+            // The same connection settings (SASL, TLS, ...), without those only a consumer reads.
+            do { try producer.apply(properties.filter { !KafkaConfiguration.isConsumerOnly($0) }) } catch { throw ValidationError("\(error)") }
+            ingest.deadLetterSink = try KafkaDeadLetterTopic(topic: deadLetterTopic, configuration: producer)
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = admin.port {
             services.append(.init(service: AdminServer(

@@ -38,6 +38,33 @@ import Testing
         #expect(try fixture.database.count("SELECT count(*) FROM audit_dead_letter") > 80)
     }
 
+    /// `--dead-letter-topic`: every committed dead letter is also on the topic, raw message as
+    /// value and reason and position in headers, as an outside client (kcat) reads them.
+    @Test func deadLettersArePublishedToTheDeadLetterTopic() throws {
+        let fixture = try KafkaFixture(partitions: 2)
+        let topic = "dlq-\(fixture.topic)"
+        try fixture.cluster.createTopic(topic, partitions: 1)
+        try fixture.produce(events: 1000, invalidRatio: 0.05, extra: [Array("not json".utf8)])
+        let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
+                                       fixture.consumeArguments() + ["--dead-letter-topic", topic, "-X", "fetch.wait.max.ms=100"])
+        let result = consumer.wait()
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(!result.output.contains("CONFWARN"), "consumer-only -X settings reach the producer: \(result.output)")
+        let kcat = try Shell.run("/usr/bin/kcat", ["-C", "-b", fixture.cluster.bootstrapServers, "-t", topic, "-e", "-q",
+                                                   "-f", "%k|%h|%s\n"])
+        #expect(kcat.exitCode == 0, "\(kcat.output)")
+        let messages = kcat.output.split(separator: "\n")
+        let deadLettered = try fixture.database.count("SELECT count(*) FROM audit_dead_letter")
+        #expect(deadLettered > 10)
+        #expect(messages.count == deadLettered, "\(kcat.output.prefix(2000))")
+        let notJSON = messages.first { $0.hasSuffix("|not json") }
+        #expect(notJSON?.contains("audit-ingest-reason=invalid JSON") == true, "\(kcat.output.prefix(2000))")
+        #expect(notJSON?.contains("audit-ingest-source=kafka:tests:\(fixture.topic)") == true)
+        let position = try fixture.database.connection.execute(
+            #"SELECT "partition" || ':' || "offset" FROM audit_dead_letter WHERE raw_payload = 'not json'::bytea"#).scalar
+        #expect(notJSON?.hasPrefix("\(position ?? "?")|") == true, "\(notJSON ?? "")")
+    }
+
     @Test func sigtermDrainsAndCommits() throws {
         let fixture = try KafkaFixture(partitions: 2)
         try fixture.produce(events: 4000)

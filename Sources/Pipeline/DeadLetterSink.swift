@@ -1,0 +1,60 @@
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+
+/// Where dead letters also go once their flush transaction has committed them to
+/// audit_dead_letter, for stream consumers of bad events. The table stays the record: a process
+/// that dies right after a commit may not have handed those dead letters on.
+///
+/// `publish` is called from flusher threads, concurrently.
+public protocol DeadLetterSink: Sendable {
+    func publish(_ deadLetters: [DeadLetter], source: String)
+    /// Waits until what was published is delivered (at shutdown).
+    func flush()
+}
+
+/// Publishes dead letters to a Kafka topic, like Kafka Connect's dead-letter queue: the raw
+/// message as the value, key `partition:offset`, and headers `audit-ingest-source`,
+/// `-partition`, `-offset`, `-reason`, and when known `-detail`, `-sqlstate`, `-tenant`.
+/// A failure to publish is logged and counted, never fatal.
+public final class KafkaDeadLetterTopic: DeadLetterSink {
+    public let topic: String
+    private let producer: KafkaProducer
+    private let logger: Logger
+    private let failures = Atomic<Int>(0)
+
+    public init(topic: String, configuration: KafkaConfiguration, logger: Logger = Logger(label: "audit-ingest.dead-letter-topic")) throws {
+        self.topic = topic
+        self.logger = logger
+        producer = try KafkaProducer(configuration: configuration)
+    }
+
+    /// Messages that could not be queued for the topic.
+    public var failed: Int { failures.load(ordering: .relaxed) }
+
+    public func publish(_ deadLetters: [DeadLetter], source: String) {
+        for deadLetter in deadLetters {
+            var headers = [("audit-ingest-source", source), ("audit-ingest-partition", "\(deadLetter.partition)"),
+                           ("audit-ingest-offset", "\(deadLetter.offset)"), ("audit-ingest-reason", deadLetter.reason)]
+            if let detail = deadLetter.detail { headers.append(("audit-ingest-detail", detail)) }
+            if let sqlState = deadLetter.sqlState { headers.append(("audit-ingest-sqlstate", sqlState)) }
+            if let tenant = deadLetter.tenantID { headers.append(("audit-ingest-tenant", tenant.description)) }
+            do {
+                try producer.send(topic: topic, key: Array("\(deadLetter.partition):\(deadLetter.offset)".utf8),
+                                  value: deadLetter.rawMessage, headers: headers)
+            } catch {
+                failures.add(1, ordering: .relaxed)
+                logger.warning("dead letter not published (it is in audit_dead_letter)", metadata: [
+                    "topic": "\(topic)", "partition": "\(deadLetter.partition)", "offset": "\(deadLetter.offset)", "error": "\(error)"])
+            }
+        }
+        producer.poll()
+    }
+
+    public func flush() {
+        do { try producer.flush() } catch {
+            logger.warning("dead letters may not all have reached their topic", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+    }
+}
