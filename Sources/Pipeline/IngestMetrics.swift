@@ -52,6 +52,14 @@ struct IngestMetrics: @unchecked Sendable {  // swift-metrics handles are thread
         }
     }
 
+    /// Drops the lag of partitions this process no longer reads (another consumer reports them).
+    func forgetLag(_ partitions: [Int32]) {
+        for partition in partitions {
+            Gauge(label: "audit_ingest_consumer_lag", dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory)
+                .destroy()
+        }
+    }
+
     /// Messages waiting in each shard's ring.
     func recordRingOccupancy(_ occupancy: [Int]) {
         for (shard, count) in occupancy.enumerated() {

@@ -235,6 +235,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     public func partitionsRevoked(_ partitions: [Int32]) {
         logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
         shards?.drain()
+        statistics?.metrics?.forgetLag(partitions)
     }
 
     // MARK: Private
