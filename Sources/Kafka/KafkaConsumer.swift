@@ -211,22 +211,21 @@ public final class KafkaConsumer {
         withAssignmentList { rd_kafka_resume_partitions(handle, $0) }
     }
 
-    private func withAssignmentList(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t) {
-        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        _ = body(list)
-    }
-
     /// How many partitions are assigned.
-    public var assignmentCount: Int { assignment.count }
+    public var assignmentCount: Int { withAssignmentList { Int($0.pointee.cnt) } ?? 0 }
 
     /// The partitions currently assigned.
     public var assignment: [Int32] {
+        withAssignmentList { list in (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }.sorted() } ?? []
+    }
+
+    /// Calls `body` with librdkafka's current assignment list (nil when it cannot be read).
+    @discardableResult
+    private func withAssignmentList<T>(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T? {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return nil }
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        return (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }.sorted()
+        return body(list)
     }
 
     /// Leaves the group (the revocation callback runs first). Idempotent.

@@ -70,12 +70,9 @@ public final class KafkaProducer: @unchecked Sendable {
                     rd_kafka_header_add(list, name, -1, bytes.baseAddress, bytes.count - 1)
                 }
             }
-            var key = key
-            var value = value
-            let error = key.withUnsafeMutableBytes { keyBytes in
-                value.withUnsafeMutableBytes { valueBytes in
-                    audit_ingest_produce_with_headers(handle, topic, keyBytes.baseAddress, keyBytes.count,
-                                                      valueBytes.baseAddress, valueBytes.count, list)
+            let error = withOptionalBytes(key) { keyPointer, keyCount in
+                withOptionalBytes(value) { valuePointer, valueCount in
+                    audit_ingest_produce_with_headers(handle, topic, keyPointer, keyCount, valuePointer, valueCount, list)
                 }
             }
             if error == RD_KAFKA_RESP_ERR_NO_ERROR { return }  // librdkafka owns the headers now
@@ -95,8 +92,8 @@ public final class KafkaProducer: @unchecked Sendable {
     public func poll() { rd_kafka_poll(handle, 0) }
 }
 
+/// librdkafka takes payloads as `void *` but, with RD_KAFKA_MSG_F_COPY, only reads them: no copy.
 private func withOptionalBytes<T>(_ bytes: [UInt8]?, _ body: (UnsafeMutableRawPointer?, Int) -> T) -> T {
     guard let bytes else { return body(nil, 0) }
-    var copy = bytes
-    return copy.withUnsafeMutableBytes { body($0.baseAddress, $0.count) }
+    return bytes.withUnsafeBytes { body(UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count) }
 }

@@ -1,7 +1,6 @@
-import Foundation
+import CoreMetrics
 import Kafka
 import Logging
-import Synchronization
 
 /// Where dead letters also go once their flush transaction has committed them to
 /// audit_dead_letter, for stream consumers of bad events. The table stays the record: a process
@@ -17,21 +16,20 @@ public protocol DeadLetterSink: Sendable {
 /// Publishes dead letters to a Kafka topic, like Kafka Connect's dead-letter queue: the raw
 /// message as the value, key `partition:offset`, and headers `audit-ingest-source`,
 /// `-partition`, `-offset`, `-reason`, and when known `-detail`, `-sqlstate`, `-tenant`.
-/// A failure to publish is logged and counted, never fatal.
+/// A failure to publish is logged and counted (`audit_ingest_dead_letter_topic_failures_total`),
+/// never fatal.
 public final class KafkaDeadLetterTopic: DeadLetterSink {
     public let topic: String
     private let producer: KafkaProducer
     private let logger: Logger
-    private let failures = Atomic<Int>(0)
+    private let failures: Counter
 
     public init(topic: String, configuration: KafkaConfiguration, logger: Logger = Logger(label: "audit-ingest.dead-letter-topic")) throws {
         self.topic = topic
         self.logger = logger
+        failures = Counter(label: "audit_ingest_dead_letter_topic_failures_total", dimensions: [("topic", topic)])
         producer = try KafkaProducer(configuration: configuration)
     }
-
-    /// Messages that could not be queued for the topic.
-    public var failed: Int { failures.load(ordering: .relaxed) }
 
     public func publish(_ deadLetters: [DeadLetter], source: String) {
         for deadLetter in deadLetters {
@@ -44,7 +42,7 @@ public final class KafkaDeadLetterTopic: DeadLetterSink {
                 try producer.send(topic: topic, key: Array("\(deadLetter.partition):\(deadLetter.offset)".utf8),
                                   value: deadLetter.rawMessage, headers: headers)
             } catch {
-                failures.add(1, ordering: .relaxed)
+                failures.increment()
                 logger.warning("dead letter not published (it is in audit_dead_letter)", metadata: [
                     "topic": "\(topic)", "partition": "\(deadLetter.partition)", "offset": "\(deadLetter.offset)", "error": "\(error)"])
             }

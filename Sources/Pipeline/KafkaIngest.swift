@@ -158,7 +158,6 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         case .pause:
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
                 "stalled_seconds": "\(pauseAfter.secondsDouble)", "ring_occupancy": "\(shards.ringOccupancy)"])
-            consumer.pause()
             statistics.update { $0.pauses += 1 }
         case .resume:
             logger.info("flushers caught up: fetching again")
@@ -166,7 +165,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         case .none:
             break
         }
-        if backpressure.isPaused { consumer.pause() }  // partitions assigned meanwhile too
+        if backpressure.isPaused { consumer.pause() }  // again each round: partitions assigned meanwhile too
         guard room < backpressure.minimumRoom else { return room }
         if backpressure.isPaused {
             // Serve the group protocol: a paused consumer receives at most a straggler fetched
