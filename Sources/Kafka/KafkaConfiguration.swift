@@ -25,10 +25,9 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
-    /// True for a `key=value` assignment (or a key) that only a consumer reads: group, offset,
-    /// fetch and queue settings. librdkafka warns when a producer is given one.
-    public static func isConsumerOnly(_ assignment: String) -> Bool {
-        let key = assignment.split(separator: "=", maxSplits: 1).first.map(String.init) ?? assignment
+    /// True for property names only a consumer reads: group, offset, fetch and queue settings.
+    /// librdkafka warns when a producer is given one.
+    public static func isConsumerOnly(_ key: String) -> Bool {
         let prefixes = ["group.", "session.timeout.", "heartbeat.", "max.poll.", "auto.offset.", "auto.commit.", "enable.auto.",
                         "enable.partition.eof", "partition.assignment.", "fetch.", "queued.", "isolation.level", "check.crcs",
                         "max.partition.fetch.", "consume."]

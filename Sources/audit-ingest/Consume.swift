@@ -84,10 +84,8 @@ struct Consume: AsyncParsableCommand {
                                  kafka: kafka, topic: topic, group: group, stop: stop)
         ingest.assignment = assignment
         if let deadLetterTopic {
-            var producer = KafkaConfiguration()
-            producer["bootstrap.servers"] = brokers
-            // The same connection settings (SASL, TLS, ...), without those only a consumer reads.
-            do { try producer.apply(properties.filter { !KafkaConfiguration.isConsumerOnly($0) }) } catch { throw ValidationError("\(error)") }
+            // The same connection settings (brokers, SASL, TLS, ...), without those only a consumer reads.
+            let producer = KafkaConfiguration(kafka.properties.filter { !KafkaConfiguration.isConsumerOnly($0.key) })
             ingest.deadLetterSink = try KafkaDeadLetterTopic(topic: deadLetterTopic, configuration: producer)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
