@@ -21,11 +21,16 @@ public final class EventDecoder {
 
     deinit { scratch.deallocate() }
 
+    /// A rejection carries the event's `tenant_id` whenever that field was read and parses, so a
+    /// rejected event is routed (and accounted) by tenant like an accepted one.
     public func decode(_ message: UnsafeRawBufferPointer) -> Result<AuditEvent, Rejection> {
+        var fields = Fields()
         do {
-            return .success(try decodeThrowing(message))
+            return .success(try decodeThrowing(message, into: &fields))
         } catch {
-            return .failure(error)
+            var rejection = error
+            rejection.tenantID = fields.tenantID.flatMap { UUIDValue(parsing: $0.bytes) }
+            return .failure(rejection)
         }
     }
 
@@ -35,7 +40,7 @@ public final class EventDecoder {
 
     // MARK: Private
 
-    private func decodeThrowing(_ message: UnsafeRawBufferPointer) throws(Rejection) -> AuditEvent {
+    private func decodeThrowing(_ message: UnsafeRawBufferPointer, into fields: inout Fields) throws(Rejection) -> AuditEvent {
         guard message.count <= configuration.maxEventBytes else {
             throw Rejection(.tooLarge, "\(message.count) bytes, limit \(configuration.maxEventBytes)")
         }
@@ -53,7 +58,6 @@ public final class EventDecoder {
         }
         cursor.index += 1
 
-        var fields = Fields()
         cursor.skipWhitespace()
         if !cursor.isAtEnd, cursor.current == 0x7D {
             cursor.index += 1
@@ -91,10 +95,20 @@ public final class EventDecoder {
         var ipAddress: JSONCursor.StringValue?
         var userAgent: JSONCursor.StringValue?
         var metadata: UnsafeRawBufferPointer?
+        /// One bit per `Key` already read.
+        var seen: UInt16 = 0
     }
 
     private func readField(_ key: UnsafeRawBufferPointer, cursor: inout JSONCursor, into fields: inout Fields) throws(Rejection) {
-        switch Key(key) {
+        let known = Key(key)
+        if let known {
+            let bit: UInt16 = 1 << known.rawValue
+            guard fields.seen & bit == 0 else {
+                throw Rejection(.duplicateField, field: known.name, "\(known.name) is given more than once")
+            }
+            fields.seen |= bit
+        }
+        switch known {
         case .id: fields.id = try stringOrNull(&cursor, "id")
         case .tenantID: fields.tenantID = try stringOrNull(&cursor, "tenant_id")
         case .userID: fields.userID = try stringOrNull(&cursor, "user_id")
@@ -181,6 +195,7 @@ public final class EventDecoder {
 
         var ipAddress: IPAddress?
         if let ipText = fields.ipAddress {
+            if ipText.containsNUL { throw Rejection(.nulCharacter, field: "ip_address", "text cannot contain NUL (\\u0000)") }
             guard let parsed = IPAddress(parsing: ipText.bytes) else {
                 throw Rejection(.invalidIPAddress, field: "ip_address", "not an IPv4 or IPv6 host address")
             }
@@ -227,9 +242,25 @@ public final class EventDecoder {
     }
 }
 
-/// The known top-level keys.
-private enum Key {
+/// The known top-level keys (the contract's fields).
+private enum Key: UInt16 {
     case id, tenantID, userID, action, resourceType, resourceID, severity, timestamp, ipAddress, userAgent, metadata
+
+    var name: String {
+        switch self {
+        case .id: "id"
+        case .tenantID: "tenant_id"
+        case .userID: "user_id"
+        case .action: "action"
+        case .resourceType: "resource_type"
+        case .resourceID: "resource_id"
+        case .severity: "severity"
+        case .timestamp: "timestamp"
+        case .ipAddress: "ip_address"
+        case .userAgent: "user_agent"
+        case .metadata: "metadata"
+        }
+    }
 
     @inline(__always)
     init?(_ bytes: UnsafeRawBufferPointer) {

@@ -4,7 +4,8 @@ extension IPAddress {
     /// Parses a host address as inet_pton does: dotted-quad IPv4 or IPv6 (with embedded IPv4).
     /// No prefix lengths, zone ids or abbreviated IPv4 forms.
     init?(parsing text: UnsafeRawBufferPointer) {
-        guard text.count >= 2, text.count <= 45 else { return nil }
+        // A NUL would end the C string early and hide what follows it ("10.1.2.3\0garbage").
+        guard text.count >= 2, text.count <= 45, !text.contains(0) else { return nil }
         let isV6 = text.contains(0x3A)
         let parsed: IPAddress? = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 48) { buffer in
             for (index, byte) in text.enumerated() { buffer[index] = CChar(bitPattern: byte) }

@@ -158,7 +158,7 @@ struct JSONCursor {
             defer { scratchUsed = mark }  // skipped strings need no storage
             return try readString().containsNUL
         case 0x7B:
-            guard depth < maxDepth else { throw Rejection(.invalidJSON, "nesting deeper than \(maxDepth)") }
+            guard depth < maxDepth else { throw Rejection(.nestingTooDeep, "nesting deeper than \(maxDepth)") }
             index += 1
             var containsNUL = false
             skipWhitespace()
@@ -179,7 +179,7 @@ struct JSONCursor {
                 throw invalid("expected ',' or '}'")
             }
         case 0x5B:
-            guard depth < maxDepth else { throw Rejection(.invalidJSON, "nesting deeper than \(maxDepth)") }
+            guard depth < maxDepth else { throw Rejection(.nestingTooDeep, "nesting deeper than \(maxDepth)") }
             index += 1
             var containsNUL = false
             skipWhitespace()

@@ -23,6 +23,10 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         public static let tooLong = Kind(rawValue: "field too long")
         public static let emptyField = Kind(rawValue: "empty field")
         public static let unknownTenant = Kind(rawValue: "unknown tenant")
+        public static let nestingTooDeep = Kind(rawValue: "nesting too deep")
+        /// A contract field given twice: readers that take the first and ones that take the last
+        /// would disagree about the event.
+        public static let duplicateField = Kind(rawValue: "duplicate field")
         /// PostgreSQL refused the row even so (the SQLSTATE is kept beside it).
         public static let rejectedByDatabase = Kind(rawValue: "rejected by database")
     }
@@ -31,11 +35,14 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
     /// The field concerned, when there is one.
     public var field: String?
     public var detail: String
+    /// The event's tenant when its `tenant_id` parsed (set by `EventDecoder.decode`).
+    public var tenantID: UUIDValue?
 
-    public init(_ kind: Kind, field: String? = nil, _ detail: String) {
+    public init(_ kind: Kind, field: String? = nil, _ detail: String, tenantID: UUIDValue? = nil) {
         self.kind = kind
         self.field = field
         self.detail = detail
+        self.tenantID = tenantID
     }
 
     /// `invalid uuid: tenant_id`: what goes to `audit_dead_letter.reason`.

@@ -110,6 +110,7 @@ public final class KafkaConsumer {
             rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
             context.assignedOffsets[partition] = offset
         }
+        context.assigned = Set(partitions)
         let error = rd_kafka_assign(handle, list)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
     }
@@ -159,6 +160,12 @@ public final class KafkaConsumer {
                 }
                 continue  // consumer errors (broker down, ...) are informational: librdkafka retries
             }
+            // A rebalance inside this call may have revoked the partition (its messages belong
+            // to another consumer now) or re-assigned it at another offset (librdkafka fetches
+            // again from there): hand out only what the current assignment reads next.
+            guard context.assigned.contains(fields.partition) else { continue }
+            if let floor = context.positions[fields.partition] ?? context.assignedOffsets[fields.partition],
+               floor >= 0, fields.offset < floor { continue }
             context.positions[fields.partition] = fields.offset + 1
             body(KafkaMessage(
                 partition: fields.partition, offset: fields.offset,
@@ -245,6 +252,8 @@ final class RebalanceContext {
     var assignedOffsets: [Int32: Int64] = [:]
     /// Per partition, the offset after the last message handed out.
     var positions: [Int32: Int64] = [:]
+    /// The partitions assigned now: messages of others (fetched before a revocation) are dropped.
+    var assigned: Set<Int32> = []
 
     init(handler: KafkaRebalanceHandler, topic: String) {
         self.handler = handler
@@ -269,6 +278,7 @@ private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_
             list.pointee.elems[index].offset = offset
             context.assignedOffsets[partition] = offset
             context.positions[partition] = nil
+            context.assigned.insert(partition)
         }
         if cooperative {
             if let failure = rd_kafka_incremental_assign(handle, list) { rd_kafka_error_destroy(failure) }
@@ -276,6 +286,7 @@ private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_
             rd_kafka_assign(handle, list)
         }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        context.assigned.subtract(partitions)
         context.handler?.partitionsRevoked(partitions)
         if cooperative {
             if let failure = rd_kafka_incremental_unassign(handle, list) { rd_kafka_error_destroy(failure) }
@@ -284,6 +295,7 @@ private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_
         }
     default:
         context.fatalError = KafkaError(code: error, topic: context.topic)
+        context.assigned = []
         rd_kafka_assign(handle, nil)
     }
 }

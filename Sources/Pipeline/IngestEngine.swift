@@ -62,23 +62,69 @@ public final class IngestEngine: Sendable {
         return connection
     }
 
-    /// Ingests a whole NDJSON file, resuming where an earlier run on the same content stopped.
-    /// `progress` is called from the reading thread about twice a second.
-    public func ingest(_ file: FileSource, progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
-        let started = ContinuousClock.now
+    /// Ingests a whole NDJSON input, resuming where an earlier run on the same source stopped
+    /// (see `FileSource` for what "the same" means). `progress` is called from the reading thread
+    /// about twice a second.
+    ///
+    /// - Parameter ifChanged: what to do when the part an earlier run stored has changed since.
+    public func ingest(_ file: FileSource, ifChanged: ChangedSourcePolicy = .refuse,
+                       progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         let control = try prepare()
         defer { control.close() }
-        let store = OffsetStore(source: file.name)
-        let offsets = try store.load(on: control)
-        try store.checkShardCount(configuration.shards, against: offsets)
-        try store.claim(partitions: [0], shardCount: configuration.shards, on: control)
-        let resume = offsets.resumeOffset(partition: 0, shardCount: configuration.shards)
-        if resume > 0 { logger.info("resuming", metadata: ["source": "\(file.name)", "line": "\(resume)"]) }
+        var source = try chooseSource(for: file, on: control)
+        while true {
+            do {
+                return try ingest(file, as: source, control: control, progress: progress)
+            } catch let changed as FileSource.PrefixChanged {
+                let what = changed.truncated
+                    ? "it is now shorter than the \(changed.offset) bytes an earlier run stored"
+                    : "its first \(changed.offset) bytes differ from the ones an earlier run stored"
+                if case .standardInput(let name) = file.identity {
+                    throw IngestError(.sourceChanged, """
+                        standard input (--source-name \(name.dropFirst("name:".count))) is not the stream an earlier run \
+                        of that name read: \(what). Give this stream another --source-name.
+                        """)
+                }
+                guard ifChanged == .newSource else {
+                    throw IngestError(.sourceChanged, """
+                        \(file.path) continues source \(source) (same first line), but \(what): it was edited or \
+                        truncated. Restore it, or run backfill with --if-changed new-source to ingest it as a new \
+                        source (events already stored are then dead-lettered as duplicates).
+                        """)
+                }
+                source = try OffsetStore(source: source).nextGeneration(of: file.baseName, on: control)
+                logger.notice("the file changed: ingesting it as a new source", metadata: ["file": "\(file.path)", "source": "\(source)"])
+            }
+        }
+    }
 
-        let statistics = IngestStatistics(source: file.name, factory: metricsFactory)
+    /// The stored source this input continues: for a file, the one with the same first line whose
+    /// stored prefix matches (the furthest, when edits made several), else a new one.
+    private func chooseSource(for file: FileSource, on control: PostgresConnection) throws -> String {
+        guard case .content = file.identity else { return file.baseName }
+        let generations = try OffsetStore(source: file.baseName).generations(of: file.baseName, on: control)
+        guard generations.count > 1 else { return generations.first?.source ?? file.baseName }
+        let hashes = try file.prefixHashes(at: generations.map(\.resume.offset))
+        let matching = generations.filter { generation in
+            generation.resume.offset == 0 || generation.resume.prefixHash == hashes[generation.resume.offset]
+        }
+        // None matches: take the furthest, whose check fails with the error that explains.
+        return (matching.isEmpty ? generations : matching).max { $0.resume.offset < $1.resume.offset }!.source
+    }
+
+    private func ingest(_ file: FileSource, as source: String, control: PostgresConnection,
+                        progress: ((IngestStatistics.Snapshot) -> Void)?) throws -> IngestSummary {
+        let started = ContinuousClock.now
+        let store = OffsetStore(source: source)
+        let stored = try store.adopt(partitions: [0], shardCount: configuration.shards, on: control, logger: logger)
+        let adopted = stored.byPartition[0]
+        let resume = FileSource.ResumePoint(offset: adopted?.resumeOffset ?? 0, prefixHash: adopted?.resumeHash)
+        if resume.offset > 0 { logger.info("resuming", metadata: ["source": "\(source)", "byte": "\(resume.offset)"]) }
+
+        let statistics = IngestStatistics(source: source, factory: metricsFactory)
         let createdBefore = partitions.created
-        let group = ShardGroup(source: file.name, configuration: configuration, database: database,
-                               partitions: partitions, tenants: tenants, offsets: offsets,
+        let group = ShardGroup(source: source, configuration: configuration, database: database,
+                               partitions: partitions, tenants: tenants, stored: stored,
                                statistics: statistics, logger: logger)
         group.start()
 
@@ -86,17 +132,18 @@ public final class IngestEngine: Sendable {
         var sinceWatermark = 0
         var unpublished = 0  // lines handed over since `received` was last updated
         var tenantError: Error?
-        let lines: Int64
+        let totals: FileSource.ReadTotals
         do {
-            lines = try file.read(
-                startingAt: resume, maxLineBytes: configuration.decoder.maxEventBytes,
-                line: { offset, bytes in
-                    group.submit(partition: 0, offset: offset, message: bytes)
+            totals = try file.read(
+                from: resume, maxLineBytes: configuration.decoder.maxEventBytes,
+                line: { position, bytes in
+                    let next = Mark(next: position.next, prefixHash: position.nextPrefixHash)
+                    group.submit(partition: 0, offset: position.offset, next: next, message: bytes)
                     sinceWatermark += 1
                     unpublished += 1
                     if sinceWatermark == 8192 {
                         sinceWatermark = 0
-                        group.watermark(partition: 0, nextOffset: offset + 1)
+                        group.watermark(partition: 0, next: next)
                         statistics.update { [unpublished] in $0.received += unpublished }
                         unpublished = 0
                         do { try tenants.refreshIfStale(on: control) } catch { tenantError = error }
@@ -107,10 +154,11 @@ public final class IngestEngine: Sendable {
                     }
                     return !group.isStopping && tenantError == nil
                 },
-                oversized: { offset, prefix in
+                oversized: { position, prefix in
                     unpublished += 1
-                    group.reject(partition: 0, offset: offset, rawPrefix: prefix, rejection: Rejection(
-                        .tooLarge, "line longer than \(configuration.decoder.maxEventBytes) bytes; raw_payload holds its first KiB"))
+                    group.reject(partition: 0, offset: position.offset,
+                                 next: Mark(next: position.next, prefixHash: position.nextPrefixHash), rawMessage: prefix,
+                                 rejection: Rejection(.tooLarge, "line longer than \(configuration.decoder.maxEventBytes) bytes; raw_payload holds its first KiB"))
                 },
                 progress: { bytes in statistics.update { $0.bytesRead = bytes } })
         } catch {
@@ -123,15 +171,23 @@ public final class IngestEngine: Sendable {
             try? group.finish()
             throw tenantError
         }
-        group.watermark(partition: 0, nextOffset: lines)
+        group.watermark(partition: 0, next: Mark(next: totals.end, prefixHash: totals.endPrefixHash))
         statistics.update { [unpublished] in $0.received += unpublished }
         try group.finish()
 
         let snapshot = statistics.snapshot
         return IngestSummary(
-            source: file.name, messages: lines, alreadyCommitted: resume + Int64(snapshot.alreadyCommitted),
+            source: source, messages: totals.lines, alreadyCommitted: totals.linesBeforeStart + Int64(snapshot.alreadyCommitted),
             stored: snapshot.stored, deadLettered: snapshot.deadLettered,
             partitionsCreated: partitions.created - createdBefore,
             seconds: started.duration(to: .now).secondsDouble, bytesRead: snapshot.bytesRead)
     }
+}
+
+/// What backfill does with a file whose stored part has changed since an earlier run.
+public enum ChangedSourcePolicy: String, Sendable, CaseIterable {
+    /// Stop with an error naming the file (the default).
+    case refuse
+    /// Ingest it from the start as a new source (`file:<head>~N`).
+    case newSource = "new-source"
 }

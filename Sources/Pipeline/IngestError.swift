@@ -7,8 +7,11 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
         public static let schemaNotMigrated = Code("schemaNotMigrated")
         /// A source cannot be read (missing file, permission, decompression).
         public static let sourceUnreadable = Code("sourceUnreadable")
-        /// The shard count differs from an unfinished earlier run.
-        public static let shardCountChanged = Code("shardCountChanged")
+        /// The part of a source an earlier run stored has changed since (an edited or truncated file).
+        public static let sourceChanged = Code("sourceChanged")
+        /// The run was asked to stop and did not finish (SIGTERM): what it did not commit is read
+        /// again on the next run.
+        public static let interrupted = Code("interrupted")
         /// Another process committed a partition this one was writing (it no longer owns it).
         public static let partitionTakenOver = Code("partitionTakenOver")
         /// The database refused a flush for a reason that is neither data nor transient.

@@ -50,6 +50,8 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     /// How long the rings may stay (nearly) full before fetching pauses; well under
     /// max.poll.interval.ms (300 s by default).
     public var pauseAfter: Duration = .seconds(2)
+    /// How long a stop (SIGTERM) may wait for in-flight batches to commit. Default: 10 s.
+    public var stopTimeout: Duration = .seconds(10)
     /// Also gets every committed dead letter (e.g. `KafkaDeadLetterTopic`).
     public var deadLetterSink: (any DeadLetterSink)?
     /// Group membership (the default) or a static set of partitions.
@@ -80,7 +82,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         let createdBefore = engine.partitions.created
         let shards = ShardGroup(source: source, configuration: engine.configuration, database: engine.database,
                                 partitions: engine.partitions, tenants: engine.tenants,
-                                offsets: OffsetStore.Offsets(byPartition: [:]), statistics: statistics,
+                                stored: StoredPositions(), statistics: statistics,
                                 deadLetterSink: deadLetterSink, logger: logger)
         self.shards = shards
         shards.start()
@@ -104,7 +106,9 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                         handle(message, shards)
                         nextOffsets[message.partition] = message.offset + 1
                     }
-                    for (partition, next) in nextOffsets { shards.watermark(partition: partition, nextOffset: next) }
+                    for (partition, next) in nextOffsets {
+                        shards.watermark(partition: partition, next: Mark(next: next, prefixHash: nil))
+                    }
                     consumed += count
                     if count > 0 {
                         statistics.update { $0.received += count }
@@ -133,13 +137,26 @@ public final class KafkaIngest: KafkaRebalanceHandler {
             failure = error
         }
         // Drain: flush what is held, record positions in Kafka for lag tools, leave the group.
-        if failure == nil && fatal == nil { shards.drain() }
-        commitStoredOffsets(to: consumer)
+        // Asked to stop (SIGTERM), this takes at most `stopTimeout`, PostgreSQL down or not:
+        // what is not committed then is read again by the next run.
+        var interrupted = false
+        if failure == nil && fatal == nil {
+            interrupted = !shards.drain(deadline: stop.isRaised ? .now + stopTimeout : nil)
+            if interrupted { shards.stop() }
+        }
+        if !interrupted { commitStoredOffsets(to: consumer) }
         consumer.close()
-        try shards.finish()
+        let finished = Result { try shards.finish() }
         deadLetterSink?.flush()
         if let failure { throw failure }
         if let fatal { throw fatal }
+        if interrupted {
+            throw IngestError(.interrupted, """
+                stopped before everything held was committed (PostgreSQL did not answer within \
+                \(Int(stopTimeout.secondsDouble)) s): nothing is lost, the next run reads those messages again
+                """)
+        }
+        try finished.get()
         let snapshot = statistics.snapshot
         return ConsumeSummary(source: source, consumed: consumed, stored: snapshot.stored,
                               deadLettered: snapshot.deadLettered, alreadyCommitted: snapshot.alreadyCommitted,
@@ -172,7 +189,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
             // before the pause took effect.
             let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: 1) { message in
                 handle(message, shards)
-                shards.watermark(partition: message.partition, nextOffset: message.offset + 1)
+                shards.watermark(partition: message.partition, next: Mark(next: message.offset + 1, prefixHash: nil))
             }
             if count > 0 { statistics.update { $0.received += count } }
             consumed += count
@@ -186,11 +203,12 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
             reportUnavailable(partition: message.partition, from: resumed, to: message.offset)
         }
+        let next = Mark(next: message.offset + 1, prefixHash: nil)
         if let value = message.value {
-            shards.submit(partition: message.partition, offset: message.offset, message: value)
+            shards.submit(partition: message.partition, offset: message.offset, next: next, message: value)
         } else {
-            shards.reject(partition: message.partition, offset: message.offset,
-                          rawPrefix: UnsafeRawBufferPointer(start: nil, count: 0),
+            shards.reject(partition: message.partition, offset: message.offset, next: next,
+                          rawMessage: UnsafeRawBufferPointer(start: nil, count: 0),
                           rejection: Rejection(.emptyMessage, "null value (tombstone)"))
         }
     }
@@ -204,14 +222,12 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         var attempt = 0
         while !stop.isRaised {
             do {
-                let stored = try storedOffsets()
-                let relevant = OffsetStore.Offsets(byPartition: stored.byPartition.filter { partitions.contains($0.key) })
-                try store.checkShardCount(engine.configuration.shards, against: relevant)
-                try store.claim(partitions: partitions, shardCount: engine.configuration.shards, on: control!)
-                shards.resetPartitions(partitions, to: relevant)
+                let stored = try store.adopt(partitions: partitions, shardCount: engine.configuration.shards,
+                                             on: try controlConnection(), logger: logger)
+                shards.resetPartitions(partitions, to: stored)
                 var start: [Int32: Int64] = [:]
                 for partition in partitions {
-                    let resume = relevant.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+                    let resume = stored.resumeOffset(partition: partition)
                     if resume > 0 { start[partition] = resume }
                 }
                 resumedAt = start
@@ -221,7 +237,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
                 control?.close()
                 control = nil
                 logger.warning("cannot read offsets, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                usleep(UInt32(min(100 * (1 << min(attempt, 6)), 5000)) * 1000)
+                _ = RetryPolicy().wait(attempt: attempt, unless: stop)
             } catch {
                 fatal = error
                 shards.stop()
@@ -258,17 +274,23 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         return !assignment.isEmpty && assignment.allSatisfy { lag[$0] == 0 }
     }
 
-    private func storedOffsets() throws -> OffsetStore.Offsets {
-        if control == nil || control?.isOpen == false { control = try PostgresConnection(configuration: engine.database) }
-        return try store.load(on: control!)
+    private func controlConnection() throws -> PostgresConnection {
+        if let control, control.isOpen { return control }
+        let fresh = try PostgresConnection(configuration: engine.database)
+        control = fresh
+        return fresh
     }
 
     /// Commits to Kafka what PostgreSQL holds (minimum over shards), for lag monitoring only.
     private func commitStoredOffsets(to consumer: KafkaConsumer) {
-        guard let stored = try? storedOffsets() else { return }
+        let assignment = consumer.assignment
+        guard !assignment.isEmpty, let rows = try? controlConnection().query("""
+            SELECT "partition", min(next_offset) FROM ingest_offsets WHERE source = $1 AND "partition" = ANY($2::int[]) GROUP BY 1
+            """, [source, OffsetStore.arrayLiteral(assignment)]).rows else { return }
         var offsets: [Int32: Int64] = [:]
-        for partition in consumer.assignment where stored.byPartition[partition] != nil {
-            offsets[partition] = stored.resumeOffset(partition: partition, shardCount: engine.configuration.shards)
+        for row in rows {
+            guard let partition = row[0].flatMap({ Int32($0) }), let next = row[1].flatMap({ Int64($0) }) else { continue }
+            offsets[partition] = next
         }
         consumer.commit(offsets)
     }

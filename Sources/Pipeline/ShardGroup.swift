@@ -23,20 +23,19 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
     private var skippedAsCommitted = 0
-    /// What each shard had committed when its partitions were assigned: positions below are skipped.
-    private var offsets: OffsetStore.Offsets
+    /// What earlier runs stored of each partition, as adopted: those positions are skipped.
+    private var positions: [Int32: PartitionPositions]
     private let logger: Logger
 
-    /// - Parameter offsets: what earlier runs committed for `source` (positions below a shard's
-    ///   own offset are skipped, so nothing is stored twice).
+    /// - Parameter stored: what earlier runs stored of `source` (skipped, so nothing is stored twice).
     init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, tenants: TenantDirectory, offsets: OffsetStore.Offsets,
+         partitions: PartitionManager, tenants: TenantDirectory, stored: StoredPositions,
          statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)? = nil, logger: Logger) {
         self.source = source
         self.configuration = configuration
         self.statistics = statistics
         self.tenants = tenants
-        self.offsets = offsets
+        positions = stored.byPartition
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
@@ -44,7 +43,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         flushers = (0..<configuration.shards).map { shard in
             Flusher(shard: shard, source: source, configuration: configuration, database: database,
                     partitions: partitions, statistics: statistics,
-                    committed: offsets.byPartition.compactMapValues { $0[shard] },
+                    store: OffsetStore(source: source),
+                    committed: stored.byPartition.mapValues { Mark(next: $0.committed(shard: shard), prefixHash: nil) },
                     deadLetterSink: deadLetterSink, stopRequested: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
@@ -66,17 +66,16 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// True once a flusher failed or `stop()` was called: the source should stop reading.
     public var isStopping: Bool { stopRequested.isRaised }
 
-    /// Decodes one message and hands it to its shard. Blocks while that shard's ring is full.
-    public func submit(partition: Int32, offset: Int64, message: UnsafeRawBufferPointer) {
+    /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
+    /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard's ring
+    /// is full. `next` is where the source goes on after it.
+    func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer) {
         switch decoder.decode(message) {
         case .success(let event):
             let shard = router.shard(for: event.tenantID)
-            guard offset >= offsets.committed(partition: partition, shard: shard) else {
-                skippedAsCommitted += 1
-                return
-            }
+            guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
             if configuration.unknownTenants == .deadLetter, !tenants.contains(event.tenantID) {
-                push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: event.tenantID,
+                push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
                                             rawMessage: Array(message), reason: Rejection.Kind.unknownTenant.rawValue,
                                             detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
                 return
@@ -92,57 +91,59 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
                 UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: message)
                 initialized = rowLength + message.count
             }
-            push(.row(EncodedRow(partition: partition, offset: offset, tenantID: event.tenantID, unixDay: event.unixDay,
+            push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, unixDay: event.unixDay,
                                  storage: storage, rowLength: rowLength)), to: shard)
         case .failure(let rejection):
-            let shard = router.shard(forOffset: offset)
-            guard offset >= offsets.committed(partition: partition, shard: shard) else {
-                skippedAsCommitted += 1
-                return
-            }
-            push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: nil, rawMessage: Array(message),
-                                        reason: rejection.reason, detail: rejection.detail)), to: shard)
+            reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: rejection)
         }
     }
 
-    /// Records a message the source could not even hand over whole (e.g. an over-long line).
-    public func reject(partition: Int32, offset: Int64, rawPrefix: UnsafeRawBufferPointer, rejection: Rejection) {
-        let shard = router.shard(forOffset: offset)
-        guard offset >= offsets.committed(partition: partition, shard: shard) else { return }
-        push(.deadLetter(DeadLetter(partition: partition, offset: offset, tenantID: nil, rawMessage: Array(rawPrefix),
-                                    reason: rejection.reason, detail: rejection.detail)), to: shard)
+    /// Dead-letters a message that is not an event (or that the source could not hand over
+    /// whole: `rawMessage` is then the first KiB of an over-long line).
+    func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection) {
+        let shard = router.shard(tenantID: rejection.tenantID, offset: offset)
+        guard !alreadyStored(partition, offset, shard, rejection.tenantID) else { return }
+        push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: rejection.tenantID,
+                                    rawMessage: Array(rawMessage), reason: rejection.reason, detail: rejection.detail)), to: shard)
     }
 
-    /// Tells every shard that all positions of `partition` below `nextOffset` have been submitted,
+    @inline(__always)
+    private func alreadyStored(_ partition: Int32, _ offset: Int64, _ shard: Int, _ tenantID: UUIDValue?) -> Bool {
+        guard let stored = positions[partition], stored.isStored(offset: offset, shard: shard, tenantID: tenantID) else { return false }
+        skippedAsCommitted += 1
+        return true
+    }
+
+    /// Tells every shard that all positions of `partition` below `next` have been submitted,
     /// so shards that saw none of them still advance their stored offset.
-    public func watermark(partition: Int32, nextOffset: Int64) {
+    func watermark(partition: Int32, next: Mark) {
         publishSkipped()
-        for shard in 0..<flushers.count { push(.watermark(partition: partition, nextOffset: nextOffset), to: shard) }
+        for shard in 0..<flushers.count { push(.watermark(partition: partition, next: next), to: shard) }
     }
 
-    /// Takes over `partitions` at the offsets stored in PostgreSQL (after a rebalance another
+    /// Takes over `partitions` at the positions stored in PostgreSQL (after a rebalance another
     /// process may have advanced them). Call before submitting any of their messages.
-    public func resetPartitions(_ partitions: [Int32], to stored: OffsetStore.Offsets) {
+    func resetPartitions(_ partitions: [Int32], to stored: StoredPositions) {
         for partition in partitions {
-            var shards: [Int: Int64] = [:]
+            let adopted = stored.byPartition[partition] ?? PartitionPositions(shards: Array(repeating: 0, count: flushers.count))
             for shard in 0..<flushers.count {
-                let committed = stored.committed(partition: partition, shard: shard)
-                shards[shard] = committed
-                push(.resetPartition(partition: partition, committed: committed), to: shard)
+                push(.resetPartition(partition: partition, committed: adopted.committed(shard: shard)), to: shard)
             }
-            offsets.byPartition[partition] = shards
+            positions[partition] = adopted
         }
     }
 
     /// Flushes what every shard holds and waits for it to commit (or for a stop). Returns false
     /// when a flusher failed meanwhile.
+    /// With a `deadline`, gives up then (returning false).
     @discardableResult
-    public func drain() -> Bool {
+    public func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
         let done = flushers.map { _ in DispatchSemaphore(value: 0) }
         for (shard, semaphore) in done.enumerated() { push(.flushNow(semaphore), to: shard) }
         for semaphore in done {
             while semaphore.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
                 if isStopping { return false }
+                if let deadline, ContinuousClock.now >= deadline { return false }
             }
         }
         return !isStopping

@@ -7,8 +7,8 @@ enum ShardItem {
     case row(EncodedRow)
     /// A message that will not be stored in audit_log.
     case deadLetter(DeadLetter)
-    /// Every position below `nextOffset` of `partition` that belongs to this shard has been sent.
-    case watermark(partition: Int32, nextOffset: Int64)
+    /// Every position below `next` of `partition` that belongs to this shard has been sent.
+    case watermark(partition: Int32, next: Mark)
     /// The partition was (re)assigned: what this shard has committed of it, from ingest_offsets.
     case resetPartition(partition: Int32, committed: Int64)
     /// Flush what is pending now, then signal (a rebalance takes partitions away).
@@ -22,6 +22,8 @@ enum ShardItem {
 struct EncodedRow {
     var partition: Int32
     var offset: Int64
+    /// Where the source goes on after this message.
+    var next: Mark
     var tenantID: UUIDValue
     var unixDay: Int32
     var storage: [UInt8]
@@ -37,6 +39,8 @@ public struct DeadLetter: Sendable {
     /// Position in the source (Kafka partition and offset; partition 0 and line number for files).
     public var partition: Int32
     public var offset: Int64
+    /// Where the source goes on after this message.
+    var next: Mark
     public var tenantID: UUIDValue?
     /// The message as received (the first KiB of an over-long line).
     public var rawMessage: [UInt8]
@@ -49,8 +53,16 @@ public struct DeadLetter: Sendable {
 
 /// Picks a tenant's shard. Tenant ids are mostly random UUIDs, but a multiplicative mix keeps
 /// sequential or hand-made ids spread too.
-struct ShardRouter {
+struct ShardRouter: Sendable, Equatable {
     let shardCount: Int
+
+    /// By tenant whenever the message has one (rejected messages too), else by position: the
+    /// same message goes to the same shard on every run (DESIGN invariant 6).
+    @inline(__always)
+    func shard(tenantID: UUIDValue?, offset: Int64) -> Int {
+        if let tenantID { return shard(for: tenantID) }
+        return shard(forOffset: offset)
+    }
 
     @inline(__always)
     func shard(for tenantID: UUIDValue) -> Int {

@@ -1,3 +1,4 @@
+import AuditCore
 import ArgumentParser
 import Foundation
 import Logging
@@ -8,12 +9,19 @@ struct Backfill: ParsableCommand {
         abstract: "Load NDJSON audit events from files into PostgreSQL, exactly once.",
         discussion: """
             Each line is one event (DESIGN.md, "The event on the wire"). Lines that fail validation \
-            go to audit_dead_letter with a reason; month partitions are created as needed. A file \
-            is identified by its path and a fingerprint of its content: running backfill again on \
-            the same file resumes where it stopped (after a crash too) and, once complete, changes \
-            nothing. FILE may end in .gz, or be - for standard input (which never resumes).
+            go to audit_dead_letter with a reason; month partitions are created as needed. FILE may \
+            end in .gz, or be - for standard input.
 
-            Exit status: 0 when every line is in audit_log or audit_dead_letter; 1 otherwise.
+            Exactly once: a file is identified by its content (its first line), not its path, and \
+            positions are byte offsets. Running backfill again on the same file resumes where it \
+            stopped (after a crash too); once complete it changes nothing; a file that grew since \
+            (appends, rotation), was renamed or copied continues where it stopped. The bytes an \
+            earlier run stored are verified first: an edited or truncated file is refused with an \
+            error unless --if-changed new-source. Any --shards works with any earlier run. Each \
+            standard-input run is a new source unless --source-name names it.
+
+            Exit status: 0 when every line is in audit_log or audit_dead_letter; 1 otherwise (an \
+            error, or lines not accounted for).
             """
     )
 
@@ -24,11 +32,35 @@ struct Backfill: ParsableCommand {
           help: "Show a progress line on standard error (default: when it is a terminal).")
     var showProgress: Bool = isatty(2) == 1
 
+    @Option(help: ArgumentHelp("""
+        Name standard input's source, so a later run with the same name resumes it (for a pipe \
+        that is sent again). Without it every standard-input run is a new source.
+        """, valueName: "name"))
+    var sourceName: String?
+
+    @Option(help: ArgumentHelp("""
+        When the part of a file an earlier run stored has changed: refuse (stop with an error) or \
+        new-source (ingest the file from the start as a new source).
+        """, valueName: "policy"))
+    var ifChanged: String = ChangedSourcePolicy.refuse.rawValue
+
     @Argument(help: ArgumentHelp("NDJSON files (.gz too, - for standard input).", valueName: "file"))
     var files: [String]
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE (or - for standard input)") }
+        if files.filter({ $0 == "-" }).count > 1 {
+            throw ValidationError("- (standard input) can be given only once: it can be read only once")
+        }
+        if let sourceName {
+            guard files.contains("-") else { throw ValidationError("--source-name names standard input: give - as a FILE") }
+            guard !sourceName.isEmpty, sourceName.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:/@".contains($0) }) else {
+                throw ValidationError("--source-name must be non-empty letters, digits and - _ . : / @, not '\(sourceName)'")
+            }
+        }
+        if ChangedSourcePolicy(rawValue: ifChanged) == nil {
+            throw ValidationError("--if-changed must be refuse or new-source, not \(ifChanged)")
+        }
     }
 
     func run() throws {
@@ -37,9 +69,9 @@ struct Backfill: ParsableCommand {
                                         logger: logger)
         var allComplete = true
         for path in files {
-            let source = try FileSource(path: path)
+            let source = try FileSource(path: path, sourceName: path == "-" ? sourceName : nil)
             let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
-            let summary = try ingestEngine.ingest(source) { meter.update($0) }
+            let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!) { meter.update($0) }
             meter.clear()
             print(summary.report(path: path))
             allComplete = allComplete && summary.isComplete
@@ -65,6 +97,13 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Events of tenants not in the tenant table: dead-letter or accept.", valueName: "policy"))
     var unknownTenants: String = UnknownTenantPolicy.deadLetter.rawValue
 
+    @Option(help: ArgumentHelp("""
+        Events stamped more than this many seconds after now are dead-lettered (timestamp outside \
+        plausibility window). A decision once committed stays: a later run with another window \
+        does not revisit it.
+        """, valueName: "seconds"))
+    var maxFutureSkew: Int = 86_400
+
     func configuration() throws -> IngestConfiguration {
         guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
             throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
@@ -74,8 +113,10 @@ struct EngineOptions: ParsableArguments {
         guard ringCapacity >= 1024, ringCapacity & (ringCapacity - 1) == 0 else {
             throw ValidationError("--ring-capacity must be a power of two of at least 1024, not \(ringCapacity)")
         }
+        guard maxFutureSkew >= 0 else { throw ValidationError("--max-future-skew must be 0 or more seconds") }
         return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
-                                   ringCapacity: ringCapacity, unknownTenants: policy)
+                                   ringCapacity: ringCapacity, unknownTenants: policy,
+                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew)))
     }
 }
 

@@ -25,7 +25,8 @@ struct Consume: AsyncParsableCommand {
             overlap: a process that finds a partition committed by another one since it started \
             stops with an error and writes nothing (fencing).
 
-            SIGTERM or SIGINT: stop fetching, flush and commit what is held, leave the group, exit 0.
+            SIGTERM or SIGINT: stop fetching, flush and commit what is held, leave the group, exit 0; \
+            if that takes longer than --stop-timeout (PostgreSQL down), exit 1 without losing anything.
             """
     )
 
@@ -60,6 +61,12 @@ struct Consume: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Run the metrics rollup (today, UTC) every this many seconds; 0 turns it off.", valueName: "seconds"))
     var rollupInterval: Double = 300
 
+    @Option(help: ArgumentHelp("""
+        On SIGTERM/SIGINT, wait at most this many seconds for held events to commit (PostgreSQL \
+        may be down), then exit with status 1; what was not committed is read again next time.
+        """, valueName: "seconds"))
+    var stopTimeout: Double = 10
+
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var engine: EngineOptions
     @OptionGroup var admin: AdminOptions
@@ -83,6 +90,7 @@ struct Consume: AsyncParsableCommand {
         let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
                                  kafka: kafka, topic: topic, group: group, stop: stop)
         ingest.assignment = assignment
+        ingest.stopTimeout = .milliseconds(Int(stopTimeout * 1000))
         if let deadLetterTopic {
             // The same connection settings (brokers, SASL, TLS, ...), without those only a consumer reads.
             let producer = KafkaConfiguration(kafka.properties.filter { !KafkaConfiguration.isConsumerOnly($0.key) })

@@ -185,7 +185,9 @@ import Testing
         if case .failure(let rejection) = small.decode(Array(metadata.utf8)) { #expect(rejection.reason == "event too large: metadata") }
         else { Issue.record("accepted oversized metadata") }
         let deep = with("metadata", String(repeating: #"{"a":"#, count: 70) + "1" + String(repeating: "}", count: 70))
-        #expect(reason(deep) == "invalid JSON")
+        #expect(reason(deep) == "nesting too deep")
+        let deepUnknown = with("extra", String(repeating: "[", count: 70) + String(repeating: "]", count: 70))
+        #expect(reason(deepUnknown) == "nesting too deep")
     }
 
     @Test func unknownFieldsAreIgnoredButMustBeValidJSON() {
@@ -199,5 +201,37 @@ import Testing
         #expect(Month(year: 2024, month: 12).next == Month(year: 2025, month: 1))
         #expect(Month(year: 2024, month: 1).partitionSuffix == "2024_01")
         #expect(Month(year: 2024, month: 3).firstUnixDay == 19_783)
+    }
+
+    // MARK: Holes an adversary would use (issue 12)
+
+    @Test func aNULInsideTheIPAddressIsRejectedNotCut() {
+        #expect(reason(with("ip_address", #""10.1.2.3\u0000garbage""#)) == "NUL character: ip_address")
+        #expect(reason(with("ip_address", #""10.1.2.3\u0000""#)) == "NUL character: ip_address")
+    }
+
+    @Test(arguments: ["id", "tenant_id", "user_id", "action", "resource_type", "resource_id", "severity", "timestamp",
+                      "ip_address", "user_agent", "metadata"])
+    func aContractFieldGivenTwiceIsRejected(field: String) {
+        let values = ["id": #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90""#, "tenant_id": #""0e2f7c6a-6a4b-4c1e-9b7a-1234567890ab""#,
+                      "user_id": "null", "action": #""a""#, "resource_type": "null", "resource_id": "null",
+                      "severity": #""INFO""#, "timestamp": #""2025-06-30T12:00:00Z""#, "ip_address": "null",
+                      "user_agent": "null", "metadata": "{}"]
+        let once = with(field, values[field]!)
+        let twice = String(once.dropLast()) + ",\"\(field)\":\(values[field]!)}"
+        #expect(reason(once) == nil)
+        #expect(reason(twice) == "duplicate field: \(field)")
+        // Unknown fields may repeat: they are ignored.
+        #expect(reason(String(once.dropLast()) + #","note":1,"note":2}"#) == nil)
+    }
+
+    @Test func aRejectionCarriesTheTenantWhenItParses() {
+        let tenant = "0e2f7c6a-6a4b-4c1e-9b7a-1234567890ab"
+        if case .failure(let rejection) = decode(with("severity", #""LOUD""#)) {
+            #expect(rejection.tenantID?.description == tenant)
+        } else { Issue.record("accepted an unknown severity") }
+        if case .failure(let rejection) = decode(with("tenant_id", #""nope""#)) {
+            #expect(rejection.tenantID == nil)
+        } else { Issue.record("accepted a bad tenant id") }
     }
 }

@@ -123,7 +123,16 @@ import Testing
         let consumer = try fixture.startConsumer(exitWhenIdle: nil)
         #expect(try fixture.waitForStored(atLeast: 1000))
         try fixture.cluster.setBroker(1, up: false)
-        sleep(3)
+        // Keep it down until the consumer has visibly stalled (nothing new for half a second).
+        var last = try fixture.database.accounted()
+        var quietPolls = 0
+        let deadline = Date().addingTimeInterval(20)
+        while quietPolls < 10, Date() < deadline {
+            usleep(50_000)
+            let now = try fixture.database.accounted()
+            quietPolls = now == last ? quietPolls + 1 : 0
+            last = now
+        }
         try fixture.cluster.setBroker(1, up: true)
         #expect(try fixture.waitForStored(atLeast: fixture.produced, timeout: 120))
         consumer.signal(SIGTERM)
@@ -163,7 +172,12 @@ import Testing
         #expect(try fixture.waitForStored(atLeast: 2000))
         try postgres.stop()
         try fixture.produce(events: 20_000, seed: 21)  // far more than the rings hold
-        sleep(12)  // twice max.poll.interval.ms
+        // The outage lasts until the consumer has paused fetching and then for twice
+        // max.poll.interval.ms: long enough that a consumer that stopped polling would be out of the group.
+        let paused = Date().addingTimeInterval(60)
+        while !consumer.outputSoFar.contains("pausing fetches"), Date() < paused { usleep(100_000) }
+        let outageEnd = Date().addingTimeInterval(12)
+        while Date() < outageEnd, consumer.outputSoFar.contains("pausing fetches") { usleep(200_000) }
         try postgres.start()
         let check = try PipelineDatabase(url: postgres.url)
         let deadline = Date().addingTimeInterval(120)
@@ -183,8 +197,15 @@ import Testing
         let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
                                        fixture.consumeArguments(exitWhenIdle: nil) + ["--admin-port", "\(port)"])
         #expect(try fixture.waitForStored(atLeast: fixture.produced))
-        sleep(2)  // the status is published about once a second
-        let metrics = try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output
+        // The status is published about once a second: poll until it shows everything received.
+        let received = "audit_ingest_events_received_total{source=\"kafka:tests:\(fixture.topic)\"} \(fixture.produced)"
+        var metrics = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            metrics = try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output
+            if metrics.contains(received), metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"}") { break }
+            usleep(100_000)
+        }
         consumer.signal(SIGTERM)
         #expect(consumer.wait().exitCode == 0)
         let stored = try fixture.database.count("SELECT count(*) FROM audit_log")
@@ -195,6 +216,79 @@ import Testing
         #expect(metrics.contains("audit_ingest_consumer_lag{partition=\"0\""))
         #expect(metrics.contains("audit_ingest_ring_occupancy{shard=\"1\"}"))
         #expect(metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"} 0"))
+    }
+}
+
+/// Exactly once under the Kafka operations of issue 12: shard-count changes, cooperative
+/// rebalances, SIGTERM while PostgreSQL is down.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct KafkaOperationsTests {
+    /// A consumer killed mid-stream with 3 shards, restarted with 2 and then with 4: nothing is
+    /// refused, read twice or lost.
+    @Test func changingTheShardCountContinuesExactlyOnce() throws {
+        let fixture = try KafkaFixture(partitions: 4)
+        try fixture.produce(events: 30_000, invalidRatio: 0.01)
+        let consumer = try fixture.startConsumer(shards: 3)
+        #expect(try fixture.waitForStored(atLeast: 1000))
+        usleep(UInt32.random(in: 0...300_000))
+        consumer.signal(SIGKILL)
+        _ = consumer.wait()
+        try fixture.produce(events: 5000, seed: 3)
+        let second = try fixture.startConsumer(shards: 2).wait()
+        #expect(second.exitCode == 0, "\(second.output.suffix(3000))")
+        try fixture.produce(events: 2000, seed: 4)
+        let third = try fixture.startConsumer(shards: 4).wait()
+        #expect(third.exitCode == 0, "\(third.output.suffix(3000))")
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+    }
+
+    /// Members join and leave under the cooperative-sticky protocol while messages keep coming:
+    /// no member dies (a revoked partition's in-flight messages are dropped, not written), and
+    /// everything is stored once.
+    @Test func cooperativeRebalancesKillNoConsumerAndLoseNothing() throws {
+        let fixture = try KafkaFixture(partitions: 6)
+        try fixture.produce(events: 10_000)
+        let arguments = fixture.consumeArguments(exitWhenIdle: nil) + ["-X", "partition.assignment.strategy=cooperative-sticky"]
+        let binary = Shell.executable(named: "audit-ingest")
+        let first = try Shell.spawn(binary, arguments)
+        #expect(try fixture.waitForStored(atLeast: 2000))
+        let second = try Shell.spawn(binary, arguments)
+        try fixture.produce(events: 10_000, seed: 7)
+        let third = try Shell.spawn(binary, arguments)
+        try fixture.produce(events: 10_000, seed: 9)
+        first.signal(SIGTERM)
+        let firstResult = first.wait()
+        #expect(firstResult.exitCode == 0, "\(firstResult.output.suffix(3000))")
+        #expect(try fixture.waitForStored(atLeast: fixture.produced, timeout: 120))
+        second.signal(SIGTERM)
+        third.signal(SIGTERM)
+        for result in [second.wait(), third.wait()] {
+            #expect(result.exitCode == 0, "\(result.output.suffix(3000))")
+            #expect(!result.output.contains("another process committed"))
+        }
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+    }
+
+    /// SIGTERM while PostgreSQL is down: the consumer stops within --stop-timeout, exits non-zero
+    /// and says nothing is lost; a later run stores everything exactly once.
+    @Test func sigtermDuringAPostgresOutageStopsInBoundedTime() throws {
+        let (postgres, fixture) = try KafkaFixture.onPrivateCluster(partitions: 4)
+        try fixture.produce(events: 3000)
+        let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
+                                       fixture.consumeArguments(exitWhenIdle: nil) + ["--stop-timeout", "3"])
+        #expect(try fixture.waitForStored(atLeast: 3000))
+        try postgres.stop()
+        try fixture.produce(events: 3000, seed: 5)
+        let started = Date()
+        consumer.signal(SIGTERM)
+        let result = consumer.wait(timeout: 60)
+        #expect(Date().timeIntervalSince(started) < 20, "took \(Date().timeIntervalSince(started)) s")
+        #expect(result.exitCode != 0 && result.exitCode != 128 + SIGKILL, "\(result.output.suffix(2000))")
+        #expect(result.output.contains("nothing is lost"), "\(result.output.suffix(2000))")
+        try postgres.start()
+        let check = try PipelineDatabase(url: postgres.url)
+        let again = try fixture.startConsumer().wait()
+        #expect(again.exitCode == 0, "\(again.output.suffix(2000))")
+        #expect(try check.exactlyOnce(produced: fixture.produced))
     }
 }
 

@@ -14,7 +14,7 @@ import Testing
         let tables = try connection.execute("""
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
-        #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "item", "schema_migrations",
+        #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "ingest_offsets_retired", "item", "schema_migrations",
                            "tenant", "tenant_metrics", "user"])
     }
 
@@ -38,7 +38,7 @@ import Testing
                 + "severity:text,timestamp:timestamp with time zone,ip_address:inet,user_agent:text,custom_metadata:jsonb")
         let primaryKey = try connection.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND contype = 'p'").scalar
-        #expect(primaryKey == "PRIMARY KEY (id, \"timestamp\")")
+        #expect(primaryKey == "PRIMARY KEY (tenant_id, id, \"timestamp\")")
     }
 
     @Test func everySeedIndexExistsAndIsWellFormed() throws {

@@ -33,7 +33,7 @@ import Testing
         let final = try Shell.run(binary, arguments)
         #expect(final.exitCode == 0, "\(final.output)")
         #expect(final.output.contains("lines read          \(file.lines)"))
-        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).name))
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).baseName))
         #expect(try fixture.count("SELECT count(*) FROM (SELECT id FROM audit_log GROUP BY id HAVING count(*) > 1) d") == 0)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == fixture.count("SELECT count(*) FROM audit_log"))
     }

@@ -58,3 +58,14 @@ func sampleFile(events: Int, tenants: Int = 6, months: Int = 3, invalidRatio: Do
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     return (path, events + extraLines.count)
 }
+
+/// Where line `line` (from 0) of a file starts: a file position is a byte offset.
+func byteOffset(ofLine line: Int, in path: String) throws -> Int {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    var seen = 0
+    for (index, byte) in bytes.enumerated() where byte == 0x0A {
+        seen += 1
+        if seen == line { return index + 1 }
+    }
+    return line == 0 ? 0 : -1
+}

@@ -33,34 +33,44 @@ import Testing
         #expect(Tracked.live.value == 0)
     }
 
-    /// N producer/consumer pairs, M values each, at once: every consumer sees its producer's
-    /// values exactly once and in order.
+    /// N producer/consumer pairs, M values each, at once, each side on a thread of its own (so
+    /// a producer spinning on a full ring never waits for a consumer that is not running, even
+    /// on one CPU): every consumer sees its producer's values exactly once and in order.
     @Test func stressManyPairsInParallel() {
         let pairs = 4
         let values = 300_000
         let failures = Counter()
         let totals = Counter()
-        DispatchQueue.concurrentPerform(iterations: pairs * 2) { index in
-            let ring = Self.rings[index / 2]
-            if index % 2 == 0 {
-                for value in 0..<values { while !ring.tryPush(value) {} }
-            } else {
+        let done = DispatchGroup()
+        for pair in 0..<pairs {
+            let ring = SPSCRing<Int>(capacity: 1024)
+            let producer = Thread {
+                for value in 0..<values { while !ring.tryPush(value) { sched_yield() } }
+                done.leave()
+            }
+            let consumer = Thread {
                 var expected = 0
                 var sum = 0
                 while expected < values {
-                    guard let value = ring.tryPop() else { continue }
+                    guard let value = ring.tryPop() else { sched_yield(); continue }
                     if value != expected { failures.add(1) }
                     sum += value
                     expected += 1
                 }
                 totals.add(sum)
+                done.leave()
             }
+            producer.name = "producer-\(pair)"
+            consumer.name = "consumer-\(pair)"
+            done.enter()
+            done.enter()
+            producer.start()
+            consumer.start()
         }
+        done.wait()
         #expect(failures.value == 0)
         #expect(totals.value == pairs * (values * (values - 1) / 2))
     }
-
-    static let rings = (0..<4).map { _ in SPSCRing<Int>(capacity: 1024) }
 }
 
 final class Counter: @unchecked Sendable {  // guarded by lock

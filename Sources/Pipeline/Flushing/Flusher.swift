@@ -16,14 +16,17 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let partitions: PartitionManager
     private let statistics: IngestStatistics
     private let stopRequested: StopSignal
+    private let retryPolicy = RetryPolicy()
     private let deadLetterSink: (any DeadLetterSink)?
     private let logger: Logger
 
     private var connection: PostgresConnection?
     private var rows: [EncodedRow] = []
     private var deadLetters: [DeadLetter] = []
-    /// Per partition: the next offset once everything received is stored.
-    private var pendingOffsets: [Int32: Int64]
+    private let store: OffsetStore
+    /// Per partition: the position once everything received is stored.
+    private var pendingOffsets: [Int32: Mark]
+    /// Per partition: the next offset this shard has stored.
     private var committedOffsets: [Int32: Int64]
     private var oldestPending: ContinuousClock.Instant?
 
@@ -31,7 +34,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let failure = Mutex<Error?>(nil)
 
     init(shard: Int, source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, statistics: IngestStatistics, committed: [Int32: Int64],
+         partitions: PartitionManager, statistics: IngestStatistics, store: OffsetStore, committed: [Int32: Mark],
          deadLetterSink: (any DeadLetterSink)?, stopRequested: StopSignal, logger: Logger) {
         self.shard = shard
         self.deadLetterSink = deadLetterSink
@@ -41,8 +44,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.database = database
         self.partitions = partitions
         self.statistics = statistics
+        self.store = store
         self.pendingOffsets = committed
-        self.committedOffsets = committed
+        self.committedOffsets = committed.mapValues(\.next)
         self.stopRequested = stopRequested
         var logger = logger
         logger[metadataKey: "shard"] = "\(shard)"
@@ -89,17 +93,14 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         switch item {
         case .row(let row):
             rows.append(row)
-            advance(row.partition, past: row.offset)
+            advance(row.partition, to: row.next)
         case .deadLetter(let deadLetter):
             deadLetters.append(deadLetter)
-            advance(deadLetter.partition, past: deadLetter.offset)
-        case .watermark(let partition, let nextOffset):
-            if nextOffset > pendingOffsets[partition, default: 0] {
-                pendingOffsets[partition] = nextOffset
-                if oldestPending == nil { oldestPending = .now }
-            }
+            advance(deadLetter.partition, to: deadLetter.next)
+        case .watermark(let partition, let next):
+            advance(partition, to: next)
         case .resetPartition(let partition, let committed):
-            pendingOffsets[partition] = committed
+            pendingOffsets[partition] = Mark(next: committed, prefixHash: nil)
             committedOffsets[partition] = committed
         case .flushNow, .end:
             break
@@ -107,9 +108,16 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     }
 
     @inline(__always)
-    private func advance(_ partition: Int32, past offset: Int64) {
-        if offset + 1 > pendingOffsets[partition, default: 0] { pendingOffsets[partition] = offset + 1 }
-        if oldestPending == nil { oldestPending = .now }
+    private func advance(_ partition: Int32, to next: Mark) {
+        if next.next > pendingOffsets[partition]?.next ?? 0 {
+            pendingOffsets[partition] = next
+            if oldestPending == nil { oldestPending = .now }
+        }
+    }
+
+    /// True when some partition's position moved since the last commit.
+    private var positionsMoved: Bool {
+        pendingOffsets.contains { committedOffsets[$0.key] != $0.value.next }
     }
 
     // MARK: Flushing
@@ -118,24 +126,34 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// is back (or a stop is requested). Throws only what retrying cannot fix.
     private func flush() throws {
         oldestPending = nil
-        guard !rows.isEmpty || !deadLetters.isEmpty || pendingOffsets != committedOffsets else { return }
+        guard !rows.isEmpty || !deadLetters.isEmpty || positionsMoved else { return }
         let started = ContinuousClock.now
         var attempt = 0
+        var timeouts = 0
         var result: FlushResult
         while true {
             do {
-                result = try flushOnce()
+                result = try flushOnce(splittingOnTimeout: timeouts >= 2)
                 break
+            } catch let error as PostgresError where error.sqlState == "57014" && timeouts < 2 {
+                // A statement timeout may be a busy moment (retry once as it is) or a batch too
+                // large for the limit: then COPY in halves, down to one row, which is
+                // dead-lettered with the SQLSTATE if even it times out.
+                timeouts += 1
+                connection?.close()
+                connection = nil
+                logger.warning("flush hit the statement timeout", metadata: [
+                    "error": "\(error)", "next": "\(timeouts >= 2 ? "copy the batch in halves" : "retry")"])
+                statistics.update { $0.retries += 1 }
             } catch let error as PostgresError where error.isRetriable {
                 attempt += 1
                 connection?.close()
                 connection = nil
-                if stopRequested.isRaised { throw error }
-                let delay = min(100 * (1 << min(attempt, 6)), 5000)
+                let delay = retryPolicy.delay(attempt: attempt)
                 logger.warning("flush failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)",
-                                                                    "retry_in_ms": "\(delay)"])
+                                                                    "retry_in_ms": "\(Int(delay.secondsDouble * 1000))"])
                 statistics.update { $0.retries += 1 }
-                usleep(UInt32(delay) * 1000)
+                guard retryPolicy.wait(attempt: attempt, unless: stopRequested) else { throw error }
             } catch let error as PostgresError where error.sqlState == "23514" && attempt < 3 {
                 // A month partition vanished or was never seen: look again and create it.
                 attempt += 1
@@ -150,7 +168,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             for deadLetter in result.deadLetters { counters.deadLettered[deadLetter.reason, default: 0] += 1 }
             counters.recordFlush(seconds: elapsed)
         }
-        committedOffsets = pendingOffsets
+        committedOffsets = pendingOffsets.mapValues(\.next)
         if !result.deadLetters.isEmpty { deadLetterSink?.publish(result.deadLetters, source: source) }
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
@@ -161,15 +179,18 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         var deadLetters: [DeadLetter]
     }
 
-    private func flushOnce() throws -> FlushResult {
+    private func flushOnce(splittingOnTimeout: Bool) throws -> FlushResult {
         let connection = try connected()
         try partitions.ensure(Set(rows.map(\.month)), on: connection)
         return try connection.transaction { connection in
             // Offsets first: the compare-and-set locks this shard's rows and proves no other
             // process has moved them since, before any row is written.
-            if try !storeOffsets(on: connection) { return FlushResult(stored: rows.count, deadLetters: deadLetters) }
+            if try !store.advance(shard: shard, from: committedOffsets, to: pendingOffsets, on: connection) {
+                logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
+                return FlushResult(stored: rows.count, deadLetters: deadLetters)
+            }
             rows.sort { $0.tenantID < $1.tenantID }  // tenant-grouped rows: better btree locality
-            let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], on: connection)
+            let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], splittingOnTimeout: splittingOnTimeout, on: connection)
             let rejectedPositions = Set(rejected.map { Position(partition: $0.partition, offset: $0.offset) })
             let stored = rejected.isEmpty
                 ? rows[...]
@@ -195,26 +216,28 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     /// COPYs `rows`; when PostgreSQL refuses them for a data reason, bisects (each attempt under a
     /// savepoint) down to the offending rows and returns them as dead letters with the SQLSTATE.
-    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws -> [DeadLetter] {
+    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, splittingOnTimeout: Bool,
+                                     on connection: PostgresConnection) throws -> [DeadLetter] {
         try connection.execute("SAVEPOINT batch")
         do {
             try copy(rows, on: connection)
             try connection.execute("RELEASE SAVEPOINT batch")
             return []
-        } catch let error as PostgresError where error.isDataError && error.sqlState != "23514" {
+        } catch let error as PostgresError
+                    where (error.isDataError && error.sqlState != "23514") || (splittingOnTimeout && error.sqlState == "57014") {
             try connection.execute("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
             guard rows.count > 1 else {
                 let row = rows.first!
                 logger.warning("row refused by PostgreSQL, dead-lettered", metadata: [
                     "partition": "\(row.partition)", "offset": "\(row.offset)", "sqlstate": "\(error.sqlState ?? "")"])
-                return [DeadLetter(partition: row.partition, offset: row.offset, tenantID: row.tenantID,
+                return [DeadLetter(partition: row.partition, offset: row.offset, next: row.next, tenantID: row.tenantID,
                                    rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,
                                    detail: [error.message, error.detail].compactMap { $0 }.joined(separator: ": "),
                                    sqlState: error.sqlState)]
             }
             let middle = rows.startIndex + rows.count / 2
-            return try copyIsolatingPoison(rows[..<middle], on: connection)
-                + copyIsolatingPoison(rows[middle...], on: connection)
+            return try copyIsolatingPoison(rows[..<middle], splittingOnTimeout: splittingOnTimeout, on: connection)
+                + copyIsolatingPoison(rows[middle...], splittingOnTimeout: splittingOnTimeout, on: connection)
         }
     }
 
@@ -263,48 +286,5 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 "{" + keys.map { String($0.day) }.joined(separator: ",") + "}",
                 "{" + keys.map { String(counts[$0]!) }.joined(separator: ",") + "}",
             ])
-    }
-
-    /// Moves this shard's positions from what it committed last to what this batch reaches, as a
-    /// compare-and-set (fencing, DESIGN invariant 2): it fails when another process has committed
-    /// one of these partitions since, so two consumers can never both store a partition's
-    /// messages. Returns false, having written nothing, when every position already is where
-    /// this batch would put it: an earlier attempt whose COMMIT reply was lost did commit.
-    private func storeOffsets(on connection: PostgresConnection) throws -> Bool {
-        let changed = pendingOffsets.filter { committedOffsets[$0.key] != $0.value }.sorted { $0.key < $1.key }
-        guard !changed.isEmpty else { return true }
-        let partitions = "{" + changed.map { String($0.key) }.joined(separator: ",") + "}"
-        let moved = try connection.query("""
-            INSERT INTO ingest_offsets AS o (source, "partition", shard, next_offset)
-            SELECT $1, p, $2, n FROM unnest($3::int[], $5::bigint[]) AS u(p, n)
-            ON CONFLICT (source, "partition", shard) DO UPDATE
-                SET next_offset = EXCLUDED.next_offset, updated_at = now()
-                WHERE o.next_offset = ($4::bigint[])[array_position($3::int[], o."partition")]
-            RETURNING "partition"
-            """, [
-                source, String(shard), partitions,
-                "{" + changed.map { String(committedOffsets[$0.key] ?? 0) }.joined(separator: ",") + "}",
-                "{" + changed.map { String($0.value) }.joined(separator: ",") + "}",
-            ]).rows.count
-        guard moved < changed.count else { return true }
-        let stored = try connection.query(
-            #"SELECT "partition", next_offset FROM ingest_offsets WHERE source = $1 AND shard = $2 AND "partition" = ANY($3::int[])"#,
-            [source, String(shard), partitions]).rows
-        let current = Dictionary(stored.compactMap { row in
-            row[0].flatMap { Int32($0) }.flatMap { partition in row[1].flatMap { Int64($0) }.map { (partition, $0) } }
-        }, uniquingKeysWith: { first, _ in first })
-        if changed.allSatisfy({ current[$0.key] == $0.value }) {
-            // Nothing was written in this transaction: committing it is harmless.
-            logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
-            return false
-        }
-        let moves = changed.filter { current[$0.key] != committedOffsets[$0.key] ?? 0 }.map { partition, _ in
-            "partition \(partition): expected \(committedOffsets[partition] ?? 0), found \(current[partition].map(String.init) ?? "none")"
-        }
-        throw IngestError(.partitionTakenOver, """
-            \(source) shard \(shard): another consumer committed these partitions since this process took them \
-            (\(moves.joined(separator: "; "))); it owns them now, so this process stops without writing. \
-            Two processes must not ingest the same partitions at once (check that static --partitions do not overlap).
-            """)
     }
 }

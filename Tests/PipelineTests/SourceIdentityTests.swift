@@ -1,0 +1,300 @@
+import AuditCore
+import Foundation
+import Pipeline
+import Postgres
+import TestSupport
+import Testing
+
+/// Exactly once under the operations people really do (issue 12): files that grow, move and are
+/// rotated; standard input in containers; changing the shard count.
+@Suite(.timeLimit(.minutes(5))) struct SourceIdentityTests {
+    let binary = Shell.executable(named: "audit-ingest")
+
+    // MARK: Files by content
+
+    @Test func anAppendedFileContinuesWhereItStopped() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 2000, invalidRatio: 0.05)
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: file.path))
+        #expect(first.isComplete)
+        try append(events: 10, seed: 99, to: file.path)
+        let second = try engine.ingest(try FileSource(path: file.path))
+        #expect(second.source == first.source)
+        #expect(second.isComplete && second.messages == 2010)
+        #expect(second.alreadyCommitted == 2000)
+        #expect(second.stored + second.deadLetteredTotal == 10)
+        #expect(try fixture.accountedExactlyOnce(lines: 2010, source: first.source))
+    }
+
+    @Test func aRenamedCopiedOrCompressedFileIsTheSameSource() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 1500, invalidRatio: 0.02)
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: file.path))
+        let renamed = file.path + ".1"
+        try FileManager.default.moveItem(atPath: file.path, toPath: renamed)
+        let copy = file.path + ".copy"
+        try FileManager.default.copyItem(atPath: renamed, toPath: copy)
+        #expect(try Shell.run("/bin/gzip", ["-k", "-f", renamed]).exitCode == 0)
+        for path in [renamed, copy, renamed + ".gz"] {
+            let again = try engine.ingest(try FileSource(path: path))
+            #expect(again.source == first.source, "\(path)")
+            #expect(again.stored == 0 && again.deadLetteredTotal == 0 && again.alreadyCommitted == 1500, "\(path)")
+        }
+        // Rotation: the application goes on writing to a new file while the old one is gzipped.
+        try append(events: 20, seed: 7, to: copy)
+        let rotated = try engine.ingest(try FileSource(path: copy))
+        #expect(rotated.alreadyCommitted == 1500 && rotated.stored + rotated.deadLetteredTotal == 20)
+        #expect(try fixture.accountedExactlyOnce(lines: 1520, source: first.source))
+    }
+
+    @Test func anEditedOrTruncatedFileIsRefusedUnlessAskedToTreatItAsNew() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 3000)
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: file.path))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
+        let stored = try fixture.count("SELECT count(*) FROM audit_log")
+
+        // Same size, one byte in the middle changed ("INFO" -> "INFo" keeps it a valid event).
+        let middle = bytes.count / 2
+        let info = bytes[middle...].firstRange(of: Data("\"INFO\"".utf8)) ?? bytes[middle...].firstRange(of: Data("\"ERROR\"".utf8))!
+        bytes[info.lowerBound + 4] = UInt8(ascii: "o")
+        try bytes.write(to: URL(fileURLWithPath: file.path))
+        let refused = try #require(throws: IngestError.self) { try engine.ingest(try FileSource(path: file.path)) }
+        #expect(refused.code == .sourceChanged)
+        #expect(refused.message.contains(file.path) && refused.message.contains("--if-changed new-source"), "\(refused.message)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == stored)
+
+        let truncated = file.path + ".short"
+        try bytes.prefix(bytes.count / 3).write(to: URL(fileURLWithPath: truncated))
+        let shorter = try #require(throws: IngestError.self) { try engine.ingest(try FileSource(path: truncated)) }
+        #expect(shorter.message.contains("shorter"), "\(shorter.message)")
+
+        let anew = try engine.ingest(try FileSource(path: file.path), ifChanged: .newSource)
+        #expect(anew.source == first.source + "~2")
+        #expect(anew.isComplete)
+        // A later run of the edited file finds the new source and changes nothing.
+        let again = try engine.ingest(try FileSource(path: file.path))
+        #expect(again.source == anew.source && again.alreadyCommitted == 3000 && again.stored == 0)
+    }
+
+    @Test func aByteOrderMarkIsSkippedAndAnUnterminatedLastLineContinues() throws {
+        let fixture = try PipelineFixture()
+        var lines: [String] = []
+        for event in SampleEvents(.init(count: 3, tenants: 6)) { lines.append(SampleEvents.ndjson(event)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bom-\(UUID()).ndjson").path
+        try Data([0xEF, 0xBB, 0xBF] + Array((lines[0] + "\n" + lines[1]).utf8)).write(to: URL(fileURLWithPath: path))
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: path))
+        #expect(first.stored == 2 && first.deadLetteredTotal == 0, "\(first.deadLettered)")
+        // The writer finishes its last line and adds another.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(("\n" + lines[2] + "\n").utf8))
+        try handle.close()
+        let second = try engine.ingest(try FileSource(path: path))
+        #expect(second.stored == 1 && second.deadLetteredTotal == 0 && second.isComplete, "\(second)")
+        #expect(try fixture.accountedExactlyOnce(lines: 3, source: first.source))
+    }
+
+    // MARK: Standard input
+
+    @Test func everyStandardInputRunIsANewSourceUnlessNamed() throws {
+        let one = try FileSource(path: "-")
+        let two = try FileSource(path: "-")
+        #expect(one.baseName != two.baseName)
+        #expect(try FileSource(path: "-", sourceName: "feed").baseName == FileSource(path: "-", sourceName: "feed").baseName)
+    }
+
+    /// Two `backfill -` runs as PID 1 (a container each), one after the other: each stores its
+    /// own events.
+    @Test func standardInputRunsInContainersDoNotCollide() throws {
+        let fixture = try PipelineFixture()
+        var stored = 0
+        for seed in [1, 2] as [UInt64] {
+            let file = try sampleFile(events: 40, seed: seed)
+            let result = try Shell.run("/usr/bin/unshare", ["--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
+                                                            "exec '\(binary)' backfill --no-progress --database-url '\(fixture.url)' - < '\(file.path)'"])
+            #expect(result.exitCode == 0, "\(result.output)")
+            stored += 40
+            #expect(try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter") == stored)
+        }
+    }
+
+    @Test func standardInputGivenTwiceIsAUsageError() throws {
+        let result = try Shell.run(binary, ["backfill", "-", "-"])
+        #expect(result.exitCode == 64, "\(result.output)")
+        #expect(result.output.contains("can be given only once"), "\(result.output)")
+    }
+
+    @Test func aNamedStandardInputResumesAndRefusesADifferentStream() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 600)
+        let text = try String(contentsOfFile: file.path, encoding: .utf8)
+        let half = file.path + ".half"
+        try String(text.split(separator: "\n").prefix(300).joined(separator: "\n") + "\n").write(toFile: half, atomically: true, encoding: .utf8)
+        func pipe(_ path: String) throws -> Shell.Result {
+            try Shell.run("/bin/sh", ["-c", "exec '\(binary)' backfill --no-progress --database-url '\(fixture.url)' --source-name feed - < '\(path)'"])
+        }
+        let first = try pipe(half)
+        #expect(first.exitCode == 0 && first.output.contains("stored              300"), "\(first.output)")
+        let second = try pipe(file.path)
+        #expect(second.exitCode == 0, "\(second.output)")
+        #expect(second.output.contains("already committed   300") && second.output.contains("stored              300"), "\(second.output)")
+        let other = try sampleFile(events: 600, seed: 5)
+        let third = try pipe(other.path)
+        #expect(third.exitCode != 0 && third.output.contains("standard input (--source-name feed)")
+                && third.output.contains("an earlier run stored"), "\(third.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 600)
+    }
+
+    // MARK: Shard counts
+
+    @Test func anyShardCountContinuesACompleteSource() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 3000, invalidRatio: 0.05, extraLines: ["not json", "{}"])
+        let first = try fixture.engine(shards: 2).ingest(try FileSource(path: file.path))
+        for shards in [3, 1, 4] {
+            let again = try fixture.engine(shards: shards).ingest(try FileSource(path: file.path))
+            #expect(again.isComplete && again.stored == 0 && again.deadLetteredTotal == 0, "\(shards) shards: \(again)")
+        }
+        try append(events: 50, seed: 3, to: file.path)
+        let grown = try fixture.engine(shards: 3).ingest(try FileSource(path: file.path))
+        #expect(grown.stored + grown.deadLetteredTotal == 50)
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines + 50, source: first.source))
+    }
+
+    /// The layout change itself: new shards start at the lowest old position; positions the old
+    /// shards stored above it are still recognised (by the old routing) until every new shard has
+    /// passed them.
+    @Test func aShardCountChangeRetiresTheOldLayoutUntilItIsPassed() throws {
+        let fixture = try PipelineFixture()
+        try fixture.connection.execute("""
+            INSERT INTO ingest_offsets (source, "partition", shard, next_offset, prefix_hash)
+            VALUES ('file:t', 0, 0, 100, 11), ('file:t', 0, 1, 250, 22), ('file:t', 0, 2, 180, 33)
+            """)
+        let store = OffsetStore(source: "file:t")
+        let adopted = try #require(try store.adopt(partitions: [0], shardCount: 2, on: fixture.connection).byPartition[0])
+        #expect(adopted.shards == [100, 100] && adopted.resumeHash == 11)
+        #expect(try fixture.count("SELECT count(*) FROM ingest_offsets_retired WHERE source = 'file:t' AND shard_count = 3") == 3)
+        // Adopting again with the same count keeps the retired layout (it is still ahead).
+        let again = try #require(try store.adopt(partitions: [0], shardCount: 2, on: fixture.connection).byPartition[0])
+        #expect(again == adopted)
+        try fixture.connection.execute("UPDATE ingest_offsets SET next_offset = 250 WHERE source = 'file:t'")
+        _ = try store.adopt(partitions: [0], shardCount: 2, on: fixture.connection)
+        #expect(try fixture.count("SELECT count(*) FROM ingest_offsets_retired WHERE source = 'file:t'") == 0)
+    }
+
+    /// Runs killed at random moments with 3, then 2 shards, finished with 4: every line once.
+    @Test func killedRunsWithChangingShardCountsStoreEveryLineOnce() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 40_000, months: 4, invalidRatio: 0.02)
+        let source = try FileSource(path: file.path).baseName
+        var kills = 0
+        for shards in [3, 2] {
+            if try killMidRun(fixture, file.path, ["--shards", "\(shards)", "--batch-size", "500"]) { kills += 1 }
+        }
+        #expect(kills >= 1, "the test must have killed at least one run")
+        let final = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "4", file.path])
+        #expect(final.exitCode == 0, "\(final.output)")
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: source))
+    }
+
+    // MARK: Same input, same outcome
+
+    /// Events stamped an hour ahead are rejected by a run with no future window and accepted by
+    /// one with the default window. Runs killed in between must not leave any of them in both
+    /// tables: a position, once decided, stays decided (rejections go to the tenant's shard,
+    /// like the accepted event would).
+    @Test func aChangedPlausibilityWindowNeverPutsAPositionInBothTables() throws {
+        let fixture = try PipelineFixture()
+        var lines: [String] = []
+        let soon = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
+        for (index, event) in SampleEvents(.init(count: 30_000, tenants: 6)).enumerated() {
+            var line = SampleEvents.ndjson(event)
+            if index % 10 == 0, let range = line.range(of: #""timestamp":"[^"]*""#, options: .regularExpression) {
+                line.replaceSubrange(range, with: #""timestamp":"\#(soon)""#)
+            }
+            lines.append(line)
+        }
+        let file = try sampleFile(events: 0, extraLines: lines)
+        let source = try FileSource(path: file.path).baseName
+        var kills = 0
+        for _ in 0..<2 {
+            if try killMidRun(fixture, file.path, ["--shards", "3", "--batch-size", "400", "--max-future-skew", "0"]) { kills += 1 }
+        }
+        #expect(kills >= 1)
+        let final = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "3", file.path])
+        #expect(final.exitCode == 0, "\(final.output)")
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: source))
+    }
+
+    // MARK: Event ids
+
+    @Test func oneTenantCannotSuppressAnotherTenantsEvent() throws {
+        let fixture = try PipelineFixture(tenants: 2)
+        let tenants = SampleEvents.tenantIDs(count: 2)
+        let event = #"{"id":"11111111-2222-4333-8444-555555555555","tenant_id":"TENANT","action":"a","severity":"INFO","timestamp":"2026-03-01T00:00:00Z"}"#
+        let file = try sampleFile(events: 0, extraLines: [
+            event.replacingOccurrences(of: "TENANT", with: tenants[0]),
+            event.replacingOccurrences(of: "TENANT", with: tenants[1]),
+            event.replacingOccurrences(of: "TENANT", with: tenants[1]),  // a true duplicate within a tenant
+        ])
+        let summary = try fixture.engine(shards: 2).ingest(try FileSource(path: file.path))
+        #expect(summary.stored == 2, "\(summary)")
+        #expect(try fixture.count("SELECT count(DISTINCT tenant_id) FROM audit_log") == 2)
+        #expect(try fixture.connection.execute("SELECT tenant_id::text, sqlstate FROM audit_dead_letter").rows == [[tenants[1], "23505"]])
+    }
+
+    // MARK: Statement timeouts
+
+    /// A row that always exceeds the statement timeout: after one plain retry the batch is
+    /// copied in halves down to that row, which is dead-lettered with SQLSTATE 57014.
+    @Test func aBatchThatAlwaysTimesOutIsSplitAndTheSlowRowDeadLettered() throws {
+        let fixture = try PipelineFixture()
+        try fixture.connection.execute("""
+            CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.action = 'slow.event' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$;
+            CREATE TRIGGER slow_row BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION slow_row();
+            """)
+        var lines: [String] = []
+        for event in SampleEvents(.init(count: 40, tenants: 6)) { lines.append(SampleEvents.ndjson(event)) }
+        lines[17] = lines[17].replacingOccurrences(of: #""action":"[^"]*""#, with: #""action":"slow.event""#, options: .regularExpression)
+        let file = try sampleFile(events: 0, extraLines: lines)
+        var database = fixture.database
+        database.statementTimeout = .milliseconds(700)
+        let engine = IngestEngine(database: database, configuration: IngestConfiguration(shards: 1, batchSize: 100, maxBatchAge: .milliseconds(50)))
+        let summary = try engine.ingest(try FileSource(path: file.path))
+        #expect(summary.stored == 39 && summary.isComplete, "\(summary)")
+        #expect(try fixture.connection.execute("SELECT sqlstate, reason FROM audit_dead_letter").rows == [["57014", "rejected by database"]])
+    }
+
+    // MARK: Helpers
+
+    /// Starts a backfill, waits until it has committed something, kills it at a random moment.
+    /// Returns true when it was killed (false: it finished first).
+    private func killMidRun(_ fixture: PipelineFixture, _ path: String, _ options: [String]) throws -> Bool {
+        let before = try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter")
+        let child = try Shell.spawn(binary, ["backfill", "--no-progress", "--database-url", fixture.url] + options + [path])
+        let deadline = Date().addingTimeInterval(60)
+        while try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter") == before,
+              Date() < deadline { usleep(10_000) }
+        usleep(UInt32.random(in: 0...200_000))
+        child.signal(SIGKILL)
+        let result = child.wait()
+        if result.exitCode != 128 + SIGKILL { #expect(result.exitCode == 0, "\(result.output)") }
+        return result.exitCode == 128 + SIGKILL
+    }
+}
+
+/// Appends sample events to a file.
+func append(events: Int, seed: UInt64, to path: String) throws {
+    var text = ""
+    for event in SampleEvents(.init(count: events, tenants: 6, seed: seed)) { text += SampleEvents.ndjson(event) + "\n" }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    handle.seekToEndOfFile()
+    handle.write(Data(text.utf8))
+    try handle.close()
+}
