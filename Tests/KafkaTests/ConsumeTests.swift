@@ -273,11 +273,18 @@ import Testing
     @Test func sigtermDuringAPostgresOutageStopsInBoundedTime() throws {
         let (postgres, fixture) = try KafkaFixture.onPrivateCluster(partitions: 4)
         try fixture.produce(events: 3000)
+        let port = try freeTCPPort()
         let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
-                                       fixture.consumeArguments(exitWhenIdle: nil) + ["--stop-timeout", "3"])
+                                       fixture.consumeArguments(exitWhenIdle: nil) + ["--stop-timeout", "3", "--admin-port", "\(port)"])
         #expect(try fixture.waitForStored(atLeast: 3000))
         try postgres.stop()
         try fixture.produce(events: 3000, seed: 5)
+        // Wait until the consumer holds the new messages (received, not committed).
+        let received = "audit_ingest_events_received_total{source=\"kafka:tests:\(fixture.topic)\"} \(fixture.produced)"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try !Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output.contains(received) {
+            usleep(100_000)
+        }
         let started = Date()
         consumer.signal(SIGTERM)
         let result = consumer.wait(timeout: 60)

@@ -12,7 +12,8 @@ import Foundation
 public struct FileSource: Sendable {
     /// What kind of source this is, and what names it.
     public enum Identity: Sendable, Equatable {
-        /// A file: the hex hash of its first line (at most `headLimit` bytes).
+        /// A file: the hex hash of its first non-blank line and what precedes it (at most
+        /// `headLimit` bytes).
         case content(head: String)
         /// Standard input: a name given with `--source-name` (resumes by that name), or a fresh
         /// unique id for each run.
@@ -59,7 +60,8 @@ public struct FileSource: Sendable {
         identity = .content(head: try headFingerprint())
     }
 
-    /// The hash of the first line (up to and with its newline, at most `headLimit` bytes).
+    /// The hash of the first line (up to and with its newline, at most `headLimit` bytes; blank
+    /// lines before it count as part of it).
     private func headFingerprint() throws -> String {
         let input = try openInput()
         defer { input.close() }
@@ -72,16 +74,29 @@ public struct FileSource: Sendable {
                 throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
             }
             if count == 0 { break }
-            let newline = head[filled..<(filled + count)].firstIndex(of: 0x0A)
             filled += count
-            if let newline {
-                filled = newline + 1
+            if let end = Self.endOfFirstLine(head[..<filled]) {
+                filled = end
                 break
             }
         }
         var hasher = PrefixHasher()
         head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<filled])) }
         return String(UInt64(bitPattern: hasher.value), radix: 16)
+    }
+
+    /// Where the first line with something on it ends (after its newline), if `bytes` holds it:
+    /// blank lines before it are part of the head, so files that start with one are still told apart.
+    static func endOfFirstLine(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var sawText = false
+        for index in bytes.indices {
+            switch bytes[index] {
+            case 0x0A where sawText: return index + 1
+            case 0x20, 0x09, 0x0D, 0x0A: continue
+            default: sawText = true
+            }
+        }
+        return nil
     }
 
     // MARK: Reading
