@@ -61,8 +61,10 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Queues a message with headers (name, value) to the partition its key picks. Waits while
-    /// the local queue is full.
-    public func send(topic: String, key: [UInt8], value: [UInt8], headers: [(String, String)]) throws {
+    /// the local queue is full, at most `maximumWait` when given (then throws the queue-full error).
+    public func send(topic: String, key: [UInt8], value: [UInt8], headers: [(String, String)],
+                     maximumWait: Duration? = nil) throws {
+        let deadline = maximumWait.map { ContinuousClock.now + $0 }
         while true {
             let list = rd_kafka_headers_new(headers.count)!
             for (name, headerValue) in headers {
@@ -78,6 +80,7 @@ public final class KafkaProducer: @unchecked Sendable {
             if error == RD_KAFKA_RESP_ERR_NO_ERROR { return }  // librdkafka owns the headers now
             rd_kafka_headers_destroy(list)
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(code: error, topic: topic) }
+            if let deadline, ContinuousClock.now >= deadline { throw KafkaError(code: error, topic: topic) }
             rd_kafka_poll(handle, 50)
         }
     }

@@ -24,15 +24,29 @@ public final class KafkaDeadLetterTopic: DeadLetterSink {
     private let logger: Logger
     private let failures: Counter
 
-    public init(topic: String, configuration: KafkaConfiguration, logger: Logger = Logger(label: "audit-ingest.dead-letter-topic")) throws {
+    public init(topic: String, configuration: KafkaConfiguration, maximumWait: Duration = .seconds(1),
+                logger: Logger = Logger(label: "audit-ingest.dead-letter-topic")) throws {
         self.topic = topic
+        self.maximumWait = maximumWait
         self.logger = logger
         failures = Counter(label: "audit_ingest_dead_letter_topic_failures_total", dimensions: [("topic", topic)])
         producer = try KafkaProducer(configuration: configuration)
     }
 
+    /// How long one `publish` waits for room in the producer's queue before it gives up on the
+    /// rest of its dead letters (it runs on a flusher thread, which must not wait for a broker
+    /// that is down). Default: 1 s.
+    public let maximumWait: Duration
+
     public func publish(_ deadLetters: [DeadLetter], source: String) {
-        for deadLetter in deadLetters {
+        let deadline = ContinuousClock.now + maximumWait
+        for (index, deadLetter) in deadLetters.enumerated() {
+            guard ContinuousClock.now < deadline || index == 0 else {
+                failures.increment(by: deadLetters.count - index)
+                logger.warning("dead letters not published: the producer's queue stayed full (they are in audit_dead_letter)", metadata: [
+                    "topic": "\(topic)", "count": "\(deadLetters.count - index)"])
+                break
+            }
             var headers = [("audit-ingest-source", source), ("audit-ingest-partition", "\(deadLetter.partition)"),
                            ("audit-ingest-offset", "\(deadLetter.offset)"), ("audit-ingest-reason", deadLetter.reason)]
             if let detail = deadLetter.detail { headers.append(("audit-ingest-detail", detail)) }
@@ -40,7 +54,8 @@ public final class KafkaDeadLetterTopic: DeadLetterSink {
             if let tenant = deadLetter.tenantID { headers.append(("audit-ingest-tenant", tenant.description)) }
             do {
                 try producer.send(topic: topic, key: Array("\(deadLetter.partition):\(deadLetter.offset)".utf8),
-                                  value: deadLetter.rawMessage, headers: headers)
+                                  value: deadLetter.rawMessage, headers: headers,
+                                  maximumWait: max(.zero, ContinuousClock.now.duration(to: deadline)))
             } catch {
                 failures.increment()
                 logger.warning("dead letter not published (it is in audit_dead_letter)", metadata: [

@@ -96,7 +96,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         var lastReportCount = 0
         var lastPublish = ContinuousClock.now
         var failure: Error?
-        var backpressure = Backpressure(pauseAfter: pauseAfter, ringCapacity: engine.configuration.ringCapacity)
+        var backpressure = Backpressure(pauseAfter: pauseAfter, ringCapacity: engine.configuration.ringCapacity / 2)  // in messages: see applyBackpressure
         do {
             while !stop.isRaised && !shards.isStopping && fatal == nil {
                 let room = try applyBackpressure(&backpressure, consumer, shards, statistics, consumed: &consumed)
@@ -170,7 +170,10 @@ public final class KafkaIngest: KafkaRebalanceHandler {
     /// (0: none this round; it has waited or served the group protocol instead).
     private func applyBackpressure(_ backpressure: inout Backpressure, _ consumer: KafkaConsumer, _ shards: ShardGroup,
                                    _ statistics: IngestStatistics, consumed: inout Int) throws -> Int {
-        let room = shards.freeSlots - consumer.assignmentCount - 1
+        // Each message takes a slot in its shard's ring, and each partition in a poll one
+        // watermark slot in every ring: at most twice as many slots as messages, whatever the
+        // number of partitions assigned (14,336 of them used to leave no room at all).
+        let room = shards.freeSlots / 2
         switch backpressure.update(room: room) {
         case .pause:
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [

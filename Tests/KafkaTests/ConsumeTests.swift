@@ -268,6 +268,19 @@ import Testing
         #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
     }
 
+    /// Ten thousand partitions, more than a ring has slots: each flush moves thousands of stored
+    /// positions (a linear compare-and-set), and the consumer never waits for room that cannot
+    /// come (a watermark slot per assigned partition used to exceed the ring).
+    @Test func tenThousandPartitions() throws {
+        let fixture = try KafkaFixture(partitions: 10_000)
+        try fixture.produce(events: 20_000)
+        let run = try Shell.spawn(Shell.executable(named: "audit-ingest"), fixture.consumeArguments(exitWhenIdle: 3) + [
+            "--partitions", "all", "--ring-capacity", "8192"]).wait(timeout: 240)
+        #expect(run.exitCode == 0, "\(run.output.suffix(3000))")
+        #expect(try fixture.database.exactlyOnce(produced: fixture.produced))
+        #expect(try fixture.database.count(#"SELECT count(DISTINCT "partition") FROM ingest_offsets"#) == 10_000)
+    }
+
     /// SIGTERM while PostgreSQL is down: the consumer stops within --stop-timeout, exits non-zero
     /// and says nothing is lost; a later run stores everything exactly once.
     @Test func sigtermDuringAPostgresOutageStopsInBoundedTime() throws {
