@@ -14,16 +14,21 @@ public struct IngestConfiguration: Sendable {
     /// What to do with events of tenants not in `tenant`. Default: dead-letter them.
     public var unknownTenants: UnknownTenantPolicy
     public var decoder: DecoderConfiguration
+    /// Bytes of messages one shard may hold in its ring and batch before the source waits; a
+    /// batch is flushed once it holds half. Default: 64 MiB.
+    public var maxShardBytes: Int
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,
-                unknownTenants: UnknownTenantPolicy = .deadLetter, decoder: DecoderConfiguration = .init()) {
+                unknownTenants: UnknownTenantPolicy = .deadLetter, decoder: DecoderConfiguration = .init(),
+                maxShardBytes: Int = 64 << 20) {
         self.shards = max(1, shards)
         self.batchSize = max(1, batchSize)
         self.maxBatchAge = maxBatchAge
         self.ringCapacity = ringCapacity
         self.unknownTenants = unknownTenants
         self.decoder = decoder
+        self.maxShardBytes = max(1 << 20, maxShardBytes)
     }
 }
 

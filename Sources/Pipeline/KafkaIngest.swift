@@ -173,7 +173,7 @@ public final class KafkaIngest: KafkaRebalanceHandler {
         // Each message takes a slot in its shard's ring, and each partition in a poll one
         // watermark slot in every ring: at most twice as many slots as messages, whatever the
         // number of partitions assigned (14,336 of them used to leave no room at all).
-        let room = shards.freeSlots / 2
+        let room = shards.isOverByteBudget ? 0 : shards.freeSlots / 2
         switch backpressure.update(room: room) {
         case .pause:
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [

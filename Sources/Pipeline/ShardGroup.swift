@@ -103,8 +103,17 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection) {
         let shard = router.shard(tenantID: rejection.tenantID, offset: offset)
         guard !alreadyStored(partition, offset, shard, rejection.tenantID) else { return }
+        var kept = rawMessage
+        var detail = rejection.detail
+        if rawMessage.count > configuration.decoder.maxEventBytes {
+            // Keep what identifies it, not megabytes: its first KiB, its length and a hash.
+            var hasher = PrefixHasher()
+            hasher.update(rawMessage)
+            kept = UnsafeRawBufferPointer(rebasing: rawMessage.prefix(1024))
+            detail += "; \(rawMessage.count) bytes, 64-bit hash \(String(UInt64(bitPattern: hasher.value), radix: 16)); raw_payload holds its first KiB"
+        }
         push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: rejection.tenantID,
-                                    rawMessage: Array(rawMessage), reason: rejection.reason, detail: rejection.detail)), to: shard)
+                                    rawMessage: Array(kept), reason: rejection.reason, detail: detail)), to: shard)
     }
 
     @inline(__always)
@@ -168,6 +177,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Free slots in the fullest ring: how many items can be submitted without waiting.
     public var freeSlots: Int { flushers.map { $0.ring.capacity - $0.ring.count }.min() ?? 0 }
 
+    /// True when a shard holds its whole byte budget: submitting would wait.
+    public var isOverByteBudget: Bool { flushers.contains { $0.budget.isExhausted } }
+
     private func publishSkipped() {
         guard skippedAsCommitted > 0 else { return }
         let skipped = skippedAsCommitted
@@ -176,7 +188,19 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     }
 
     private func push(_ item: ShardItem, to shard: Int) {
-        let ring = flushers[shard].ring
+        let flusher = flushers[shard]
+        let bytes = item.byteCount
+        if bytes > 0 {
+            // Backpressure in bytes: wait while the shard holds its budget (it flushes at half).
+            var rounds = 0
+            while flusher.budget.isExhausted {
+                if stopRequested.isRaised { return }
+                rounds += 1
+                usleep(rounds > 100 ? 1000 : 50)
+            }
+            flusher.budget.take(bytes)
+        }
+        let ring = flusher.ring
         if ring.tryPush(item) { return }
         // Backpressure: the flusher is behind. Wait for room (or give up when stopping).
         var rounds = 0

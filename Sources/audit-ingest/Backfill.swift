@@ -104,6 +104,12 @@ struct EngineOptions: ParsableArguments {
         """, valueName: "seconds"))
     var maxFutureSkew: Int = 86_400
 
+    @Option(help: ArgumentHelp("""
+        Memory for messages per shard, in MiB: the source waits while a shard holds this much in \
+        its ring and batch, and a batch is flushed once it holds half.
+        """, valueName: "MiB"))
+    var shardMemory: Int = 64
+
     func configuration() throws -> IngestConfiguration {
         guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
             throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
@@ -113,10 +119,12 @@ struct EngineOptions: ParsableArguments {
         guard ringCapacity >= 1024, ringCapacity & (ringCapacity - 1) == 0 else {
             throw ValidationError("--ring-capacity must be a power of two of at least 1024, not \(ringCapacity)")
         }
+        guard (1...65_536).contains(shardMemory) else { throw ValidationError("--shard-memory must be between 1 and 65536 MiB") }
         guard maxFutureSkew >= 0 else { throw ValidationError("--max-future-skew must be 0 or more seconds") }
         return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
                                    ringCapacity: ringCapacity, unknownTenants: policy,
-                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew)))
+                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew)),
+                                   maxShardBytes: shardMemory << 20)
     }
 }
 

@@ -298,3 +298,30 @@ func append(events: Int, seed: UInt64, to path: String) throws {
     handle.write(Data(text.utf8))
     try handle.close()
 }
+
+/// Memory is bounded in bytes, not only in items (issue 13).
+@Suite(.timeLimit(.minutes(5))) struct ByteBudgetTests {
+    /// Large events, a batch that would hold them all and a batch age longer than the run: the
+    /// shard still holds at most its byte budget, so the process stays far below the file's size.
+    @Test func largeEventsAreHeldWithinTheShardMemoryBudget() throws {
+        let fixture = try PipelineFixture()
+        let padding = String(repeating: "x", count: 60_000)
+        var lines: [String] = []
+        for event in SampleEvents(.init(count: 3000, tenants: 6)) {
+            let line = SampleEvents.ndjson(event)
+            if let range = line.range(of: #""metadata":{"#) {
+                lines.append(line.replacingCharacters(in: range, with: #""metadata":{"padding":"\#(padding)","#))
+            } else {
+                lines.append(String(line.dropLast()) + #","metadata":{"padding":"\#(padding)"}}"#)
+            }
+        }
+        let file = try sampleFile(events: 0, extraLines: lines)  // about 180 MB
+        let result = try Shell.run("/usr/bin/time", ["-f", "max-rss-kib %M", Shell.executable(named: "audit-ingest"), "backfill",
+                                                     "--no-progress", "--database-url", fixture.url, "--shards", "2",
+                                                     "--batch-size", "10000", "--max-batch-age", "600000", "--shard-memory", "16", file.path])
+        #expect(result.exitCode == 0, "\(result.output.suffix(2000))")
+        #expect(result.output.contains("stored              3000"), "\(result.output.suffix(2000))")
+        let rss = result.output.split(separator: "\n").first { $0.hasPrefix("max-rss-kib") }.flatMap { Int($0.split(separator: " ")[1]) }
+        #expect(rss != nil && rss! < 120_000, "max RSS \(rss ?? -1) KiB for a 180 MB file with 2 x 16 MiB budgets")
+    }
+}

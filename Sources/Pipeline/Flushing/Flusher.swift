@@ -10,6 +10,10 @@ import Synchronization
 final class Flusher: @unchecked Sendable {  // state below is touched only by the flusher thread
     let shard: Int
     let ring: SPSCRing<ShardItem>
+    /// Bytes held by this shard: taken by the source, given back here after each flush.
+    let budget: ByteBudget
+    /// Bytes of the items in the current batch.
+    private var batchBytes = 0
     private let source: String
     private let configuration: IngestConfiguration
     private let database: PostgresConfiguration
@@ -39,6 +43,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.shard = shard
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
+        self.budget = ByteBudget(limit: configuration.maxShardBytes)
         self.source = source
         self.configuration = configuration
         self.database = database
@@ -68,7 +73,11 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                         continue
                     }
                     accept(item)
-                    if rows.count + deadLetters.count >= configuration.batchSize { try flush() }
+                    // Full in rows, or holding half the shard's byte budget: a source waiting for
+                    // bytes never waits for a batch that will not fill.
+                    if rows.count + deadLetters.count >= configuration.batchSize || batchBytes >= budget.limit / 2 {
+                        try flush()
+                    }
                     continue
                 }
                 if stopRequested.isRaised { return }
@@ -90,6 +99,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     }
 
     private func accept(_ item: ShardItem) {
+        batchBytes += item.byteCount
         switch item {
         case .row(let row):
             rows.append(row)
@@ -172,6 +182,8 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         if !result.deadLetters.isEmpty { deadLetterSink?.publish(result.deadLetters, source: source) }
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
+        budget.giveBack(batchBytes)
+        batchBytes = 0
     }
 
     private struct FlushResult {
