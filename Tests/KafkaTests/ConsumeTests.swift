@@ -281,6 +281,24 @@ import Testing
         #expect(try fixture.database.count(#"SELECT count(DISTINCT "partition") FROM ingest_offsets"#) == 10_000)
     }
 
+    /// A message over the event size limit is dead-lettered with its first KiB, its length and a
+    /// hash, not copied whole (memory is bounded in bytes).
+    @Test func anOversizedMessageKeepsOnlyAPrefixInItsDeadLetter() throws {
+        let fixture = try KafkaFixture(partitions: 1)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration([
+            "bootstrap.servers": fixture.cluster.bootstrapServers, "message.max.bytes": "3000000"]))
+        try producer.send(topic: fixture.topic, partition: 0, value: Array(repeating: UInt8(ascii: "x"), count: 1_500_000))
+        try producer.flush()
+        try fixture.produce(events: 10)
+        let run = try fixture.startConsumer().wait()
+        #expect(run.exitCode == 0, "\(run.output.suffix(2000))")
+        let row = try fixture.database.connection.execute(
+            "SELECT reason, length(raw_payload), detail FROM audit_dead_letter").rows
+        #expect(row.count == 1 && row[0][0] == "event too large" && row[0][1] == "1024", "\(row)")
+        #expect(row.first?[2]?.contains("1500000 bytes, 64-bit hash") == true, "\(row)")
+        #expect(try fixture.database.exactlyOnce(produced: 11))
+    }
+
     /// SIGTERM while PostgreSQL is down: the consumer stops within --stop-timeout, exits non-zero
     /// and says nothing is lost; a later run stores everything exactly once.
     @Test func sigtermDuringAPostgresOutageStopsInBoundedTime() throws {
