@@ -12,16 +12,21 @@ public struct DecoderConfiguration: Sendable {
     public var maxMetadataDepth: Int
     /// Fixes "now" (microseconds since the Unix epoch) for tests; nil uses the clock.
     public var fixedNow: Int64?
+    /// Events stamped before this (microseconds since the Unix epoch) are past the retention
+    /// period: rejected as `older than retention`, so they never recreate a pruned month.
+    /// Default: nil (no retention).
+    public var retentionCutoff: Int64?
 
     public init(earliestTimestamp: Int64 = 946_684_800_000_000, maximumFutureSkew: Duration = .seconds(86_400),
                 maxEventBytes: Int = 1 << 20, maxMetadataBytes: Int = 64 << 10, maxMetadataDepth: Int = 64,
-                fixedNow: Int64? = nil) {
+                fixedNow: Int64? = nil, retentionCutoff: Int64? = nil) {
         self.earliestTimestamp = earliestTimestamp
         self.maximumFutureSkew = maximumFutureSkew
         self.maxEventBytes = maxEventBytes
         self.maxMetadataBytes = maxMetadataBytes
         self.maxMetadataDepth = maxMetadataDepth
         self.fixedNow = fixedNow
+        self.retentionCutoff = retentionCutoff
     }
 
     /// Field length limits in characters (DESIGN.md).

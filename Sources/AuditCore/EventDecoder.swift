@@ -193,6 +193,10 @@ public final class EventDecoder {
                             "outside the plausibility window (earliest 2000-01-01 by default, latest now + \(configuration.maximumFutureSkew))")
         }
 
+        if let cutoff = configuration.retentionCutoff, timestamp < cutoff {
+            throw Rejection(.olderThanRetention, "stamped before the retention cut-off; its month is pruned or due to be")
+        }
+
         var ipAddress: IPAddress?
         if let ipText = fields.ipAddress {
             if ipText.containsNUL { throw Rejection(.nulCharacter, field: "ip_address", "text cannot contain NUL (\\u0000)") }

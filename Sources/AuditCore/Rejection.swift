@@ -24,6 +24,8 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         public static let emptyField = Kind(rawValue: "empty field")
         public static let unknownTenant = Kind(rawValue: "unknown tenant")
         public static let nestingTooDeep = Kind(rawValue: "nesting too deep")
+        /// Stamped before the retention cut-off: its month is (or will be) pruned.
+        public static let olderThanRetention = Kind(rawValue: "older than retention")
         /// A contract field given twice: readers that take the first and ones that take the last
         /// would disagree about the event.
         public static let duplicateField = Kind(rawValue: "duplicate field")

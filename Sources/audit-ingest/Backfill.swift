@@ -110,6 +110,13 @@ struct EngineOptions: ParsableArguments {
         """, valueName: "MiB"))
     var shardMemory: Int = 64
 
+    @Option(help: ArgumentHelp("""
+        Retention in days: events stamped earlier than this many days before the run starts are \
+        dead-lettered as "older than retention" instead of recreating a pruned month. Use the \
+        same period as partitions prune. Default: none.
+        """, valueName: "days"))
+    var retentionDays: Int?
+
     func configuration() throws -> IngestConfiguration {
         guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
             throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
@@ -123,8 +130,18 @@ struct EngineOptions: ParsableArguments {
         guard maxFutureSkew >= 0 else { throw ValidationError("--max-future-skew must be 0 or more seconds") }
         return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
                                    ringCapacity: ringCapacity, unknownTenants: policy,
-                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew)),
+                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew),
+                                                                 retentionCutoff: try retentionCutoff()),
                                    maxShardBytes: shardMemory << 20)
+    }
+}
+
+extension EngineOptions {
+    /// The retention cut-off in microseconds since the Unix epoch, fixed for the whole run.
+    func retentionCutoff() throws -> Int64? {
+        guard let retentionDays else { return nil }
+        guard retentionDays >= 1 else { throw ValidationError("--retention-days must be at least 1") }
+        return (Int64(Date().timeIntervalSince1970) - Int64(retentionDays) * 86_400) * 1_000_000
     }
 }
 

@@ -325,3 +325,24 @@ func append(events: Int, seed: UInt64, to path: String) throws {
         #expect(rss != nil && rss! < 120_000, "max RSS \(rss ?? -1) KiB for a 180 MB file with 2 x 16 MiB budgets")
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct RetentionCutoffTests {
+    /// Late events older than the retention period are dead-lettered with their reason instead of
+    /// recreating the month a prune removed.
+    @Test func eventsOlderThanRetentionAreDeadLetteredAndCreateNoPartition() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 600, months: 6, endMonth: nil)
+        let result = try Shell.run(Shell.executable(named: "audit-ingest"), [
+            "backfill", "--no-progress", "--database-url", fixture.url, "--retention-days", "62", file.path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        let old = try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'older than retention'")
+        let stored = try fixture.count("SELECT count(*) FROM audit_log")
+        #expect(old > 100 && old + stored == 600, "\(old) + \(stored)")
+        // No month entirely before the cut-off was created.
+        #expect(try fixture.count("""
+            SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'audit_log'::regclass
+              AND to_date(substr(c.relname, 11), 'YYYY_MM') + interval '1 month' <= now() - interval '62 days'
+            """) == 0)
+    }
+}
