@@ -120,6 +120,14 @@ public final class IngestEngine: Sendable {
         let adopted = stored.byPartition[0]
         let resume = FileSource.ResumePoint(offset: adopted?.resumeOffset ?? 0, prefixHash: adopted?.resumeHash)
         if resume.offset > 0 { logger.info("resuming", metadata: ["source": "\(source)", "byte": "\(resume.offset)"]) }
+        if let ahead = adopted?.checkpointsAhead, !ahead.isEmpty, !file.isStandardInput {
+            // Shards that stopped further on stored lines past the resume point: those bytes must
+            // be unchanged too, or edited lines there would be taken as stored.
+            let found = try file.prefixHashes(at: ahead.map(\.offset))
+            if let changed = ahead.filter({ found[$0.offset] != $0.prefixHash }).min(by: { $0.offset < $1.offset }) {
+                throw FileSource.PrefixChanged(offset: changed.offset, truncated: found[changed.offset] == nil)
+            }
+        }
 
         let statistics = IngestStatistics(source: source, factory: metricsFactory)
         let createdBefore = partitions.created

@@ -113,10 +113,13 @@ public struct OffsetStore: Sendable {
         if high > low.next {
             // Some old shards went further: keep their positions to skip what they stored.
             try connection.query("""
-                INSERT INTO ingest_offsets_retired AS r (source, "partition", shard_count, shard, next_offset)
-                SELECT source, "partition", $3, shard, next_offset FROM ingest_offsets WHERE source = $1 AND "partition" = $2
+                INSERT INTO ingest_offsets_retired AS r (source, "partition", shard_count, shard, next_offset, prefix_hash)
+                SELECT source, "partition", $3, shard, next_offset, prefix_hash FROM ingest_offsets
+                WHERE source = $1 AND "partition" = $2
                 ON CONFLICT (source, "partition", shard_count, shard) DO UPDATE
-                    SET next_offset = greatest(r.next_offset, EXCLUDED.next_offset), retired_at = now()
+                    SET next_offset = greatest(r.next_offset, EXCLUDED.next_offset),
+                        prefix_hash = CASE WHEN EXCLUDED.next_offset > r.next_offset THEN EXCLUDED.prefix_hash ELSE r.prefix_hash END,
+                        retired_at = now()
                 """, [source, String(partition), String(layout.count)])
         }
         try connection.query(#"DELETE FROM ingest_offsets WHERE source = $1 AND "partition" = $2"#, [source, String(partition)])
@@ -134,26 +137,28 @@ public struct OffsetStore: Sendable {
     private func attachRetired(to positions: inout StoredPositions, _ partitionList: String,
                                on connection: PostgresConnection) throws {
         let rows = try connection.query("""
-            SELECT "partition", shard_count, shard, next_offset FROM ingest_offsets_retired
+            SELECT "partition", shard_count, shard, next_offset, prefix_hash FROM ingest_offsets_retired
             WHERE source = $1 AND "partition" = ANY($2::int[]) ORDER BY 1, 2, 3
             """, [source, partitionList]).rows
         guard !rows.isEmpty else { return }
-        var layouts: [Int32: [Int: [Int64]]] = [:]
+        var layouts: [Int32: [Int: RetiredLayout]] = [:]
         for row in rows {
             guard let partition = row[0].flatMap({ Int32($0) }), let count = row[1].flatMap({ Int($0) }),
                   let shard = row[2].flatMap({ Int($0) }), let next = row[3].flatMap({ Int64($0) }),
                   count > 0, (0..<count).contains(shard) else { continue }
-            layouts[partition, default: [:]][count, default: Array(repeating: 0, count: count)][shard] = next
+            layouts[partition, default: [:]][count, default: RetiredLayout(router: ShardRouter(shardCount: count),
+                                                                          offsets: Array(repeating: 0, count: count))]
+                .set(shard: shard, next: next, prefixHash: row[4].flatMap { Int64($0) })
         }
         for (partition, byCount) in layouts {
             let low = positions.byPartition[partition]?.resumeOffset ?? 0
-            for (count, offsets) in byCount.sorted(by: { $0.key < $1.key }) {
-                if offsets.max() ?? 0 <= low {
+            for (count, layout) in byCount.sorted(by: { $0.key < $1.key }) {
+                if layout.furthest <= low {
                     try connection.query(
                         #"DELETE FROM ingest_offsets_retired WHERE source = $1 AND "partition" = $2 AND shard_count = $3"#,
                         [source, String(partition), String(count)])
                 } else {
-                    positions.byPartition[partition]?.retired.append(RetiredLayout(router: ShardRouter(shardCount: count), offsets: offsets))
+                    positions.byPartition[partition]?.retired.append(layout)
                 }
             }
         }
@@ -251,6 +256,19 @@ public struct PartitionPositions: Sendable, Equatable {
         return hashes[index]
     }
 
+    /// Every stored position past `resumeOffset` with the prefix hash stored beside it (files):
+    /// the input must still hash the same there, or what was stored beyond the resume point
+    /// came from other bytes.
+    public var checkpointsAhead: [(offset: Int64, prefixHash: Int64)] {
+        let low = resumeOffset
+        var result: [(Int64, Int64)] = []
+        for (offset, hash) in zip(shards, hashes) where offset > low { if let hash { result.append((offset, hash)) } }
+        for layout in retired {
+            for (offset, hash) in zip(layout.offsets, layout.hashes) where offset > low { if let hash { result.append((offset, hash)) } }
+        }
+        return result
+    }
+
     public func committed(shard: Int) -> Int64 {
         shard < shards.count ? shards[shard] : 0
     }
@@ -272,11 +290,20 @@ public struct PartitionPositions: Sendable, Equatable {
 struct RetiredLayout: Sendable, Equatable {
     var router: ShardRouter
     var offsets: [Int64]
+    /// Per shard: the prefix hash at its offset (files).
+    var hashes: [Int64?]
     var furthest: Int64
 
     init(router: ShardRouter, offsets: [Int64]) {
         self.router = router
         self.offsets = offsets
+        hashes = offsets.map { _ in nil }
+        furthest = offsets.max() ?? 0
+    }
+
+    mutating func set(shard: Int, next: Int64, prefixHash: Int64?) {
+        offsets[shard] = next
+        hashes[shard] = prefixHash
         furthest = offsets.max() ?? 0
     }
 }

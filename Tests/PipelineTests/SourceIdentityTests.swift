@@ -80,6 +80,28 @@ import Testing
         #expect(again.source == anew.source && again.alreadyCommitted == 3000 && again.stored == 0)
     }
 
+    /// After a crash, one shard had stored lines past the resume point (the lowest shard's
+    /// position). An edit there must be caught too: otherwise the edited line would be skipped
+    /// as stored and its new content lost.
+    @Test func anEditPastTheResumePointIsCaughtWhereAnotherShardStoredIt() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 2000)
+        let engine = fixture.engine(shards: 2)
+        let first = try engine.ingest(try FileSource(path: file.path))
+        // The state a crash leaves: shard 0 stopped at line 1000, shard 1 went to the end.
+        let lowered = Int64(try byteOffset(ofLine: 1000, in: file.path))
+        let hash = try #require(try FileSource(path: file.path).prefixHashes(at: [lowered])[lowered])
+        try fixture.connection.execute("""
+            UPDATE ingest_offsets SET next_offset = \(lowered), prefix_hash = \(hash) WHERE source = '\(first.source)' AND shard = 0
+            """)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
+        let line = try byteOffset(ofLine: 1500, in: file.path) + #"{"id":""#.utf8.count
+        bytes[line] = bytes[line] == UInt8(ascii: "a") ? UInt8(ascii: "b") : UInt8(ascii: "a")
+        try bytes.write(to: URL(fileURLWithPath: file.path))
+        let refused = try #require(throws: IngestError.self) { try engine.ingest(try FileSource(path: file.path)) }
+        #expect(refused.code == .sourceChanged, "\(refused)")
+    }
+
     @Test func aByteOrderMarkIsSkippedAndAnUnterminatedLastLineContinues() throws {
         let fixture = try PipelineFixture()
         var lines: [String] = []

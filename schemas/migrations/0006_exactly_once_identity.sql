@@ -24,6 +24,7 @@ CREATE TABLE ingest_offsets_retired (
     shard_count integer NOT NULL,
     shard       integer NOT NULL,
     next_offset bigint  NOT NULL,
+    prefix_hash bigint,
     retired_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, "partition", shard_count, shard)
 );
