@@ -66,14 +66,16 @@ public struct OffsetStore: Sendable {
             }
             if !fresh.isEmpty {
                 try connection.query("""
-                    INSERT INTO ingest_offsets (source, "partition", shard, next_offset)
-                    SELECT $1, p, s, 0 FROM unnest($2::int[]) AS p, generate_series(0, $3::int - 1) AS s
+                    INSERT INTO ingest_offsets (source, "partition", shard, next_offset, layout)
+                    SELECT $1, p, s, 0, txid_current() FROM unnest($2::int[]) AS p, generate_series(0, $3::int - 1) AS s
                     ON CONFLICT (source, "partition", shard) DO NOTHING
                     """, [source, Self.arrayLiteral(fresh), String(shardCount)])
             }
             var positions = StoredPositions()
             for (partition, layout) in try loadCurrent(partitionList, on: connection, forUpdate: false) {
-                positions.byPartition[partition] = PartitionPositions(shards: layout.map(\.next), hashes: layout.map(\.hash))
+                var adopted = PartitionPositions(shards: layout.map(\.next), hashes: layout.map(\.hash))
+                adopted.layout = layout.first?.layout ?? 0
+                positions.byPartition[partition] = adopted
             }
             try attachRetired(to: &positions, partitionList, on: connection)
             return positions
@@ -83,13 +85,14 @@ public struct OffsetStore: Sendable {
     private struct ShardRow {
         var next: Int64
         var hash: Int64?
+        var layout: Int64 = 0
     }
 
     /// Per partition, the current layout's rows indexed by shard (a missing shard reads as -1).
     private func loadCurrent(_ partitionList: String, on connection: PostgresConnection,
                              forUpdate: Bool) throws -> [Int32: [ShardRow]] {
         let rows = try connection.query("""
-            SELECT "partition", shard, next_offset, prefix_hash FROM ingest_offsets
+            SELECT "partition", shard, next_offset, prefix_hash, layout FROM ingest_offsets
             WHERE source = $1 AND "partition" = ANY($2::int[]) ORDER BY 1, 2 \(forUpdate ? "FOR UPDATE" : "")
             """, [source, partitionList]).rows
         var result: [Int32: [ShardRow]] = [:]
@@ -98,7 +101,7 @@ public struct OffsetStore: Sendable {
                   let next = row[2].flatMap({ Int64($0) }), shard >= 0 else { continue }
             var layout = result[partition, default: []]
             while layout.count <= shard { layout.append(ShardRow(next: -1, hash: nil)) }
-            layout[shard] = ShardRow(next: next, hash: row[3].flatMap { Int64($0) })
+            layout[shard] = ShardRow(next: next, hash: row[3].flatMap { Int64($0) }, layout: row[4].flatMap { Int64($0) } ?? 0)
             result[partition] = layout
         }
         return result
@@ -124,8 +127,8 @@ public struct OffsetStore: Sendable {
         }
         try connection.query(#"DELETE FROM ingest_offsets WHERE source = $1 AND "partition" = $2"#, [source, String(partition)])
         try connection.query("""
-            INSERT INTO ingest_offsets (source, "partition", shard, next_offset, prefix_hash)
-            SELECT $1, $2, s, $3, $4 FROM generate_series(0, $5::int - 1) AS s
+            INSERT INTO ingest_offsets (source, "partition", shard, next_offset, prefix_hash, layout)
+            SELECT $1, $2, s, $3, $4, txid_current() FROM generate_series(0, $5::int - 1) AS s
             """, [source, String(partition), String(low.next), low.hash.map(String.init), String(shardCount)])
         logger?.notice("shard count changed: new shards start where every old shard had stored everything below", metadata: [
             "source": "\(source)", "partition": "\(partition)", "old_shards": "\(layout.count)", "new_shards": "\(shardCount)",
@@ -172,7 +175,7 @@ public struct OffsetStore: Sendable {
     /// position. Returns false, having written nothing, when every position already is where
     /// `pending` would put it: an earlier attempt whose COMMIT reply was lost did commit.
     /// Throws `partitionTakenOver` when another process owns a partition now.
-    func advance(shard: Int, from committed: [Int32: Int64], to pending: [Int32: Mark],
+    func advance(shard: Int, from committed: [Int32: Int64], to pending: [Int32: Mark], layouts: [Int32: Int64],
                  on connection: PostgresConnection) throws -> Bool {
         let changed = pending.filter { committed[$0.key] != $0.value.next }.sorted { $0.key < $1.key }
         guard !changed.isEmpty else { return true }
@@ -180,25 +183,29 @@ public struct OffsetStore: Sendable {
         // A join over unnest: linear in the partitions a flush moves.
         let moved = try connection.query("""
             UPDATE ingest_offsets AS o SET next_offset = u.n, prefix_hash = u.h, updated_at = now()
-            FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(p, expected, n, h)
-            WHERE o.source = $1 AND o.shard = $2 AND o."partition" = u.p AND o.next_offset = u.expected
+            FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(p, expected, n, h, l)
+            WHERE o.source = $1 AND o.shard = $2 AND o."partition" = u.p AND o.next_offset = u.expected AND o.layout = u.l
             RETURNING o."partition"
             """, [
                 source, String(shard), partitions,
                 Self.arrayLiteral(changed.map { committed[$0.key] ?? 0 }),
                 Self.arrayLiteral(changed.map(\.value.next)),
                 "{" + changed.map { $0.value.prefixHash.map(String.init) ?? "NULL" }.joined(separator: ",") + "}",
+                Self.arrayLiteral(changed.map { layouts[$0.key] ?? 0 }),
             ]).rows.count
         guard moved < changed.count else { return true }
         let stored = try connection.query(
-            #"SELECT "partition", next_offset FROM ingest_offsets WHERE source = $1 AND shard = $2 AND "partition" = ANY($3::int[])"#,
+            #"SELECT "partition", next_offset, layout FROM ingest_offsets WHERE source = $1 AND shard = $2 AND "partition" = ANY($3::int[])"#,
             [source, String(shard), partitions]).rows
-        let current = Dictionary(stored.compactMap { row in
-            row[0].flatMap { Int32($0) }.flatMap { partition in row[1].flatMap { Int64($0) }.map { (partition, $0) } }
+        // Rows of another layout count as missing: that layout is another process's.
+        let current = Dictionary(stored.compactMap { row -> (Int32, Int64)? in
+            guard let partition = row[0].flatMap({ Int32($0) }), let next = row[1].flatMap({ Int64($0) }),
+                  row[2].flatMap({ Int64($0) }) == layouts[partition] ?? 0 else { return nil }
+            return (partition, next)
         }, uniquingKeysWith: { first, _ in first })
         if changed.allSatisfy({ current[$0.key] == $0.value.next }) { return false }
         let moves = changed.filter { current[$0.key] != committed[$0.key] ?? 0 }.map { partition, _ in
-            "partition \(partition): expected \(committed[partition] ?? 0), found \(current[partition].map(String.init) ?? "none (re-laid by a run with another shard count)")"
+            "partition \(partition): expected \(committed[partition] ?? 0), found \(current[partition].map(String.init) ?? "another layout (re-laid by a run with another shard count)")"
         }
         throw IngestError(.partitionTakenOver, """
             \(source) shard \(shard): another process committed these partitions since this one took them \
@@ -241,6 +248,8 @@ public struct PartitionPositions: Sendable, Equatable {
     public var hashes: [Int64?]
     /// Layouts a shard-count change replaced, while some of their positions lie ahead.
     var retired: [RetiredLayout] = []
+    /// The current layout's id: a flush's compare-and-set checks it.
+    var layout: Int64 = 0
 
     public init(shards: [Int64], hashes: [Int64?]? = nil) {
         self.shards = shards

@@ -45,6 +45,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
                     partitions: partitions, statistics: statistics,
                     store: OffsetStore(source: source),
                     committed: stored.byPartition.mapValues { Mark(next: $0.committed(shard: shard), prefixHash: nil) },
+                    layouts: stored.byPartition.mapValues(\.layout),
                     deadLetterSink: deadLetterSink, stopRequested: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
@@ -136,7 +137,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         for partition in partitions {
             let adopted = stored.byPartition[partition] ?? PartitionPositions(shards: Array(repeating: 0, count: flushers.count))
             for shard in 0..<flushers.count {
-                push(.resetPartition(partition: partition, committed: adopted.committed(shard: shard)), to: shard)
+                push(.resetPartition(partition: partition, committed: adopted.committed(shard: shard), layout: adopted.layout),
+                     to: shard)
             }
             positions[partition] = adopted
         }

@@ -10,7 +10,7 @@ enum ShardItem {
     /// Every position below `next` of `partition` that belongs to this shard has been sent.
     case watermark(partition: Int32, next: Mark)
     /// The partition was (re)assigned: what this shard has committed of it, from ingest_offsets.
-    case resetPartition(partition: Int32, committed: Int64)
+    case resetPartition(partition: Int32, committed: Int64, layout: Int64)
     /// Flush what is pending now, then signal (a rebalance takes partitions away).
     case flushNow(DispatchSemaphore)
     /// The source has no more messages: flush everything and stop.

@@ -224,6 +224,31 @@ import Testing
         #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: source))
     }
 
+    /// Two runs on one file at once with different shard counts: the second re-lays the shards
+    /// while the first is writing. The first must be fenced off (its layout is gone even where a
+    /// new shard starts at the offset it expected), and a later run finishes exactly once.
+    @Test func concurrentRunsWithDifferentShardCountsLeaveNoWedgedSource() throws {
+        let file = try sampleFile(events: 40_000, invalidRatio: 0.02)
+        let copy = file.path + ".copy"
+        try FileManager.default.copyItem(atPath: file.path, toPath: copy)
+        let source = try FileSource(path: file.path).baseName
+        // The second run starts at a few points of the first one's progress.
+        for startAfter in [1, 3000, 9000] {
+            let fixture = try PipelineFixture()
+            let options = ["backfill", "--no-progress", "--database-url", fixture.url, "--batch-size", "500"]
+            let first = try Shell.spawn(binary, options + ["--shards", "2", file.path])
+            let deadline = Date().addingTimeInterval(60)
+            while try fixture.count("SELECT count(*) FROM audit_log") < startAfter, Date() < deadline { usleep(5_000) }
+            let second = try Shell.spawn(binary, options + ["--shards", "3", copy])
+            for result in [first.wait(), second.wait()] {
+                #expect(result.exitCode == 0 || result.output.contains("another process committed"), "\(result.output.suffix(2000))")
+            }
+            let final = try Shell.run(binary, options + ["--shards", "2", file.path])
+            #expect(final.exitCode == 0, "after \(startAfter): \(final.output.suffix(2000))")
+            #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: source), "after \(startAfter)")
+        }
+    }
+
     // MARK: Same input, same outcome
 
     /// Events stamped an hour ahead are rejected by a run with no future window and accepted by

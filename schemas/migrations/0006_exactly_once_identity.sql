@@ -14,6 +14,12 @@ ALTER TABLE audit_log ADD PRIMARY KEY (tenant_id, id, "timestamp");
 -- and renames continue, edits are refused). NULL for Kafka.
 ALTER TABLE ingest_offsets ADD COLUMN prefix_hash bigint;
 
+-- Which layout (set of shards) a row belongs to: a new id each time a run lays a partition's
+-- shards out anew. A flush's compare-and-set checks it with the offset, so a process still
+-- writing with a replaced layout is stopped even when a new shard starts at the very offset it
+-- expected.
+ALTER TABLE ingest_offsets ADD COLUMN layout bigint NOT NULL DEFAULT 0;
+
 -- A shard-count change retires the old shards' positions here. New shards start where every old
 -- shard had stored everything below; positions between that and the furthest old shard are
 -- skipped when the retired layout (routing with shard_count shards) shows them stored. Rows are

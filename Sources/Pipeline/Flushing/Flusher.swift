@@ -32,6 +32,8 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var pendingOffsets: [Int32: Mark]
     /// Per partition: the next offset this shard has stored.
     private var committedOffsets: [Int32: Int64]
+    /// Per partition: the layout id of this process's rows (checked by the compare-and-set).
+    private var layouts: [Int32: Int64]
     private var oldestPending: ContinuousClock.Instant?
 
     /// Set when the flusher stopped on an error it cannot get past.
@@ -39,6 +41,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     init(shard: Int, source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, statistics: IngestStatistics, store: OffsetStore, committed: [Int32: Mark],
+         layouts: [Int32: Int64],
          deadLetterSink: (any DeadLetterSink)?, stopRequested: StopSignal, logger: Logger) {
         self.shard = shard
         self.deadLetterSink = deadLetterSink
@@ -52,6 +55,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.store = store
         self.pendingOffsets = committed
         self.committedOffsets = committed.mapValues(\.next)
+        self.layouts = layouts
         self.stopRequested = stopRequested
         var logger = logger
         logger[metadataKey: "shard"] = "\(shard)"
@@ -109,9 +113,10 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             advance(deadLetter.partition, to: deadLetter.next)
         case .watermark(let partition, let next):
             advance(partition, to: next)
-        case .resetPartition(let partition, let committed):
+        case .resetPartition(let partition, let committed, let layout):
             pendingOffsets[partition] = Mark(next: committed, prefixHash: nil)
             committedOffsets[partition] = committed
+            layouts[partition] = layout
         case .flushNow, .end:
             break
         }
@@ -197,7 +202,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         return try connection.transaction { connection in
             // Offsets first: the compare-and-set locks this shard's rows and proves no other
             // process has moved them since, before any row is written.
-            if try !store.advance(shard: shard, from: committedOffsets, to: pendingOffsets, on: connection) {
+            if try !store.advance(shard: shard, from: committedOffsets, to: pendingOffsets, layouts: layouts, on: connection) {
                 logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
                 return FlushResult(stored: rows.count, deadLetters: deadLetters)
             }
