@@ -52,10 +52,11 @@ public final class IngestEngine: Sendable {
         let present = try connection.execute("""
             SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
                AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
+               AND to_regclass('ingest_offsets_retired') IS NOT NULL
             """).scalar
         guard present == "t" else {
             throw IngestError(.schemaNotMigrated,
-                              "the database \(database.connectionString.masked) has no audit-ingest schema: run audit-ingest migrate")
+                              "the database \(database.connectionString.masked) has no audit-ingest schema or an older one: run audit-ingest migrate")
         }
         try partitions.refresh(on: connection)
         try tenants.refresh(on: connection)
@@ -102,12 +103,25 @@ public final class IngestEngine: Sendable {
     /// stored prefix matches (the furthest, when edits made several), else a new one.
     private func chooseSource(for file: FileSource, on control: PostgresConnection) throws -> String {
         guard case .content = file.identity else { return file.baseName }
-        let generations = try OffsetStore(source: file.baseName).generations(of: file.baseName, on: control)
-        guard generations.count > 1 else { return generations.first?.source ?? file.baseName }
+        let store = OffsetStore(source: file.baseName)
+        let generations = try store.generations(of: file.baseName, on: control)
+        // A file that was blank lines only when an earlier run read it had an empty head then:
+        // it continues that source if its stored prefix matches.
+        var grownFromBlank: [(source: String, resume: FileSource.ResumePoint)] = []
+        if file.startsBlank {
+            let blank = try store.generations(of: FileSource.blankHeadName, on: control).filter { $0.resume.offset > 0 }
+            if !blank.isEmpty {
+                let hashes = try file.prefixHashes(at: blank.map(\.resume.offset))
+                grownFromBlank = blank.filter { $0.resume.prefixHash == hashes[$0.resume.offset] }
+            }
+        }
+        guard generations.count + grownFromBlank.count > 1 else {
+            return generations.first?.source ?? grownFromBlank.first?.source ?? file.baseName
+        }
         let hashes = try file.prefixHashes(at: generations.map(\.resume.offset))
         let matching = generations.filter { generation in
             generation.resume.offset == 0 || generation.resume.prefixHash == hashes[generation.resume.offset]
-        }
+        } + grownFromBlank
         // None matches: take the furthest, whose check fails with the error that explains.
         return (matching.isEmpty ? generations : matching).max { $0.resume.offset < $1.resume.offset }!.source
     }
@@ -154,7 +168,11 @@ public final class IngestEngine: Sendable {
                         group.watermark(partition: 0, next: next)
                         statistics.update { [unpublished] in $0.received += unpublished }
                         unpublished = 0
-                        do { try tenants.refreshIfStale(on: control) } catch { tenantError = error }
+                        do { try tenants.refreshIfStale(on: control) } catch let error as PostgresError where error.isRetriable {
+                            // PostgreSQL restarting: keep the tenants known so far; the flushers
+                            // wait for it, and the next refresh reconnects.
+                            logger.warning("cannot refresh the tenant list, keeping the cached one", metadata: ["error": "\(error)"])
+                        } catch { tenantError = error }
                         if let progress, lastReport.duration(to: .now) > .milliseconds(500) {
                             lastReport = .now
                             progress(statistics.snapshot)
@@ -166,7 +184,10 @@ public final class IngestEngine: Sendable {
                     unpublished += 1
                     group.reject(partition: 0, offset: position.offset,
                                  next: Mark(next: position.next, prefixHash: position.nextPrefixHash), rawMessage: prefix,
-                                 rejection: Rejection(.tooLarge, "line longer than \(configuration.decoder.maxEventBytes) bytes; raw_payload holds its first KiB"))
+                                 rejection: Rejection(.tooLarge, """
+                                    line of \(position.next - position.offset) bytes, longer than \(configuration.decoder.maxEventBytes); \
+                                    raw_payload holds its first KiB
+                                    """))
                 },
                 progress: { bytes in statistics.update { $0.bytesRead = bytes } })
         } catch {

@@ -41,6 +41,17 @@ public struct FileSource: Sendable {
 
     /// - Parameter sourceName: for standard input: a name under which runs resume (a pipe that is
     ///   re-sent). Without it every standard-input run is a new source.
+    /// The source of a file that held blank lines only (its head is empty).
+    public static var blankHeadName: String {
+        var hasher = PrefixHasher()
+        hasher.update(UnsafeRawBufferPointer(start: nil, count: 0))
+        return "file:" + String(UInt64(bitPattern: hasher.value), radix: 16)
+    }
+
+    /// True when the input starts with a blank line (it may be a file that held only blank lines
+    /// when an earlier run read it).
+    public private(set) var startsBlank = false
+
     public init(path: String, sourceName: String? = nil) throws {
         self.path = path
         if path == "-" {
@@ -62,7 +73,7 @@ public struct FileSource: Sendable {
 
     /// The hash of the first line (up to and with its newline, at most `headLimit` bytes; blank
     /// lines before it count as part of it).
-    private func headFingerprint() throws -> String {
+    private mutating func headFingerprint() throws -> String {
         let input = try openInput()
         defer { input.close() }
         var head = [UInt8](repeating: 0, count: Self.headLimit)
@@ -80,8 +91,15 @@ public struct FileSource: Sendable {
                 break
             }
         }
+        // A byte-order mark is not content; a file of blank lines only has an empty head (it
+        // stays the same source when events are appended).
+        var start = 0
+        if filled >= 3, head[0] == 0xEF, head[1] == 0xBB, head[2] == 0xBF { start = 3 }
+        let blank: Set<UInt8> = [0x20, 0x09, 0x0D, 0x0A]
+        startsBlank = filled > start && blank.contains(head[start])
+        if !head[start..<filled].contains(where: { !blank.contains($0) }) { start = filled }
         var hasher = PrefixHasher()
-        head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<filled])) }
+        head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<filled])) }
         return String(UInt64(bitPattern: hasher.value), radix: 16)
     }
 
@@ -207,7 +225,9 @@ public struct FileSource: Sendable {
             }
             let pending = reader.available
             if !more {
-                // The last line without a newline.
+                // The last line without a newline. From gzip it counts only once gzip has ended
+                // well: a truncated archive must not commit its cut-off line.
+                try input.finish()
                 if !pending.isEmpty || overlong != nil {
                     guard finishLine(pending, newline: false) else { return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value) }
                 }
@@ -222,7 +242,6 @@ public struct FileSource: Sendable {
                 reader.consumeSkipped(pending.count)
             }
         }
-        try input.finish()
         return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value)
     }
 
