@@ -18,6 +18,15 @@ public final class PostgresConnection: @unchecked Sendable {
         self.configuration = configuration
         self.openedAt = .now
         self.handle = try Self.connect(configuration)
+        if let setup = configuration.sessionSetup {
+            do {
+                try execute(setup)
+            } catch var error as PostgresError {
+                close()  // keeps the server's SQLSTATE: a refused SET ROLE is not retriable
+                error.message = "session setup failed: \(error.message) (connecting to \(configuration.connectionString.masked))"
+                throw error
+            }
+        }
     }
 
     public convenience init(_ connectionString: String) throws {
