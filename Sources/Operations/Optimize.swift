@@ -11,6 +11,7 @@ public struct OptimizeReport: Codable, Sendable {
     public var seconds: Double
 
     public static func run(monthsAhead: Int, on connection: PostgresConnection) throws -> OptimizeReport {
+        try Partitions.checkMonthsAhead(monthsAhead)
         let started = ContinuousClock.now
         let created = try Partitions.ensure(monthsAhead: monthsAhead, on: connection)
         let analyzed = try Maintenance.analyze(on: connection).tables

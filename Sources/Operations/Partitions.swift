@@ -23,9 +23,14 @@ public enum Partitions {
             }
     }
 
+    /// The most months `ensure` makes ahead: each month is two tables (and their indexes) that
+    /// every later partition-wide operation pays for. Default: 24.
+    public static let maxMonthsAhead = 24
+
     /// Makes the current month and `monthsAhead` following ones (for both parents). Returns the
-    /// partitions created.
+    /// partitions created. Throws `OperationsError` when `monthsAhead` is outside 0...`maxMonthsAhead`.
     public static func ensure(monthsAhead: Int, on connection: PostgresConnection) throws -> Int {
+        try checkMonthsAhead(monthsAhead)
         var created = 0
         for ahead in 0...max(0, monthsAhead) {
             created += try connection.transaction { connection in
@@ -35,6 +40,13 @@ public enum Partitions {
             }
         }
         return created
+    }
+
+    /// Throws `OperationsError` naming the allowed range unless 0 <= `monthsAhead` <= `maxMonthsAhead`.
+    public static func checkMonthsAhead(_ monthsAhead: Int) throws {
+        guard (0...maxMonthsAhead).contains(monthsAhead) else {
+            throw OperationsError("premake must be between 0 and \(maxMonthsAhead) months, not \(monthsAhead)")
+        }
     }
 
     public struct PruneResult: Codable, Sendable {

@@ -41,7 +41,11 @@ struct Optimize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make partitions ahead, ANALYZE every table, refresh the metrics rollup for yesterday and today.")
     @OptionGroup var database: DatabaseOptions
-    @Option(help: "Months of partitions to make ahead of the current one.") var premake: Int = 3
+    @Option(help: "Months of partitions to make ahead of the current one (0-\(Partitions.maxMonthsAhead)).") var premake: Int = 3
+
+    func validate() throws {
+        do { try Partitions.checkMonthsAhead(premake) } catch let error as OperationsError { throw ValidationError(error.message) }
+    }
 
     func run() throws {
         try printJSON(try OptimizeReport.run(monthsAhead: premake, on: try database.connect()))
@@ -109,7 +113,10 @@ struct PartitionsCommand: ParsableCommand {
     struct Ensure: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make the current month's partitions and --premake months ahead.")
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "Months ahead.") var premake: Int = 3
+        @Option(help: "Months ahead (0-\(Partitions.maxMonthsAhead)).") var premake: Int = 3
+        func validate() throws {
+            do { try Partitions.checkMonthsAhead(premake) } catch let error as OperationsError { throw ValidationError(error.message) }
+        }
         func run() throws {
             let created = try Partitions.ensure(monthsAhead: premake, on: try database.connect())
             print("created \(created) partition(s)")
