@@ -174,12 +174,11 @@ public final class PostgresConnection: @unchecked Sendable {
     private static func parse(_ connectionString: ConnectionString) throws -> [String: String] {
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(connectionString.rawValue, &errorMessage) else {
-            let message = errorMessage.map { String(cString: $0) } ?? "invalid connection string"
             if let errorMessage { PQfreemem(errorMessage) }
-            throw PostgresError(
-                code: .connectionFailed,
-                message: "\(message.trimmingCharacters(in: .whitespacesAndNewlines)) in \(connectionString.masked)"
-            )
+            // libpq's message quotes fragments of the string, which may be part of a password.
+            let reason = ConnectionString.parseError(connectionString.rawValue) ?? "invalid connection string"
+            throw PostgresError(code: .connectionFailed, message: "\(reason) in \(connectionString.masked)",
+                                hint: "check DATABASE_URL / --database-url (a URI, or keyword=value pairs)")
         }
         defer { PQconninfoFree(options) }
         var settings: [String: String] = [:]
