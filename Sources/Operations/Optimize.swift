@@ -46,7 +46,9 @@ public enum MetricsRollup {
                 try connection.query("SELECT last_tenant, written FROM rollup_tenant_metrics_batch($1::date, $2::uuid, $3)",
                                      [day, after, String(batchSize)]).rows.first
             }
-            after = row?[0] ?? nil
+            let next = row?[0] ?? nil
+            if let next, next == after { throw PostgresError(code: .unexpectedResult, message: "the rollup of \(day) stopped advancing at tenant \(next)") }
+            after = next
             written += Int(row?[1] ?? "0") ?? 0
         } while after != nil
         return written

@@ -45,7 +45,9 @@ public final class MetricsRollupService: Service, Sendable {
                 try connection.query("SELECT last_tenant, written FROM rollup_tenant_metrics_batch($1::date, $2::uuid, $3)",
                                      [day, after, String(Self.batchSize)]).rows.first
             }
-            after = batch?[0] ?? nil
+            let next = batch?[0] ?? nil
+            if let next, next == after { throw PostgresError(code: .unexpectedResult, message: "the rollup of \(day) stopped advancing at tenant \(next)") }
+            after = next
             rows += Int(batch?[1] ?? "0") ?? 0
         } while after != nil
         logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])

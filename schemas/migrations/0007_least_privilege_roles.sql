@@ -108,6 +108,16 @@ BEGIN
 END
 $$;
 
+-- Bytes per audit_log row of each month partition, as of a rollup day: computed by the first
+-- batch of a rollup (a scan of all tenant_metrics) and read by the following ones. Unlogged: a
+-- cache that a crash may empty (the next batch recomputes it).
+CREATE UNLOGGED TABLE tenant_metrics_rollup_months (
+    rollup_day    date   NOT NULL,
+    month         date   NOT NULL,
+    bytes_per_row float8 NOT NULL,
+    PRIMARY KEY (rollup_day, month)
+);
+
 -- rollup_tenant_metrics(day) for the tenants after `after_tenant` (NULL: from the first), at most
 -- `max_tenants` of them in id order, so 100k tenants are rolled up in short transactions that
 -- hold the flushers' row locks on tenant_metrics only briefly. Returns the last tenant id done
@@ -125,6 +135,22 @@ BEGIN
     IF after_tenant IS NULL THEN
         PERFORM ensure_month_partitions(day);
     END IF;
+    IF after_tenant IS NULL OR NOT EXISTS (SELECT FROM tenant_metrics_rollup_months WHERE rollup_day = day) THEN
+        DELETE FROM tenant_metrics_rollup_months WHERE rollup_day < day - 7;
+        WITH partition_bytes AS (
+            SELECT to_date(substr(c.relname, length('audit_log_') + 1), 'YYYY_MM') AS month,
+                   pg_total_relation_size(c.oid)::float8 AS bytes
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'audit_log'::regclass
+        ), month_rows AS (  -- exact rows per month partition, from the ingest's own counts
+            SELECT date_trunc('month', "date")::date AS month, sum(audit_log_count)::float8 AS n
+            FROM tenant_metrics GROUP BY 1
+        )
+        INSERT INTO tenant_metrics_rollup_months AS c (rollup_day, month, bytes_per_row)
+        SELECT day, r.month, coalesce(b.bytes / nullif(r.n, 0), 0)
+        FROM month_rows r LEFT JOIN partition_bytes b ON b.month = r.month
+        ON CONFLICT (rollup_day, month) DO UPDATE SET bytes_per_row = EXCLUDED.bytes_per_row;
+    END IF;
     SELECT array_agg(id ORDER BY id) INTO batch
     FROM (SELECT id FROM tenant WHERE after_tenant IS NULL OR id > after_tenant ORDER BY id LIMIT max_tenants) t;
     IF batch IS NULL THEN
@@ -134,20 +160,10 @@ BEGIN
         RETURN;
     END IF;
     last_tenant := batch[array_length(batch, 1)];
-    WITH partition_bytes AS (
-        SELECT to_date(substr(c.relname, length('audit_log_') + 1), 'YYYY_MM') AS month,
-               pg_total_relation_size(c.oid)::float8 AS bytes
-        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'audit_log'::regclass
-    ), month_rows AS (  -- exact rows per month partition, from the ingest's own counts
-        SELECT date_trunc('month', "date")::date AS month, sum(audit_log_count)::float8 AS n
-        FROM tenant_metrics GROUP BY 1
-    ), storage AS (
-        SELECT m.tenant_id,
-               sum(m.audit_log_count * coalesce(b.bytes / nullif(r.n, 0), 0)) / 1048576.0 AS mb
+    WITH storage AS (
+        SELECT m.tenant_id, sum(m.audit_log_count * coalesce(c.bytes_per_row, 0)) / 1048576.0 AS mb
         FROM tenant_metrics m
-        JOIN month_rows r ON r.month = date_trunc('month', m."date")::date
-        LEFT JOIN partition_bytes b ON b.month = r.month
+        LEFT JOIN tenant_metrics_rollup_months c ON c.rollup_day = day AND c.month = date_trunc('month', m."date")::date
         WHERE m."date" <= day AND m.tenant_id = ANY (batch)
         GROUP BY m.tenant_id
     )
