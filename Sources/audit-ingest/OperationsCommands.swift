@@ -129,8 +129,12 @@ struct PartitionsCommand: ParsableCommand {
             discussion: """
                 A month is pruned when it ended more than N months before the current month. With \
                 --archive DIR each is first written to DIR/audit_log_YYYY_MM.csv.gz (COPY ... TO, CSV with \
-                a header); restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN (FORMAT csv, HEADER)" \
-                after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
+                a header), or audit_log_YYYY_MM.2.csv.gz, ... when that exists: an archive is never \
+                overwritten. Beside it FILE.sha256 (sha256sum -c) and FILE.manifest.json (rows, bytes, \
+                SHA-256); file and directory are fsynced before the month is dropped. A month is first \
+                detached and renamed audit_log_YYYY_MM_detached; if archiving fails it stays so and the \
+                next prune finishes it. Restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN \
+                (FORMAT csv, HEADER)" after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
                 """)
         @OptionGroup var database: DatabaseOptions
         @Option(help: ArgumentHelp("Age, in months: 12mo or 12.", valueName: "age")) var olderThan: String

@@ -18,8 +18,6 @@
 -- forced row-level security. Readers are still isolated on all five tables.
 
 DO $$
-DECLARE
-    schema_name text := current_schema();
 BEGIN
     -- Cluster-wide and maybe done by another database's migration: skip when done.
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
@@ -30,13 +28,8 @@ BEGIN
         END;
     END IF;
 
-    -- Definer functions resolve names only in this schema (pg_temp last: no temp-table hijack)
-    -- and enter the "system" scope that the policies below allow for the owner.
-    EXECUTE format('ALTER FUNCTION ensure_month_partitions(date) SECURITY DEFINER '
-                   'SET search_path = %I, pg_temp', schema_name);
-
     -- The owner's sessions obey the policies (FORCE); its definer functions below need every
-    -- tenant and say so with audit.scope = 'system' for their own duration (with_system_scope).
+    -- tenant and say so with audit.scope = 'system' for their own duration (enter_system_scope).
     -- The policy names the owner: a reader setting audit.scope gains nothing.
     EXECUTE format('CREATE POLICY owner_system_scope ON tenant TO %I USING (current_setting(''audit.scope'', true) = ''system'')', current_user);
     EXECUTE format('CREATE POLICY owner_system_scope ON "user" TO %I USING (current_setting(''audit.scope'', true) = ''system'')', current_user);
@@ -64,6 +57,50 @@ $$;
 -- Readers read their tenant's rows and nothing else (no dead letters, offsets or migrations).
 REVOKE ALL ON tenant, "user", item, audit_log, tenant_metrics, audit_dead_letter, ingest_offsets FROM audit_reader;
 GRANT SELECT ON tenant, "user", item, audit_log, tenant_metrics TO audit_reader;
+
+-- ensure_month_partitions (0005) also when a month's table exists but is not attached (a prune
+-- of an earlier version failed after DETACH): it is renamed audit_log_YYYY_MM_detached (the next
+-- `partitions prune` archives and drops it) and a fresh month is made, instead of leaving every
+-- later event of that month to fail with 23514.
+CREATE OR REPLACE FUNCTION ensure_month_partitions(month date) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    AS $$
+DECLARE
+    first_day date := date_trunc('month', month)::date;
+    next_day  date := (date_trunc('month', month) + interval '1 month')::date;
+    suffix    text := to_char(date_trunc('month', month), 'YYYY_MM');
+    low       text := to_char(date_trunc('month', month), 'YYYY-MM-DD') || ' 00:00:00+00';
+    high      text := to_char(date_trunc('month', month) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+    created   integer := 0;
+    aside     text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7022629598042026612);  -- "auditprt"
+    IF to_regclass('audit_log_' || suffix) IS NOT NULL
+       AND NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = to_regclass('audit_log_' || suffix)) THEN
+        SELECT n INTO aside FROM (SELECT 'audit_log_' || suffix || '_detached' || CASE WHEN i = 1 THEN '' ELSE '_' || i END AS n, i
+                                  FROM generate_series(1, 1000) i) c
+        WHERE to_regclass(quote_ident(n)) IS NULL ORDER BY i LIMIT 1;
+        EXECUTE format('ALTER TABLE %I RENAME TO %I', 'audit_log_' || suffix, aside);
+    END IF;
+    IF to_regclass('audit_log_' || suffix) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I (LIKE audit_log INCLUDING DEFAULTS INCLUDING STORAGE, '
+                       'CONSTRAINT %I CHECK ("timestamp" >= %L::timestamptz AND "timestamp" < %L::timestamptz))',
+                       'audit_log_' || suffix, 'audit_log_' || suffix || '_bounds', low, high);
+        EXECUTE format('ALTER TABLE audit_log ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                       'audit_log_' || suffix, low, high);
+        created := created + 1;
+    END IF;
+    IF to_regclass('tenant_metrics_' || suffix) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I (LIKE tenant_metrics INCLUDING DEFAULTS INCLUDING STORAGE, '
+                       'CONSTRAINT %I CHECK ("date" >= %L::date AND "date" < %L::date))',
+                       'tenant_metrics_' || suffix, 'tenant_metrics_' || suffix || '_bounds', first_day, next_day);
+        EXECUTE format('ALTER TABLE tenant_metrics ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                       'tenant_metrics_' || suffix, first_day, next_day);
+        created := created + 1;
+    END IF;
+    RETURN created;
+END
+$$;
 
 -- The owner's "system" scope for the duration of a definer function: set, then restored by the
 -- caller with the returned previous value. (ALTER FUNCTION ... SET of a custom setting needs a
@@ -206,6 +243,9 @@ $$;
 
 DO $$
 BEGIN
+    -- Definer functions resolve names only in this schema (after pg_catalog; pg_temp last: no
+    -- temp-table hijack).
+    EXECUTE format('ALTER FUNCTION ensure_month_partitions(date) SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION rollup_tenant_metrics(date) SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION ingest_tenant_ids() SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION tenants_over_storage_quota(date) SET search_path = %I, pg_temp', current_schema());
