@@ -25,6 +25,12 @@ import Testing
         #expect(try fixture.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log'::regclass") == 3)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 400)
 
+        // consume's rollup service, as the same role (what --database-role auto does).
+        let asIngest = PostgresConfiguration(connectionString: ConnectionString(ingest.url(fixture.url)),
+                                             sessionSetup: "SET ROLE audit_ingest")
+        try MetricsRollupService(database: asIngest, interval: .seconds(60), stop: StopSignal()).runOnce()
+        #expect(try fixture.count("SELECT count(*) FROM tenant_metrics WHERE \"date\" = (now() AT TIME ZONE 'UTC')::date") == 6)
+
         let session = try PostgresConnection(ingest.url(fixture.url))
         defer { session.close() }
         for sql in [
