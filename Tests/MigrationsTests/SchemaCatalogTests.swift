@@ -15,7 +15,7 @@ import Testing
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
         #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "item", "schema_migrations",
-                           "tenant", "tenant_metrics", "tenant_metrics_rollup_months", "user"])
+                           "tenant", "tenant_login_role", "tenant_metrics", "tenant_metrics_rollup_months", "user"])
     }
 
     @Test func auditLogAndTenantMetricsAreRangePartitionedByMonthKeyWithoutDefault() throws {

@@ -151,3 +151,30 @@ struct LoginRole {
         _ = try? connection.execute("DROP ROLE IF EXISTS \(name)")
     }
 }
+
+/// Readers who run their own SQL: a login role bound to a tenant in tenant_login_role sees that
+/// tenant whatever it sets app.tenant_id to.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct TenantLoginRoleTests {
+    @Test func boundReaderCannotChooseAnotherTenant() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 200)
+        #expect(try Shell.run(Shell.executable(named: "audit-ingest"),
+                              ["backfill", "--no-progress", "--database-url", fixture.url, file.path]).exitCode == 0)
+        let tenants = try fixture.connection.execute("SELECT tenant_id, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC").rows
+        let (mine, mineCount, other) = (tenants[0][0]!, tenants[0][1]!, tenants[1][0]!)
+        let reader = try LoginRole(granted: "audit_reader", on: fixture.connection)
+        defer { reader.drop(on: fixture.connection) }
+        try fixture.connection.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ($1, $2)", [reader.name, mine])
+
+        let session = try PostgresConnection(reader.url(fixture.url))
+        defer { session.close() }
+        #expect(try session.execute("SELECT count(*) FROM audit_log").scalar == mineCount, "bound: no app.tenant_id needed")
+        try session.query("SELECT set_config('app.tenant_id', $1, false)", [other])
+        #expect(try session.execute("SELECT count(*) FROM audit_log").scalar == mineCount, "app.tenant_id cannot move it")
+        #expect(try session.query("SELECT count(*) FROM audit_log WHERE tenant_id = $1", [other]).scalar == "0")
+        #expect(try session.execute("SELECT count(*) FROM tenant").scalar == "1")
+        try session.execute("SET ROLE audit_reader")
+        #expect(try session.query("SELECT count(*) FROM audit_log WHERE tenant_id = $1", [other]).scalar == "0", "nor SET ROLE")
+        #expect(throws: PostgresError.self) { try session.execute("SELECT count(*) FROM tenant_login_role") }
+    }
+}
