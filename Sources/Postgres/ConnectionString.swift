@@ -56,8 +56,7 @@ public struct ConnectionString: Sendable, Hashable, CustomStringConvertible {
         return settings
     }
 
-    /// libpq's reason for rejecting `text`, with the fragments it quotes removed (they may be
-    /// part of a password).
+    /// libpq's reason for rejecting `text`, redacted (see `redact`).
     static func parseError(_ text: String) -> String? {
         var errorMessage: UnsafeMutablePointer<CChar>?
         if let options = PQconninfoParse(text, &errorMessage) {
@@ -66,8 +65,27 @@ public struct ConnectionString: Sendable, Hashable, CustomStringConvertible {
         }
         let message = errorMessage.map { String(cString: $0) } ?? "invalid connection string"
         if let errorMessage { PQfreemem(errorMessage) }
-        return message.replacingOccurrences(of: #""[^"]*""#, with: "\"…\"", options: .regularExpression)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return ConnectionString(text).redact(message).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `message` (libpq's, about this connection string) with each quoted fragment that is in
+    /// the raw string but not in `masked` replaced by `"***"`: libpq quotes the values it
+    /// rejects (`invalid integer value "pa" for connection option "port"`), and such a value
+    /// may be a piece of a password the masking hid. Host names and other shown values stay.
+    public func redact(_ message: String) -> String {
+        let masked = self.masked
+        var output = ""
+        var rest = Substring(message)
+        while let open = rest.firstIndex(of: "\""),
+              let close = rest[rest.index(after: open)...].firstIndex(of: "\"") {
+            let fragment = rest[rest.index(after: open)..<close]
+            output += rest[...open]
+            let hidden = !fragment.isEmpty && rawValue.contains(fragment) && !masked.contains(fragment)
+            output += hidden ? "***" : String(fragment)
+            output += "\""
+            rest = rest[rest.index(after: close)...]
+        }
+        return output + rest
     }
 
     private static func isURI(_ text: String) -> Bool {

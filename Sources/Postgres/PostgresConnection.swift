@@ -159,7 +159,8 @@ public final class PostgresConnection: @unchecked Sendable {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(handle) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = configuration.connectionString.redact(
+                String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines))
             PQfinish(handle)
             throw PostgresError(
                 code: .connectionFailed,

@@ -56,6 +56,15 @@ import Testing
         #expect("\(ConnectionString("postgresql://u:pw@h/db"))" == "postgresql://u:***@h/db")
     }
 
+    @Test func libpqMessagesLoseTheFragmentsMaskingHid() throws {
+        let error = #expect(throws: PostgresError.self) { try PostgresConnection("postgresql://u:pa/ss@127.0.0.1:1/db") }
+        let text = error.map { "\($0)" } ?? ""
+        #expect(text.contains("for connection option \"port\""), "libpq's reason stays: \(text)")
+        #expect(!text.contains("\"pa\"") && !text.contains("pa/ss"), "\(text)")
+        #expect(ConnectionString("host=db.example password=x").redact(#"could not translate host name "db.example""#)
+                == #"could not translate host name "db.example""#)
+    }
+
     @Test func unparsableStringIsRefusedWithoutEchoingIt() throws {
         let error = #expect(throws: PostgresError.self) {
             try PostgresConnection("postgresql://u:a/b?c@h/db")
