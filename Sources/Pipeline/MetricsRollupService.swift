@@ -56,7 +56,7 @@ public final class MetricsRollupService: Service, Sendable {
         if !overQuota.isEmpty { logger.warning("tenants over their storage quota", metadata: ["tenants": "\(overQuota)"]) }
         alerts?.setAlert("tenant_storage_quota", firing: !overQuota.isEmpty)
         if try connection.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL").scalar == "t" {
-            let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1",
+            let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
                                                 [String(slowQueryThreshold.milliseconds)]).scalar ?? "0") ?? 0
             if slow > 0 { logger.warning("slow queries", metadata: ["statements": "\(slow)", "threshold_ms": "\(slowQueryThreshold.milliseconds)"]) }
             alerts?.setAlert("slow_queries", firing: slow > 0)
