@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Postgres
 
 /// Who may use the admin API, checked before any route runs:
 ///
@@ -117,6 +118,12 @@ struct AdminErrorLogging<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let error as any HTTPResponseError {
             throw error
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            context.logger.warning("admin request refused by the database", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return try AdminServer.error("""
+                the database refused this to the admin API's role (\(error.message)): serve it as the schema owner \
+                (admin serve --database-role none with the owner's connection string), or use the CLI
+                """, status: .forbidden)
         } catch {
             context.logger.error("admin request failed", metadata: [
                 "path": "\(request.uri.path)", "method": "\(request.method)", "error": "\(error)",

@@ -159,6 +159,27 @@ import Testing
         #expect(server.child.outputSoFar.contains("\(name)\" does not exist"), "\(server.child.outputSoFar)")
     }
 
+    @Test func refusedByTheDatabaseIs403NotA500() throws {
+        let owner = try startServer()
+        defer { owner.child.signal(SIGTERM); _ = owner.child.wait(timeout: 20) }
+        let admin = try PostgresConnection(owner.databaseURL)
+        let role = "admin_ingest_\(UUID().uuidString.prefix(8).lowercased())"
+        try admin.execute("CREATE ROLE \(role) LOGIN IN ROLE audit_ingest")
+        defer { _ = try? admin.execute("DROP ROLE \(role)") }
+        let port = try freeTCPPort()
+        let child = try Shell.spawn(Shell.executable(named: "audit-ingest"), [
+            "admin", "serve", "--admin-port", "\(port)",
+            "--database-url", owner.databaseURL.replacingOccurrences(of: "://postgres@", with: "://\(role)@"),
+            "--migrations-dir", TestDatabase.migrationsDirectory.path], environment: ["ADMIN_TOKEN": Self.token])
+        defer { child.signal(SIGTERM); _ = child.wait(timeout: 20) }
+        let server = Server(child: child, base: "http://127.0.0.1:\(port)", databaseURL: owner.databaseURL)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? curl(server, "/livez").status) != 200 && ContinuousClock.now < deadline {}
+        let reply = try curl(server, "/utils/db/tenant/00000000-0000-4000-8000-00000000000a/performance")
+        #expect(reply.status == 403, "\(reply.status) \(reply.body)")
+        #expect(reply.body.contains("schema owner"), "\(reply.body)")
+    }
+
     @Test func premakeIsBounded() throws {
         let server = try startServer()
         defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
