@@ -10,28 +10,38 @@ import Prometheus
 
 /// The admin HTTP API: the seed document's `/utils/db/...` endpoints and Prometheus `/metrics`.
 ///
-/// Binds to 127.0.0.1 by default. POST endpoints need `Authorization: Bearer <ADMIN_TOKEN>`;
-/// without a configured token they are disabled (401). Database work runs on Dispatch threads,
-/// never on Swift's cooperative pool, through a small connection pool of its own.
+/// Binds to 127.0.0.1 by default. Every endpoint except `/metrics` and `/livez` needs
+/// `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they answer 401. Requests
+/// must name this server in their Host header (see `AdminAccess`), and a connection that sends
+/// nothing for `requestIdleTimeout` (a stalled header or body) is closed. Database work runs on
+/// Dispatch threads, never on Swift's cooperative pool, through a small connection pool of its own.
 public final class AdminServer: Service, Sendable {
     public struct Configuration: Sendable {
         /// Default: 127.0.0.1.
         public var host: String
         /// Default: 9090.
         public var port: Int
-        /// Bearer token for POST endpoints; nil disables them.
+        /// Bearer token for every endpoint but `/metrics` and `/livez`; nil (or empty) refuses them all.
         public var token: String?
+        /// Host names (besides the bound address) clients may use, e.g. a DNS name behind a proxy.
+        public var allowedHosts: [String]
+        /// A connection that sends nothing for this long while a request is read (or between
+        /// requests) is closed. Default: 10 s.
+        public var requestIdleTimeout: Duration
         public var database: PostgresConfiguration
         /// Version -> checksum of the migrations this binary ships (for health).
         public var expectedMigrations: [Int: String]
         /// Months of partitions `optimize` makes ahead. Default: 3.
         public var premake: Int
 
-        public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, database: PostgresConfiguration,
+        public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
+                    requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
                     expectedMigrations: [Int: String], premake: Int = 3) {
             self.host = host
             self.port = port
             self.token = token
+            self.allowedHosts = allowedHosts
+            self.requestIdleTimeout = requestIdleTimeout
             self.database = database
             self.expectedMigrations = expectedMigrations
             self.premake = premake
@@ -63,7 +73,9 @@ public final class AdminServer: Service, Sendable {
 
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
     public func run() async throws {
+        let idleNanoseconds = Int64(configuration.requestIdleTimeout.secondsDouble * 1e9)
         let app = Application(router: makeRouter(),
+                              server: .http1(configuration: .init(idleTimeout: .nanoseconds(idleNanoseconds))),
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                    serverName: "audit-ingest"),
                               logger: logger)
@@ -72,6 +84,12 @@ public final class AdminServer: Service, Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: AdminErrorLogging())
+        router.add(middleware: AdminAccess(token: configuration.token, boundHost: configuration.host,
+                                           allowedHosts: configuration.allowedHosts))
+        router.get("/livez") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
         router.get("/utils/db/health") { _, _ in
             let report = try await self.blocking {
                 HealthReport.check(self.configuration.database, expectedMigrations: self.configuration.expectedMigrations,
@@ -83,18 +101,18 @@ public final class AdminServer: Service, Sendable {
             try Self.json(try await self.withConnection { try DatabaseStatistics.collect(on: $0, pool: self.pool.statistics) })
         }
         router.post("/utils/db/optimize") { request, _ in
-            if let refusal = self.refuseUnauthorized(request) { return refusal }
-            let premake = request.uri.queryParameters.get("premake", as: Int.self) ?? self.configuration.premake
-            return try Self.json(try await self.withConnection { try OptimizeReport.run(monthsAhead: premake, on: $0) })
+            let given = request.uri.queryParameters.get("premake")
+            guard let premake = given.map({ Int($0) }) ?? self.configuration.premake else {
+                return try Self.error("premake must be a whole number of months, not \(given ?? "")", status: .badRequest)
+            }
+            return try await self.maintenance { try OptimizeReport.run(monthsAhead: premake, on: $0) }
         }
         router.post("/utils/db/vacuum") { request, _ in
-            if let refusal = self.refuseUnauthorized(request) { return refusal }
             let table = request.uri.queryParameters.get("table")
             let analyze = request.uri.queryParameters.get("analyze") == "true"
             return try await self.maintenance { try Maintenance.vacuum(table: table, analyze: analyze, on: $0) }
         }
         router.post("/utils/db/reindex") { request, _ in
-            if let refusal = self.refuseUnauthorized(request) { return refusal }
             let table = request.uri.queryParameters.get("table")
             return try await self.maintenance { try Maintenance.reindex(table: table, on: $0) }
         }
@@ -121,16 +139,6 @@ public final class AdminServer: Service, Sendable {
     }
 
     // MARK: Helpers
-
-    private func refuseUnauthorized(_ request: Request) -> Response? {
-        guard let token = configuration.token, !token.isEmpty else {
-            return try? Self.error("POST endpoints are disabled: start the server with ADMIN_TOKEN set", status: .unauthorized)
-        }
-        guard request.headers[.authorization] == "Bearer \(token)" else {
-            return try? Self.error("missing or wrong bearer token", status: .unauthorized)
-        }
-        return nil
-    }
 
     private func maintenance<T: Encodable & Sendable>(_ work: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> Response {
         do {

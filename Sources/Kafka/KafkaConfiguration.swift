@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 
 /// librdkafka properties (CONFIGURATION.md), e.g. `bootstrap.servers`, `security.protocol`,
 /// `sasl.password`. Values whose names mention a password, secret or key are masked in
@@ -15,14 +16,28 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
         set { properties[name] = newValue }
     }
 
-    /// Parses `key=value` pairs (the `-X` flag). Throws for an entry without `=`.
+    /// Parses `key=value` pairs (the `-X` flag). A value `@/path` is the content of that file
+    /// without its trailing line break (secrets stay out of argv and `ps`); `@@...` is a literal
+    /// value starting with `@`. Throws for an entry without `=` or an unreadable file.
     public mutating func apply(_ assignments: [String]) throws {
         for assignment in assignments {
             guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
                 throw KafkaError(configuration: "expected key=value, got \(Self.maskedAssignment(assignment))")
             }
-            properties[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+            let key = String(assignment[..<equals])
+            let value = assignment[assignment.index(after: equals)...]
+            properties[key] = try Self.resolve(key: key, value)
         }
+    }
+
+    private static func resolve(key: String, _ value: Substring) throws -> String {
+        guard value.hasPrefix("@") else { return String(value) }
+        if value.hasPrefix("@@") { return String(value.dropFirst()) }
+        let path = String(value.dropFirst())
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KafkaError(configuration: "\(key)=@\(path): cannot read the file (missing, or not readable by this user)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
     }
 
     /// True for property names only a consumer reads: group, offset, fetch and queue settings.

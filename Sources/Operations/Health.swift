@@ -14,9 +14,14 @@ public struct HealthReport: Codable, Sendable {
     public var pool: ConnectionPoolStatistics?
     public var problems: [String]
 
+    /// How long after a pool checkout timeout health reports it. Default: 60 s.
+    public static let defaultPoolTimeoutWindow: Duration = .seconds(60)
+
     /// Checks `database`. `expectedMigrations` maps version to checksum (from the migration files).
+    /// Pool checkout timeouts make it unhealthy for `poolTimeoutWindow` after the latest one.
     public static func check(_ database: PostgresConfiguration, expectedMigrations: [Int: String],
-                             pool: ConnectionPoolStatistics? = nil) -> HealthReport {
+                             pool: ConnectionPoolStatistics? = nil,
+                             poolTimeoutWindow: Duration = defaultPoolTimeoutWindow) -> HealthReport {
         var report = HealthReport(healthy: false, reachable: false, migrationsExpected: expectedMigrations.count,
                                   migrationsUpToDate: false, pool: pool, problems: [])
         let connection: PostgresConnection
@@ -48,7 +53,12 @@ public struct HealthReport: Codable, Sendable {
         } catch {
             report.problems.append("query failed: \(error)")
         }
-        if let pool, pool.timeouts > 0 { report.problems.append("connection pool checkouts timed out \(pool.timeouts) time(s)") }
+        if let pool, let since = pool.secondsSinceLastTimeout, since < poolTimeoutWindow.secondsDouble {
+            report.problems.append("""
+                connection pool checkouts timed out \(pool.timeouts) time(s), the latest \(Int(since)) s ago \
+                (healthy again \(poolTimeoutWindow.components.seconds) s after the last one)
+                """)
+        }
         report.healthy = report.reachable && report.migrationsUpToDate && report.problems.isEmpty
         return report
     }

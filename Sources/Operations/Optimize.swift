@@ -11,6 +11,7 @@ public struct OptimizeReport: Codable, Sendable {
     public var seconds: Double
 
     public static func run(monthsAhead: Int, on connection: PostgresConnection) throws -> OptimizeReport {
+        try Partitions.checkMonthsAhead(monthsAhead)
         let started = ContinuousClock.now
         let created = try Partitions.ensure(monthsAhead: monthsAhead, on: connection)
         let analyzed = try Maintenance.analyze(on: connection).tables
@@ -28,11 +29,28 @@ public struct OptimizeReport: Codable, Sendable {
 
 /// The metrics rollup: completes tenant_metrics for a day (see `rollup_tenant_metrics` in
 /// schemas/migrations/0005 for what each figure means). Never changes audit_log_count.
+///
+/// Runs `rollup_tenant_metrics_batch` (0007) for `batchSize` tenants per transaction, so a day of
+/// 100k tenants finishes within the statement timeout and holds the flushers' row locks on
+/// tenant_metrics only briefly.
 public enum MetricsRollup {
+    /// Tenants per transaction. Default: 1000.
+    public static let defaultBatchSize = 1000
+
     /// Rolls up `day` (YYYY-MM-DD, UTC); returns the tenant rows written.
-    public static func run(day: String, on connection: PostgresConnection) throws -> Int {
-        try connection.transaction { connection in
-            Int(try connection.query("SELECT rollup_tenant_metrics($1::date)", [day]).scalar ?? "0") ?? 0
-        }
+    public static func run(day: String, batchSize: Int = defaultBatchSize, on connection: PostgresConnection) throws -> Int {
+        var written = 0
+        var after: String?
+        repeat {
+            let row = try connection.transaction { connection in
+                try connection.query("SELECT last_tenant, written FROM rollup_tenant_metrics_batch($1::date, $2::uuid, $3)",
+                                     [day, after, String(batchSize)]).rows.first
+            }
+            let next = row?[0] ?? nil
+            if let next, next == after { throw PostgresError(code: .unexpectedResult, message: "the rollup of \(day) stopped advancing at tenant \(next)") }
+            after = next
+            written += Int(row?[1] ?? "0") ?? 0
+        } while after != nil
+        return written
     }
 }

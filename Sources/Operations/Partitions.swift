@@ -23,9 +23,14 @@ public enum Partitions {
             }
     }
 
+    /// The most months `ensure` makes ahead: each month is two tables (and their indexes) that
+    /// every later partition-wide operation pays for. Default: 24.
+    public static let maxMonthsAhead = 24
+
     /// Makes the current month and `monthsAhead` following ones (for both parents). Returns the
-    /// partitions created.
+    /// partitions created. Throws `OperationsError` when `monthsAhead` is outside 0...`maxMonthsAhead`.
     public static func ensure(monthsAhead: Int, on connection: PostgresConnection) throws -> Int {
+        try checkMonthsAhead(monthsAhead)
         var created = 0
         for ahead in 0...max(0, monthsAhead) {
             created += try connection.transaction { connection in
@@ -37,30 +42,49 @@ public enum Partitions {
         return created
     }
 
+    /// Throws `OperationsError` naming the allowed range unless 0 <= `monthsAhead` <= `maxMonthsAhead`.
+    public static func checkMonthsAhead(_ monthsAhead: Int) throws {
+        guard (0...maxMonthsAhead).contains(monthsAhead) else {
+            throw OperationsError("premake must be between 0 and \(maxMonthsAhead) months, not \(monthsAhead)")
+        }
+    }
+
     public struct PruneResult: Codable, Sendable {
+        /// The months dropped (`audit_log_YYYY_MM`), including ones an earlier prune had
+        /// detached but not finished.
         public var dropped: [String]
         /// Archive files written, one per dropped partition (`COPY ... TO` as CSV with a header, gzip).
         public var archives: [String]
+        /// Row count and SHA-256 of each archive (also in `FILE.manifest.json` and `FILE.sha256`).
+        public var archived: [PartitionArchive]
         public var dryRun: Bool
     }
 
     /// Detaches and drops audit_log months that ended more than `olderThanMonths` months before the
-    /// current month, after writing each to `archiveDirectory/audit_log_YYYY_MM.csv.gz` when given.
+    /// current month, after writing each to an archive in `archiveDirectory` when given (see
+    /// `PartitionArchive`: never overwritten, fsynced, with row count and checksum).
     /// Restore an archive with: `gunzip -c FILE | psql -c "COPY audit_log FROM STDIN (FORMAT csv, HEADER)"`
     /// (after `SELECT ensure_month_partitions('YYYY-MM-01')`). tenant_metrics is kept: it is the
     /// history of what was stored.
+    ///
+    /// A month is detached and renamed `audit_log_YYYY_MM_detached` in one transaction (under
+    /// the partition advisory lock), so a late event for it gets a fresh partition instead of
+    /// failing; it is dropped only after its archive is durable. A prune that failed after
+    /// detaching is finished by the next one, which looks for such tables first (and for months
+    /// detached under their plain name by earlier versions).
     public static func prune(olderThanMonths: Int, archiveDirectory: String?, dryRun: Bool,
                              on connection: PostgresConnection) throws -> PruneResult {
         guard olderThanMonths >= 1 else { throw OperationsError("--older-than must be at least 1 month") }
         let cutoff = try connection.query(
             "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - $1 * interval '1 month', 'YYYY_MM')",
             ["\(olderThanMonths)"]).scalar!
-        let victims = try list(on: connection)
+        let attached = try list(on: connection)
             .filter { $0.parent == "audit_log" && String($0.name.dropFirst("audit_log_".count)) < cutoff }
             .map(\.name)
-        var result = PruneResult(dropped: [], archives: [], dryRun: dryRun)
+        let leftovers = try detachedLeftovers(olderThan: cutoff, on: connection)
+        var result = PruneResult(dropped: [], archives: [], archived: [], dryRun: dryRun)
         if dryRun {
-            result.dropped = victims
+            result.dropped = leftovers.map(\.month) + attached
             return result
         }
         if let archiveDirectory {
@@ -69,35 +93,59 @@ public enum Partitions {
                 throw OperationsError("archive directory \(archiveDirectory) does not exist")
             }
         }
-        for name in victims {
-            let quoted = PostgresConnection.quoteIdentifier(name)
-            // Detached first: new writes can no longer reach it, and it is not lost if archiving fails.
-            try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(quoted)")
+        var work = leftovers
+        for name in attached {
+            work.append((table: try detach(name, on: connection), month: name))
+        }
+        for (table, month) in work {
             if let archiveDirectory {
-                let path = URL(fileURLWithPath: archiveDirectory).appendingPathComponent("\(name).csv.gz").path
                 do {
-                    try archive(table: quoted, to: path, on: connection)
+                    let archive = try PartitionArchive.write(table: table, month: month, directory: archiveDirectory, on: connection)
+                    result.archives.append(archive.file)
+                    result.archived.append(archive)
                 } catch {
-                    throw OperationsError("archiving \(name) failed (\(error)); it is detached but kept: re-run prune, or re-attach it")
+                    throw OperationsError("""
+                        archiving \(month) failed (\(error)); it is kept, detached, as \(table): the next prune finishes it \
+                        (late events for that month go to a new partition meanwhile)
+                        """)
                 }
-                result.archives.append(path)
             }
-            try connection.execute("DROP TABLE \(quoted)")
-            result.dropped.append(name)
+            try connection.execute("DROP TABLE \(PostgresConnection.quoteIdentifier(table))")
+            result.dropped.append(month)
         }
         return result
     }
 
-    /// `COPY table TO STDOUT (FORMAT csv, HEADER)` through `gzip` into `path`.
-    static func archive(table: String, to path: String, on connection: PostgresConnection) throws {
-        let gzip = try GzipFile(path: path)
-        do {
-            try connection.copyOut("COPY \(table) TO STDOUT (FORMAT csv, HEADER)") { try gzip.write($0) }
-            try gzip.finish()
-        } catch {
-            gzip.abandon()
-            throw error
+    /// Detaches `name` and renames it `<name>_detached` (or `_detached_2`, ...) in one
+    /// transaction under the lock `ensure_month_partitions` takes. Returns the new name.
+    static func detach(_ name: String, on connection: PostgresConnection) throws -> String {
+        try connection.transaction { connection in
+            try connection.execute("SELECT pg_advisory_xact_lock(7022629598042026612)")  // ensure_month_partitions' lock
+            try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(PostgresConnection.quoteIdentifier(name))")
+            let renamed = try connection.query("""
+                SELECT n FROM (SELECT $1 || '_detached' || CASE WHEN i = 1 THEN '' ELSE '_' || i END AS n, i
+                               FROM generate_series(1, 1000) i) c
+                WHERE to_regclass(quote_ident(n)) IS NULL ORDER BY i LIMIT 1
+                """, [name]).scalar!
+            try connection.execute("ALTER TABLE \(PostgresConnection.quoteIdentifier(name)) RENAME TO \(PostgresConnection.quoteIdentifier(renamed))")
+            return renamed
         }
+    }
+
+    /// Tables an earlier prune detached and did not drop (`audit_log_YYYY_MM_detached...`, or
+    /// plain `audit_log_YYYY_MM` tables that are not partitions) whose month ended before `cutoff`.
+    static func detachedLeftovers(olderThan cutoff: String, on connection: PostgresConnection) throws -> [(table: String, month: String)] {
+        try connection.execute("""
+            SELECT c.relname, substring(c.relname FROM '^(audit_log_[0-9]{4}_[0-9]{2})')
+            FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND NOT c.relispartition
+              AND c.relname ~ '^audit_log_[0-9]{4}_[0-9]{2}(_detached(_[0-9]+)?)?$'
+            ORDER BY 1
+            """).rows.compactMap { row -> (table: String, month: String)? in
+                guard let table = row[0], let month = row[1] else { return nil }
+                guard String(month.dropFirst("audit_log_".count)) < cutoff else { return nil }
+                return (table, month)
+            }
     }
 }
 
@@ -109,7 +157,7 @@ final class GzipFile {
 
     init(path: String) throws {
         self.path = path
-        let output = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let output = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)  // never overwrites
         guard output >= 0 else { throw OperationsError("cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(output) }
         var ends: [Int32] = [0, 0]

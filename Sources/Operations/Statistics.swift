@@ -63,7 +63,9 @@ public struct DatabaseStatistics: Codable, Sendable {
         if try connection.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL").scalar == "t" {
             slow = try connection.query("""
                 SELECT left(query, 500), calls, mean_exec_time, total_exec_time FROM pg_stat_statements
-                WHERE mean_exec_time >= $1 ORDER BY total_exec_time DESC LIMIT 20
+                WHERE mean_exec_time >= $1  -- this database's statements only, not other applications'
+                  AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                ORDER BY total_exec_time DESC LIMIT 20
                 """, [String(slowQueryThresholdMilliseconds)]).rows.map {
                     SlowQuery(query: $0[0]!, calls: Int64($0[1]!) ?? 0, meanMilliseconds: Double($0[2]!) ?? 0,
                               totalMilliseconds: Double($0[3]!) ?? 0)

@@ -31,9 +31,20 @@ public struct TenantReport: Codable, Sendable {
 
     /// Throws `Lookup.malformedID` for a tenant id that is not a UUID and `Lookup.notFound` for an
     /// unknown one.
+    ///
+    /// Runs in one read-only transaction acting for that tenant (`app.tenant_id`), so row-level
+    /// security, forced on the tenant tables, shows the owner's session only this tenant's rows.
     public static func build(tenantID: String, on connection: PostgresConnection) throws -> TenantReport {
         guard UUID(uuidString: tenantID) != nil else { throw Lookup.malformedID }
         let id = tenantID.lowercased()
+        return try connection.transaction { connection in
+            try connection.execute("SET TRANSACTION READ ONLY")
+            try connection.query("SELECT set_config('app.tenant_id', $1, true)", [id])
+            return try build(id: id, on: connection)
+        }
+    }
+
+    private static func build(id: String, on connection: PostgresConnection) throws -> TenantReport {
         guard let tenant = try connection.query(
             "SELECT name, code, status, max_storage_gb FROM tenant WHERE id = $1::uuid", [id]).rows.first else {
             throw Lookup.notFound

@@ -26,25 +26,37 @@ public final class MetricsRollupService: Service, Sendable {
         self.logger = logger
     }
 
-    /// One rollup and alert check (what each interval does).
+    /// Tenants per rollup transaction. Default: 1000.
+    public static let batchSize = 1000
+
+    /// One rollup and alert check (what each interval does). The rollup runs
+    /// `rollup_tenant_metrics_batch` (schemas/migrations/0007) in transactions of `batchSize`
+    /// tenants, so 100k tenants finish within the statement timeout without holding the flushers'
+    /// row locks on tenant_metrics for long; both calls are SECURITY DEFINER functions the ingest
+    /// role may run.
     public func runOnce() throws {
         let connection = try PostgresConnection(configuration: database)
         defer { connection.close() }
-        let rows = try connection.transaction { connection in
-            try connection.execute("SELECT rollup_tenant_metrics((now() AT TIME ZONE 'UTC')::date)").scalar ?? "0"
-        }
+        let day = try connection.execute("SELECT (now() AT TIME ZONE 'UTC')::date::text").scalar ?? ""
+        var rows = 0
+        var after: String?
+        repeat {
+            let batch = try connection.transaction { connection in
+                try connection.query("SELECT last_tenant, written FROM rollup_tenant_metrics_batch($1::date, $2::uuid, $3)",
+                                     [day, after, String(Self.batchSize)]).rows.first
+            }
+            let next = batch?[0] ?? nil
+            if let next, next == after { throw PostgresError(code: .unexpectedResult, message: "the rollup of \(day) stopped advancing at tenant \(next)") }
+            after = next
+            rows += Int(batch?[1] ?? "0") ?? 0
+        } while after != nil
         logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])
-        let overQuota = try connection.execute("""
-            SELECT t.code FROM tenant t
-            JOIN LATERAL (SELECT storage_used_mb FROM tenant_metrics m
-                          WHERE m.tenant_id = t.id AND m."date" <= (now() AT TIME ZONE 'UTC')::date
-                          ORDER BY "date" DESC LIMIT 1) m ON true
-            WHERE m.storage_used_mb > t.max_storage_gb * 1024.0 ORDER BY 1
-            """).rows.compactMap { $0[0] }
+        let overQuota = try connection.query("SELECT code FROM tenants_over_storage_quota($1::date) AS t(code)", [day])
+            .rows.compactMap { $0[0] }
         if !overQuota.isEmpty { logger.warning("tenants over their storage quota", metadata: ["tenants": "\(overQuota)"]) }
         alerts?.setAlert("tenant_storage_quota", firing: !overQuota.isEmpty)
         if try connection.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL").scalar == "t" {
-            let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1",
+            let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
                                                 [String(slowQueryThreshold.milliseconds)]).scalar ?? "0") ?? 0
             if slow > 0 { logger.warning("slow queries", metadata: ["statements": "\(slow)", "threshold_ms": "\(slowQueryThreshold.milliseconds)"]) }
             alerts?.setAlert("slow_queries", firing: slow > 0)

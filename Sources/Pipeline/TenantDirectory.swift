@@ -3,6 +3,10 @@ import Postgres
 import Synchronization
 
 /// The registered tenant ids, cached and refreshed, for the unknown-tenant rule.
+///
+/// Read through `ingest_tenant_ids()` (schemas/migrations/0007), a SECURITY DEFINER function:
+/// the ingest role has no privilege on `tenant` and `tenant` forces row-level security, yet the
+/// directory needs every tenant's id (and nothing else about them).
 public final class TenantDirectory: Sendable {
     private let tenants = Mutex<Set<UUIDValue>>([])
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
@@ -14,7 +18,7 @@ public final class TenantDirectory: Sendable {
     }
 
     public func refresh(on connection: PostgresConnection) throws {
-        let ids = try connection.execute("SELECT id FROM tenant").rows.compactMap { $0[0].flatMap(UUIDValue.init) }
+        let ids = try connection.execute("SELECT id FROM ingest_tenant_ids() AS t(id)").rows.compactMap { $0[0].flatMap(UUIDValue.init) }
         tenants.withLock { $0 = Set(ids) }
         lastRefresh.withLock { $0 = .now }
     }

@@ -37,6 +37,9 @@ public struct ConnectionPoolStatistics: Sendable, Equatable, Codable {
     public var waits: Int
     /// Checkouts that gave up after `checkoutTimeout` (since start).
     public var timeouts: Int
+    /// Seconds since the latest checkout timeout; nil when there was none. Health looks at this,
+    /// not at `timeouts`, so one burst does not keep it failing for the life of the process.
+    public var secondsSinceLastTimeout: Double?
     /// Connections closed by pre-ping failure or recycling and replaced (since start).
     public var replaced: Int
     /// Successful checkouts (since start).
@@ -59,6 +62,7 @@ public final class ConnectionPool: @unchecked Sendable {
     private var inUseCount = 0
     private var waits = 0
     private var timeouts = 0
+    private var lastTimeout: ContinuousClock.Instant?
     private var replaced = 0
     private var checkouts = 0
     private var isClosed = false
@@ -102,6 +106,7 @@ public final class ConnectionPool: @unchecked Sendable {
             }
             if !condition.wait(until: deadline) {
                 timeouts += 1
+                lastTimeout = .now
                 let limit = configuration.size + configuration.maxOverflow
                 condition.unlock()
                 logger.warning("connection pool exhausted", metadata: ["pool.limit": "\(limit)"])
@@ -148,7 +153,9 @@ public final class ConnectionPool: @unchecked Sendable {
         return ConnectionPoolStatistics(
             open: openCount, idle: idle.count, inUse: inUseCount,
             overflow: max(0, openCount - configuration.size),
-            waits: waits, timeouts: timeouts, replaced: replaced, checkouts: checkouts
+            waits: waits, timeouts: timeouts,
+            secondsSinceLastTimeout: lastTimeout.map { $0.duration(to: .now).secondsDouble },
+            replaced: replaced, checkouts: checkouts
         )
     }
 

@@ -9,17 +9,22 @@ public struct PostgresConfiguration: Sendable {
     public var statementTimeout: Duration?
     /// Extra `-c name=value` session settings appended to libpq's `options`.
     public var sessionSettings: [String: String]
+    /// SQL run once on every new session before it is used (e.g. `SET ROLE`). A failure fails
+    /// the connection with the server's message. Default: none.
+    public var sessionSetup: String?
 
     public init(
         connectionString: ConnectionString,
         applicationName: String = "audit-ingest",
         statementTimeout: Duration? = .seconds(30),
-        sessionSettings: [String: String] = [:]
+        sessionSettings: [String: String] = [:],
+        sessionSetup: String? = nil
     ) {
         self.connectionString = connectionString
         self.applicationName = applicationName
         self.statementTimeout = statementTimeout
         self.sessionSettings = sessionSettings
+        self.sessionSetup = sessionSetup
     }
 
     /// The `options` value: time zone UTC, statement timeout, then `sessionSettings`.

@@ -18,6 +18,15 @@ public final class PostgresConnection: @unchecked Sendable {
         self.configuration = configuration
         self.openedAt = .now
         self.handle = try Self.connect(configuration)
+        if let setup = configuration.sessionSetup {
+            do {
+                try execute(setup)
+            } catch var error as PostgresError {
+                close()  // keeps the server's SQLSTATE: a refused SET ROLE is not retriable
+                error.message = "session setup failed: \(error.message) (connecting to \(configuration.connectionString.masked))"
+                throw error
+            }
+        }
     }
 
     public convenience init(_ connectionString: String) throws {
@@ -150,7 +159,8 @@ public final class PostgresConnection: @unchecked Sendable {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(handle) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = configuration.connectionString.redact(
+                String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines))
             PQfinish(handle)
             throw PostgresError(
                 code: .connectionFailed,
@@ -165,12 +175,11 @@ public final class PostgresConnection: @unchecked Sendable {
     private static func parse(_ connectionString: ConnectionString) throws -> [String: String] {
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(connectionString.rawValue, &errorMessage) else {
-            let message = errorMessage.map { String(cString: $0) } ?? "invalid connection string"
             if let errorMessage { PQfreemem(errorMessage) }
-            throw PostgresError(
-                code: .connectionFailed,
-                message: "\(message.trimmingCharacters(in: .whitespacesAndNewlines)) in \(connectionString.masked)"
-            )
+            // libpq's message quotes fragments of the string, which may be part of a password.
+            let reason = ConnectionString.parseError(connectionString.rawValue) ?? "invalid connection string"
+            throw PostgresError(code: .connectionFailed, message: "\(reason) in \(connectionString.masked)",
+                                hint: "check DATABASE_URL / --database-url (a URI, or keyword=value pairs)")
         }
         defer { PQconninfoFree(options) }
         var settings: [String: String] = [:]

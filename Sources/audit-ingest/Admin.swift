@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Migrations
+import Operations
 import Pipeline
 import ServiceLifecycle
 
@@ -31,24 +32,54 @@ struct Admin: ParsableCommand {
 /// Admin server flags, shared by `admin serve` and `consume --admin-port`.
 struct AdminOptions: ParsableArguments {
     static let endpointsHelp = """
+        Every endpoint but /metrics and /livez needs Authorization: Bearer $ADMIN_TOKEN (or the \
+        content of the file $ADMIN_TOKEN_FILE); without a token they all answer 401. Requests \
+        must name this server in their Host header: the bound address, or a name given with \
+        --admin-allowed-host (protection against DNS rebinding).
+        GET  /livez                            200 while the process serves (no database, no token)
+        GET  /metrics                          Prometheus text (no token)
         GET  /utils/db/health                  200, or 503 when unhealthy
         GET  /utils/db/stats
-        POST /utils/db/optimize[?premake=3]    needs Authorization: Bearer $ADMIN_TOKEN
+        POST /utils/db/optimize[?premake=3]    premake 0-\(Partitions.maxMonthsAhead)
         POST /utils/db/vacuum[?table=T&analyze=true]
         POST /utils/db/reindex[?table=T]
         GET  /utils/db/tenant/{id}/performance 400 for a malformed id, 404 for an unknown one
-        GET  /metrics                          Prometheus text
-        Without ADMIN_TOKEN in the environment the POST endpoints answer 401.
         """
 
     @Option(help: "Admin API port (consume: off unless given).") var adminPort: Int?
     @Option(help: "Admin API address. Default: 127.0.0.1 (loopback only).") var adminHost: String = "127.0.0.1"
+    @Option(name: .customLong("admin-allowed-host"),
+            help: ArgumentHelp("A host name clients may put in the Host header besides the bound address (repeatable; also $ADMIN_ALLOWED_HOSTS, comma-separated).",
+                               valueName: "name"))
+    var adminAllowedHosts: [String] = []
+    @Option(help: ArgumentHelp("Close an admin connection that sends nothing for this long (stalled header or body).",
+                               valueName: "seconds"))
+    var adminRequestTimeout: Int = 10
+
+    func validate() throws {
+        guard (1...3600).contains(adminRequestTimeout) else { throw ValidationError("--admin-request-timeout must be 1-3600 seconds") }
+    }
 
     var port: Int? { adminPort }
 
     func configuration(database: DatabaseOptions, location: Migrate.Location, port: Int) throws -> AdminServer.Configuration {
         let expected = (try? location.load())?.reduce(into: [Int: String]()) { $0[$1.version] = $1.checksum } ?? [:]
-        return AdminServer.Configuration(host: adminHost, port: port, token: ProcessInfo.processInfo.environment["ADMIN_TOKEN"],
+        let environment = ProcessInfo.processInfo.environment
+        let allowed = adminAllowedHosts + (environment["ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return AdminServer.Configuration(host: adminHost, port: port, token: try Self.token(environment), allowedHosts: allowed,
+                                         requestIdleTimeout: .seconds(adminRequestTimeout),
                                          database: try database.configuration(), expectedMigrations: expected)
+    }
+
+    /// ADMIN_TOKEN, else the content of the file ADMIN_TOKEN_FILE names (trailing line break removed).
+    static func token(_ environment: [String: String]) throws -> String? {
+        if let token = environment["ADMIN_TOKEN"], !token.isEmpty { return token }
+        guard let path = environment["ADMIN_TOKEN_FILE"], !path.isEmpty else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("ADMIN_TOKEN_FILE: cannot read \(path) (missing, or not readable by this user)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return token.isEmpty ? nil : token
     }
 }

@@ -41,7 +41,11 @@ struct Optimize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make partitions ahead, ANALYZE every table, refresh the metrics rollup for yesterday and today.")
     @OptionGroup var database: DatabaseOptions
-    @Option(help: "Months of partitions to make ahead of the current one.") var premake: Int = 3
+    @Option(help: "Months of partitions to make ahead of the current one (0-\(Partitions.maxMonthsAhead)).") var premake: Int = 3
+
+    func validate() throws {
+        do { try Partitions.checkMonthsAhead(premake) } catch let error as OperationsError { throw ValidationError(error.message) }
+    }
 
     func run() throws {
         try printJSON(try OptimizeReport.run(monthsAhead: premake, on: try database.connect()))
@@ -109,7 +113,10 @@ struct PartitionsCommand: ParsableCommand {
     struct Ensure: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make the current month's partitions and --premake months ahead.")
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "Months ahead.") var premake: Int = 3
+        @Option(help: "Months ahead (0-\(Partitions.maxMonthsAhead)).") var premake: Int = 3
+        func validate() throws {
+            do { try Partitions.checkMonthsAhead(premake) } catch let error as OperationsError { throw ValidationError(error.message) }
+        }
         func run() throws {
             let created = try Partitions.ensure(monthsAhead: premake, on: try database.connect())
             print("created \(created) partition(s)")
@@ -122,8 +129,12 @@ struct PartitionsCommand: ParsableCommand {
             discussion: """
                 A month is pruned when it ended more than N months before the current month. With \
                 --archive DIR each is first written to DIR/audit_log_YYYY_MM.csv.gz (COPY ... TO, CSV with \
-                a header); restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN (FORMAT csv, HEADER)" \
-                after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
+                a header), or audit_log_YYYY_MM.2.csv.gz, ... when that exists: an archive is never \
+                overwritten. Beside it FILE.sha256 (sha256sum -c) and FILE.manifest.json (rows, bytes, \
+                SHA-256); file and directory are fsynced before the month is dropped. A month is first \
+                detached and renamed audit_log_YYYY_MM_detached; if archiving fails it stays so and the \
+                next prune finishes it. Restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN \
+                (FORMAT csv, HEADER)" after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
                 """)
         @OptionGroup var database: DatabaseOptions
         @Option(help: ArgumentHelp("Age, in months: 12mo or 12.", valueName: "age")) var olderThan: String

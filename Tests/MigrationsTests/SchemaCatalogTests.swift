@@ -15,7 +15,7 @@ import Testing
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
         #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "ingest_offsets_retired", "item", "schema_migrations",
-                           "tenant", "tenant_metrics", "user"])
+                           "tenant", "tenant_login_role", "tenant_metrics", "tenant_metrics_rollup_months", "user"])
     }
 
     @Test func auditLogAndTenantMetricsAreRangePartitionedByMonthKeyWithoutDefault() throws {
@@ -70,13 +70,15 @@ import Testing
 
     @Test func rowLevelSecurityIsOnForTenantScopedTables() throws {
         let rows = try connection.execute("""
-            SELECT c.relname, c.relrowsecurity, count(p.polname)
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, count(p.polname)
             FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
             WHERE c.relname IN ('tenant', 'user', 'item', 'audit_log', 'tenant_metrics') AND c.relnamespace = 'public'::regnamespace
-            GROUP BY 1, 2 ORDER BY 1
+            GROUP BY 1, 2, 3 ORDER BY 1
             """).rows
-        #expect(rows == [["audit_log", "t", "1"], ["item", "t", "1"], ["tenant", "t", "1"],
-                         ["tenant_metrics", "t", "1"], ["user", "t", "1"]])
+        // Forced on the tenant tables, with the owner's system-scope policy beside tenant isolation
+        // (0007); not forced where the owner may ingest (COPY FROM is refused under forced RLS).
+        #expect(rows == [["audit_log", "t", "f", "1"], ["item", "t", "t", "2"], ["tenant", "t", "t", "2"],
+                         ["tenant_metrics", "t", "f", "1"], ["user", "t", "t", "2"]])
         let roles = try connection.execute(
             "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname IN ('audit_ingest', 'audit_reader') ORDER BY 1").rows
         #expect(roles == [["audit_ingest", "t"], ["audit_reader", "f"]])

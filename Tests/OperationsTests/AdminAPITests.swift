@@ -11,7 +11,9 @@ import Testing
         let databaseURL: String
     }
 
-    func startServer(token: String? = "s3cret-token") throws -> Server {
+    static let token = "s3cret-token"
+
+    func startServer(token: String? = token, extraArguments: [String] = []) throws -> Server {
         let url = try TestDatabase.createMigrated(prefix: "admin")
         let connection = try PostgresConnection(url)
         try connection.execute("""
@@ -23,11 +25,11 @@ import Testing
         let port = try freeTCPPort()
         let child = try Shell.spawn(Shell.executable(named: "audit-ingest"),
                                     ["admin", "serve", "--admin-port", "\(port)", "--database-url", url,
-                                     "--migrations-dir", TestDatabase.migrationsDirectory.path],
+                                     "--migrations-dir", TestDatabase.migrationsDirectory.path] + extraArguments,
                                     environment: token.map { ["ADMIN_TOKEN": $0] } ?? ["ADMIN_TOKEN": ""])
         let server = Server(child: child, base: "http://127.0.0.1:\(port)", databaseURL: url)
         for _ in 0..<100 {
-            if (try? curl(server, "/utils/db/health").status) != nil { return server }
+            if (try? curl(server, "/livez").status) == 200 { return server }
             usleep(100_000)
         }
         child.signal(SIGKILL)
@@ -40,9 +42,11 @@ import Testing
         var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
     }
 
-    func curl(_ server: Server, _ path: String, method: String = "GET", token: String? = nil) throws -> Reply {
+    func curl(_ server: Server, _ path: String, method: String = "GET", token: String? = Self.token,
+              headers: [String] = []) throws -> Reply {
         var arguments = ["-s", "-S", "-X", method, "-w", "\n%{http_code}", server.base + path]
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
+        for header in headers { arguments += ["-H", header] }
         let result = try Shell.run("/usr/bin/curl", arguments)
         guard result.exitCode == 0, let newline = result.output.lastIndex(of: "\n"),
               let status = Int(result.output[result.output.index(after: newline)...]) else {
@@ -77,7 +81,7 @@ import Testing
     @Test func postEndpointsNeedTheBearerToken() throws {
         let server = try startServer()
         defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
-        #expect(try curl(server, "/utils/db/vacuum", method: "POST").status == 401)
+        #expect(try curl(server, "/utils/db/vacuum", method: "POST", token: nil).status == 401)
         #expect(try curl(server, "/utils/db/vacuum", method: "POST", token: "wrong").status == 401)
         let vacuum = try curl(server, "/utils/db/vacuum?table=audit_log&analyze=true", method: "POST", token: "s3cret-token")
         #expect(vacuum.status == 200)
@@ -90,12 +94,106 @@ import Testing
         #expect(optimize.json?["partitionsCreated"] as? Int == 4)
     }
 
-    @Test func withoutATokenPostEndpointsAreDisabled() throws {
+    @Test func withoutATokenOnlyMetricsAndLivenessAnswer() throws {
         let server = try startServer(token: nil)
         defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
         let reply = try curl(server, "/utils/db/optimize", method: "POST", token: "")
         #expect(reply.status == 401)
         #expect(reply.body.contains("ADMIN_TOKEN"))
+        for path in ["/utils/db/health", "/utils/db/stats", "/utils/db/tenant/00000000-0000-4000-8000-00000000000a/performance"] {
+            #expect(try curl(server, path, token: nil).status == 401, "\(path)")
+            #expect(try curl(server, path, token: "anything").status == 401, "\(path)")
+        }
+        #expect(try curl(server, "/metrics", token: nil).status == 200)
+        #expect(try curl(server, "/livez", token: nil).status == 200)
+    }
+
+    @Test func readEndpointsNeedTheBearerToken() throws {
+        let server = try startServer()
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        for path in ["/utils/db/health", "/utils/db/stats", "/utils/db/tenant/00000000-0000-4000-8000-00000000000a/performance"] {
+            let anonymous = try curl(server, path, token: nil)
+            #expect(anonymous.status == 401, "\(path)")
+            #expect(!anonymous.body.contains("acme") && !anonymous.body.contains("postgres"), "\(anonymous.body)")
+            #expect(try curl(server, path, token: "s3cret-tokeN").status == 401, "\(path)")
+            #expect(try curl(server, path, token: "s3cret-token-and-more").status == 401, "\(path)")
+            #expect(try curl(server, path, token: nil, headers: ["Authorization: Basic czNjcmV0LXRva2Vu"]).status == 401)
+        }
+        #expect(try curl(server, "/utils/db/health", token: nil, headers: ["Authorization: bearer s3cret-token"]).status == 200)
+        #expect(try curl(server, "/metrics", token: nil).status == 200)
+    }
+
+    @Test func hostHeaderMustNameThisServer() throws {
+        let server = try startServer(extraArguments: ["--admin-allowed-host", "audit-admin.internal"])
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        let port = server.base.split(separator: ":").last!
+        for host in ["attacker.example", "attacker.example:\(port)", "127.0.0.1.attacker.example"] {
+            let reply = try curl(server, "/utils/db/health", headers: ["Host: \(host)"])
+            #expect(reply.status == 403, "\(host): \(reply.status)")
+            #expect(try curl(server, "/metrics", token: nil, headers: ["Host: \(host)"]).status == 403, "\(host)")
+        }
+        for host in ["127.0.0.1:\(port)", "localhost:\(port)", "audit-admin.internal", "AUDIT-ADMIN.internal:\(port)"] {
+            #expect(try curl(server, "/utils/db/health", headers: ["Host: \(host)"]).status == 200, "\(host)")
+        }
+    }
+
+    @Test func stalledRequestIsClosed() throws {
+        let server = try startServer(extraArguments: ["--admin-request-timeout", "1"])
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        let port = Int(server.base.split(separator: ":").last!)!
+        let started = ContinuousClock.now
+        let closed = try StalledClient.sendsPartialHeaderUntilClosed(port: port, giveUpAfter: 8)
+        #expect(closed, "the server kept a connection whose request header never completed")
+        #expect(started.duration(to: .now) < .seconds(8))
+    }
+
+    @Test func failureAnswers500AndIsLoggedWithItsCause() throws {
+        let server = try startServer()
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        let name = String(server.databaseURL.split(separator: "/").last!)
+        try PostgresConnection(try TestDatabase.baseURL()).execute("DROP DATABASE \(name) WITH (FORCE)")
+        let reply = try curl(server, "/utils/db/stats")
+        #expect(reply.status == 500)
+        #expect(!reply.body.contains(name), "no internals in the answer: \(reply.body)")
+        #expect(server.child.outputSoFar.contains("admin request failed"))
+        #expect(server.child.outputSoFar.contains("\(name)\" does not exist"), "\(server.child.outputSoFar)")
+    }
+
+    @Test func refusedByTheDatabaseIs403NotA500() throws {
+        let owner = try startServer()
+        defer { owner.child.signal(SIGTERM); _ = owner.child.wait(timeout: 20) }
+        let admin = try PostgresConnection(owner.databaseURL)
+        let role = "admin_ingest_\(UUID().uuidString.prefix(8).lowercased())"
+        try admin.execute("CREATE ROLE \(role) LOGIN IN ROLE audit_ingest")
+        defer { _ = try? admin.execute("DROP ROLE \(role)") }
+        let port = try freeTCPPort()
+        let child = try Shell.spawn(Shell.executable(named: "audit-ingest"), [
+            "admin", "serve", "--admin-port", "\(port)",
+            "--database-url", owner.databaseURL.replacingOccurrences(of: "://postgres@", with: "://\(role)@"),
+            "--migrations-dir", TestDatabase.migrationsDirectory.path], environment: ["ADMIN_TOKEN": Self.token])
+        defer { child.signal(SIGTERM); _ = child.wait(timeout: 20) }
+        let server = Server(child: child, base: "http://127.0.0.1:\(port)", databaseURL: owner.databaseURL)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? curl(server, "/livez").status) != 200 && ContinuousClock.now < deadline {}
+        let reply = try curl(server, "/utils/db/tenant/00000000-0000-4000-8000-00000000000a/performance")
+        #expect(reply.status == 403, "\(reply.status) \(reply.body)")
+        #expect(reply.body.contains("schema owner"), "\(reply.body)")
+    }
+
+    @Test func premakeIsBounded() throws {
+        let server = try startServer()
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        let huge = try curl(server, "/utils/db/optimize?premake=100000", method: "POST")
+        #expect(huge.status == 400)
+        #expect(huge.body.contains("between 0 and 24"))
+        #expect(try curl(server, "/utils/db/optimize?premake=-1", method: "POST").status == 400)
+        #expect(try curl(server, "/utils/db/optimize?premake=lots", method: "POST").status == 400)
+        #expect(try PostgresConnection(server.databaseURL).execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log'::regclass").scalar == "1")
+        let cli = try Shell.run(Shell.executable(named: "audit-ingest"),
+                                ["partitions", "ensure", "--premake", "1000", "--database-url", server.databaseURL])
+        #expect(cli.exitCode == 64)
+        #expect(cli.output.contains("premake must be between 0 and 24 months, not 1000"))
     }
 
     @Test func unhealthyDatabaseAnswers503() throws {
@@ -150,5 +248,29 @@ enum PrometheusFormat {
             if typed[family] == nil { problems.append("sample before its TYPE: \(line)") }
         }
         return problems
+    }
+}
+
+/// A client that sends half a request header and then nothing (a slowloris).
+enum StalledClient {
+    /// True when the server closes the connection within `giveUpAfter` seconds.
+    static func sendsPartialHeaderUntilClosed(port: Int, giveUpAfter seconds: Int) throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestDatabase.Unavailable(description: "cannot connect to 127.0.0.1:\(port)") }
+        let partial = "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+        _ = partial.withCString { send(fd, $0, strlen($0), 0) }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let received = recv(fd, &buffer, buffer.count, 0)
+        return received == 0 || (received < 0 && errno == ECONNRESET)  // EOF: closed; -1 EAGAIN: still open
     }
 }
