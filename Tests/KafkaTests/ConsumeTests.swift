@@ -198,17 +198,20 @@ import Testing
                                        fixture.consumeArguments(exitWhenIdle: nil) + ["--admin-port", "\(port)"])
         #expect(try fixture.waitForStored(atLeast: fixture.produced))
         // The status is published about once a second: poll until it shows everything received.
+        let stored = try fixture.database.count("SELECT count(*) FROM audit_log")
         let received = "audit_ingest_events_received_total{source=\"kafka:tests:\(fixture.topic)\"} \(fixture.produced)"
+        let storedTotal = "audit_ingest_events_stored_total{source=\"kafka:tests:\(fixture.topic)\"} \(stored)"
         var metrics = ""
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             metrics = try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output
-            if metrics.contains(received), metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"}") { break }
+            if metrics.contains(received), metrics.contains(storedTotal), metrics.contains("audit_ingest_alert{alert=\"consumer_lag\"} 0") {
+                break
+            }
             usleep(100_000)
         }
         consumer.signal(SIGTERM)
         #expect(consumer.wait().exitCode == 0)
-        let stored = try fixture.database.count("SELECT count(*) FROM audit_log")
         #expect(metrics.contains("audit_ingest_events_stored_total{source=\"kafka:tests:\(fixture.topic)\"} \(stored)"), "\(metrics)")
         #expect(metrics.contains("audit_ingest_events_dead_lettered_total{reason="))
         #expect(metrics.contains("audit_ingest_flush_duration_seconds_bucket{source=\"kafka:tests:\(fixture.topic)\",le=\"+Inf\"}"))

@@ -6,7 +6,7 @@ import Testing
 
 /// Health after connection-pool checkout timeouts: unhealthy right after one, healthy again once
 /// none happened for the window (a burst must not keep /utils/db/health at 503 for ever).
-@Suite(.serialized, .timeLimit(.minutes(1))) struct HealthRecoveryTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HealthRecoveryTests {
     @Test func poolTimeoutsMakeHealthFailOnlyForAWhile() throws {
         let url = try TestDatabase.createMigrated(prefix: "health")
         let database = PostgresConfiguration(connectionString: ConnectionString(url))

@@ -6,7 +6,7 @@ import Testing
 
 /// The rollup in batches of tenants (one transaction each, so 100k tenants finish within the
 /// statement timeout): every tenant exactly once, the same figures as one big batch.
-@Suite(.timeLimit(.minutes(1))) struct RollupBatchTests {
+@Suite(.timeLimit(.minutes(5))) struct RollupBatchTests {
     @Test func smallBatchesGiveTheSameRowsAsOne() throws {
         let connection = try PostgresConnection(try TestDatabase.createMigrated(prefix: "rollup"))
         try connection.execute("""
