@@ -30,7 +30,7 @@ enum RFC3339 {
             return .failure(FailureBox(.malformed("expected YYYY-MM-DDTHH:MM:SS with an offset")))
         }
         guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
-              hour < 24, minute < 60, second < 60 else {
+              hour < 24, minute < 60, second <= 60 else {  // 60: a leap second (RFC 3339 allows it)
             return .failure(FailureBox(.malformed("date or time field out of range")))
         }
         var index = 19
@@ -54,6 +54,11 @@ enum RFC3339 {
             guard index > start else { return .failure(FailureBox(.malformed("empty fraction of a second"))) }
             if roundUp { micros += 1 }
         }
+        // A leap second (RFC 3339) counts as the first second of the next minute, as PostgreSQL
+        // reads it; PostgreSQL refuses a fraction past it.
+        guard second < 60 || micros == 0 else {
+            return .failure(FailureBox(.malformed("a leap second cannot have a fraction")))
+        }
         guard index < count else { return .failure(FailureBox(.missingOffset)) }
         var offsetSeconds = 0
         switch text[index] {
@@ -71,6 +76,10 @@ enum RFC3339 {
             return .failure(FailureBox(.missingOffset))
         }
         guard index == count else { return .failure(FailureBox(.malformed("unexpected characters after the offset"))) }
+        // Leap seconds happen at 23:59:60 UTC only (whatever the local offset).
+        guard second < 60 || ((hour * 3600 + minute * 60 - offsetSeconds) / 60 % 1440 + 1440) % 1440 == 1439 else {
+            return .failure(FailureBox(.malformed("second 60 is a leap second, which is 23:59:60 UTC")))
+        }
         let days = unixDay(year: year, month: month, day: day)
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
         return .success(seconds * 1_000_000 + micros)

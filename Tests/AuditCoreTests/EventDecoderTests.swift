@@ -234,4 +234,15 @@ import Testing
             #expect(rejection.tenantID == nil)
         } else { Issue.record("accepted a bad tenant id") }
     }
+
+    /// RFC 3339 allows a leap second; it is read as PostgreSQL reads it (the next minute's first).
+    @Test func aLeapSecondIsTheNextMinutesFirstSecond() throws {
+        let leap = try decode(with("timestamp", #""2025-06-30T23:59:60Z""#)).get()
+        let next = try decode(with("timestamp", #""2025-07-01T00:00:00Z""#)).get()
+        #expect(leap.timestamp == next.timestamp)
+        #expect(reason(with("timestamp", #""2025-06-30T23:59:60.5Z""#)) == "invalid timestamp: timestamp")
+        #expect(reason(with("timestamp", #""2025-06-30T23:59:61Z""#)) == "invalid timestamp: timestamp")
+        #expect(reason(with("timestamp", #""2025-07-01T01:59:60+02:00""#)) == nil)  // 23:59:60 UTC
+        #expect(reason(with("timestamp", #""2025-06-30T12:00:60Z""#)) == "invalid timestamp: timestamp")
+    }
 }
