@@ -68,14 +68,17 @@ public final class IngestEngine: Sendable {
     /// about twice a second.
     ///
     /// - Parameter ifChanged: what to do when the part an earlier run stored has changed since.
-    public func ingest(_ file: FileSource, ifChanged: ChangedSourcePolicy = .refuse,
+    /// - Parameter stop: raised (SIGTERM) to stop reading: what was read is committed within
+    ///   `stopTimeout`, then it throws `interrupted`; a later run continues.
+    public func ingest(_ file: FileSource, ifChanged: ChangedSourcePolicy = .refuse, stop: StopSignal? = nil,
+                       stopTimeout: Duration = .seconds(10),
                        progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         let control = try prepare()
         defer { control.close() }
         var source = try chooseSource(for: file, on: control)
         while true {
             do {
-                return try ingest(file, as: source, control: control, progress: progress)
+                return try ingest(file, as: source, control: control, stop: stop, stopTimeout: stopTimeout, progress: progress)
             } catch let changed as FileSource.PrefixChanged {
                 let what = changed.truncated
                     ? "it is now shorter than the \(changed.offset) bytes an earlier run stored"
@@ -126,8 +129,8 @@ public final class IngestEngine: Sendable {
         return (matching.isEmpty ? generations : matching).max { $0.resume.offset < $1.resume.offset }!.source
     }
 
-    private func ingest(_ file: FileSource, as source: String, control: PostgresConnection,
-                        progress: ((IngestStatistics.Snapshot) -> Void)?) throws -> IngestSummary {
+    private func ingest(_ file: FileSource, as source: String, control: PostgresConnection, stop: StopSignal?,
+                        stopTimeout: Duration, progress: ((IngestStatistics.Snapshot) -> Void)?) throws -> IngestSummary {
         let started = ContinuousClock.now
         let store = OffsetStore(source: source)
         let stored = try store.adopt(partitions: [0], shardCount: configuration.shards, on: control, logger: logger)
@@ -178,7 +181,7 @@ public final class IngestEngine: Sendable {
                             progress(statistics.snapshot)
                         }
                     }
-                    return !group.isStopping && tenantError == nil
+                    return !group.isStopping && tenantError == nil && stop?.isRaised != true
                 },
                 oversized: { position, prefix in
                     unpublished += 1
@@ -202,6 +205,15 @@ public final class IngestEngine: Sendable {
         }
         group.watermark(partition: 0, next: Mark(next: totals.end, prefixHash: totals.endPrefixHash))
         statistics.update { [unpublished] in $0.received += unpublished }
+        if let stop, stop.isRaised {
+            // Asked to stop: commit what was read, within the deadline (PostgreSQL may be down).
+            let committed = group.drain(deadline: .now + stopTimeout)
+            if !committed { group.stop() }
+            try? group.finish()
+            throw IngestError(.interrupted, committed
+                ? "\(file.path): stopped by a signal after committing what it had read; run the same command again to continue"
+                : "\(file.path): stopped by a signal; PostgreSQL did not commit within \(Int(stopTimeout.secondsDouble)) s. Nothing is lost: run the same command again to continue")
+        }
         try group.finish()
 
         let snapshot = statistics.snapshot

@@ -20,8 +20,11 @@ struct Backfill: ParsableCommand {
             error unless --if-changed new-source. Any --shards works with any earlier run. Each \
             standard-input run is a new source unless --source-name names it.
 
+            SIGTERM or SIGINT: stop reading, commit what was read (at most 10 s), exit 1; the same \
+            command continues later.
+
             Exit status: 0 when every line is in audit_log or audit_dead_letter; 1 otherwise (an \
-            error, or lines not accounted for).
+            error, a stop, or lines not accounted for).
             """
     )
 
@@ -64,6 +67,9 @@ struct Backfill: ParsableCommand {
     }
 
     func run() throws {
+        // SIGTERM/SIGINT: stop reading, commit what was read, exit 1 (a later run continues).
+        signal(SIGTERM) { _ in backfillStop.raise() }
+        signal(SIGINT) { _ in backfillStop.raise() }
         let logger = Logger(label: "audit-ingest.backfill")
         let ingestEngine = IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
                                         logger: logger)
@@ -71,7 +77,8 @@ struct Backfill: ParsableCommand {
         for path in files {
             let source = try FileSource(path: path, sourceName: path == "-" ? sourceName : nil)
             let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
-            let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!) { meter.update($0) }
+            let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!,
+                                                  stop: backfillStop) { meter.update($0) }
             meter.clear()
             print(summary.report(path: path))
             allComplete = allComplete && summary.isComplete
@@ -79,6 +86,9 @@ struct Backfill: ParsableCommand {
         if !allComplete { throw ExitCode(1) }
     }
 }
+
+/// Raised by SIGTERM or SIGINT during a backfill (an atomic store: safe in a signal handler).
+let backfillStop = StopSignal()
 
 /// Engine flags shared by backfill and consume.
 struct EngineOptions: ParsableArguments {

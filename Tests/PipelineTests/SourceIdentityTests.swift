@@ -365,6 +365,26 @@ import Testing
         #expect(try fixture.connection.execute("SELECT sqlstate, reason FROM audit_dead_letter").rows == [["57014", "rejected by database"]])
     }
 
+    // MARK: Stopping
+
+    /// SIGTERM in the middle of a backfill: it stops reading, commits what it read, says so and
+    /// exits 1; the same command then finishes, every line once.
+    @Test func sigtermStopsABackfillAfterCommittingWhatItRead() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 60_000, invalidRatio: 0.01)
+        let arguments = ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "2", "--batch-size", "500", file.path]
+        let child = try Shell.spawn(binary, arguments)
+        let deadline = Date().addingTimeInterval(60)
+        while try fixture.count("SELECT count(*) FROM audit_log") == 0, Date() < deadline { usleep(10_000) }
+        child.signal(SIGTERM)
+        let result = child.wait(timeout: 30)
+        #expect(result.exitCode == 1, "\(result.output.suffix(2000))")
+        #expect(result.output.contains("stopped by a signal after committing what it had read"), "\(result.output.suffix(2000))")
+        let final = try Shell.run(binary, arguments)
+        #expect(final.exitCode == 0, "\(final.output)")
+        #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).baseName))
+    }
+
     // MARK: Helpers
 
     /// Starts a backfill, waits until it has committed something, kills it at a random moment.
