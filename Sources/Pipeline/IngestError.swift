@@ -14,8 +14,6 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
         public static let interrupted = Code("interrupted")
         /// Another process committed a partition this one was writing (it no longer owns it).
         public static let partitionTakenOver = Code("partitionTakenOver")
-        /// The database refused a flush for a reason that is neither data nor transient.
-        public static let flushFailed = Code("flushFailed")
     }
 
     public let code: Code
