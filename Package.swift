@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "audit-ingest", targets: ["audit-ingest"]),
-        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations"]),
+        .library(name: "AuditIngest", targets: ["AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "SampleData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,6 +46,8 @@ let package = Package(
             ]
         ),
         .target(name: "Operations", dependencies: ["Postgres"]),
+        // Generated events for `generate`, the demo, tests and benchmarks.
+        .target(name: "SampleData", dependencies: ["AuditCore"]),
         .target(
             name: "AdminServer",
             dependencies: [
@@ -61,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "SampleData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -74,9 +76,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "PipelineTests", dependencies: [
-            "Pipeline", "AuditCore", "Postgres", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            "Pipeline", "AuditCore", "Postgres", "SampleData", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "TestSupport"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "SampleData", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),

@@ -1,15 +1,21 @@
 import CRdKafka
 import Foundation
 
-/// What a consumer tells its owner about the group protocol. Called on the polling thread, from
-/// inside `poll`, while no message is being handed out.
-public protocol KafkaRebalanceHandler: AnyObject {
-    /// Partitions were assigned to this consumer: return where to start each one
-    /// (nil = the earliest offset the broker has). An audit pipeline never skips events.
-    func partitionsAssigned(_ partitions: [Int32]) -> [Int32: Int64]
-    /// Partitions are being taken away: finish (or abandon safely) in-flight work for them before
-    /// returning; another consumer may start on them right after.
-    func partitionsRevoked(_ partitions: [Int32])
+/// A change of the partitions a consumer reads, handed to its owner by `poll` (never through a
+/// callback): the owner finishes what it must (loads positions, flushes in-flight work) and then
+/// completes it with `assign(startingAt:)` or `release()`. Until then `poll` fetches nothing new.
+public enum KafkaRebalance: Sendable, Equatable {
+    /// These partitions are now this consumer's: say where each starts with `assign(startingAt:)`.
+    case assigned([Int32])
+    /// These partitions are being taken away. They are still this consumer's (nobody else reads
+    /// them) until `release()`: finish in-flight work for them first.
+    case revoked([Int32])
+
+    public var partitions: [Int32] {
+        switch self {
+        case .assigned(let partitions), .revoked(let partitions): partitions
+        }
+    }
 }
 
 /// One consumed message; valid only inside the `poll` callback.
@@ -22,19 +28,20 @@ public struct KafkaMessage {
 }
 
 /// A high-level (group) consumer of one topic with offsets managed by its owner: auto-commit is
-/// off, positions come from `KafkaRebalanceHandler.partitionsAssigned`, and `commit` exists only
-/// for lag monitoring.
+/// off, positions come from the owner when it completes a `KafkaRebalance`, and `commit` exists
+/// only for lag monitoring.
 ///
 /// Single-threaded: one thread calls `poll` (which blocks up to its timeout in
-/// `rd_kafka_consume_batch_queue`) and everything else. `handle` and `queue` are owned here and
-/// destroyed in `close()` / `deinit`; `context` is passed to librdkafka unretained and outlives
-/// `handle`.
+/// `rd_kafka_consume_batch_queue`) and everything else. librdkafka's rebalance callback only
+/// records the change (see KafkaConsumer+Rebalance.swift); the owner sees it in
+/// `pendingRebalance` after `poll` returns. `handle` and `queue` are owned here and destroyed in
+/// `close()` / `deinit`; `context` is passed to librdkafka unretained and outlives `handle`.
 public final class KafkaConsumer {
     public let topic: String
     public let group: String
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     private let queue: OpaquePointer
-    private let context: RebalanceContext
+    let context: RebalanceContext
     private var isClosed = false
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
 
@@ -50,10 +57,10 @@ public final class KafkaConsumer {
 
     /// - Parameters:
     ///   - configuration: librdkafka properties; `bootstrap.servers` is required.
-    ///   - assignment: with a static assignment the handler's `partitionsAssigned` is called once,
-    ///     from this initializer, and `partitionsRevoked` never (`group` still names the offsets
+    ///   - assignment: with a static assignment, `pendingRebalance` is `.assigned` with those
+    ///     partitions from the start, and nothing is ever revoked (`group` still names the offsets
     ///     committed for lag tools).
-    public init(configuration: KafkaConfiguration, group: String, topic: String, handler: KafkaRebalanceHandler,
+    public init(configuration: KafkaConfiguration, group: String, topic: String,
                 assignment: Assignment = .group, batchSize: Int = 10_000) throws {
         self.topic = topic
         self.group = group
@@ -64,7 +71,7 @@ public final class KafkaConsumer {
         if configuration["auto.offset.reset"] == nil { configuration["auto.offset.reset"] = "earliest" }
         if configuration["enable.partition.eof"] == nil { configuration["enable.partition.eof"] = "false" }
         let conf = try configuration.makeConf()
-        context = RebalanceContext(handler: handler, topic: topic)
+        context = RebalanceContext(topic: topic)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         var errorText = [CChar](repeating: 0, count: 512)
@@ -80,7 +87,7 @@ public final class KafkaConsumer {
         // Fully initialized from here: a throw runs deinit, which frees the handle and queue.
         switch assignment {
         case .group: try subscribe()
-        case .allPartitions: try assign((0..<(try partitionCount())).map(Int32.init))
+        case .allPartitions: context.pending = .staticAssignment((0..<(try partitionCount())).map(Int32.init))
         case .partitions(let partitions):
             let count = try partitionCount()
             if let missing = partitions.first(where: { $0 >= count }) {
@@ -88,7 +95,7 @@ public final class KafkaConsumer {
                                  message: "partition \(missing) does not exist: \(topic) has \(count) partition(s), 0-\(count - 1)",
                                  topic: topic, partition: missing)
             }
-            try assign(partitions)
+            context.pending = .staticAssignment(partitions)
         }
     }
 
@@ -97,21 +104,6 @@ public final class KafkaConsumer {
         rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA)
         defer { rd_kafka_topic_partition_list_destroy(subscription) }
         let error = rd_kafka_subscribe(handle, subscription)
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
-    }
-
-    /// Static assignment: positions from the handler, no group protocol.
-    private func assign(_ partitions: [Int32]) throws {
-        let offsets = context.handler?.partitionsAssigned(partitions) ?? [:]
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions {
-            let offset = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
-            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
-            context.assignedOffsets[partition] = offset
-        }
-        context.assigned = Set(partitions)
-        let error = rd_kafka_assign(handle, list)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
     }
 
@@ -138,11 +130,14 @@ public final class KafkaConsumer {
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each to `body`, in order per
-    /// partition. Rebalance callbacks run inside this call. Returns the number of messages.
+    /// partition. Returns the number of messages. A rebalance during the call ends up in
+    /// `pendingRebalance`; while one is pending, `poll` returns 0 at once: complete it first.
     /// Throws for a fatal client error; transient ones are logged by librdkafka and retried.
     /// - Parameter maxMessages: at most this many (and at most the batch size given at init).
     @discardableResult
     public func poll(timeoutMilliseconds: Int32, maxMessages: Int = .max, _ body: (KafkaMessage) -> Void) throws -> Int {
+        if let failure = context.fatalError { throw failure }
+        guard context.pending == nil else { return 0 }
         let count = messages.withUnsafeMutableBufferPointer { buffer in
             rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, buffer.baseAddress, max(1, min(maxMessages, buffer.count)))
         }
@@ -160,9 +155,10 @@ public final class KafkaConsumer {
                 }
                 continue  // consumer errors (broker down, ...) are informational: librdkafka retries
             }
-            // A rebalance inside this call may have revoked the partition (its messages belong
-            // to another consumer now) or re-assigned it at another offset (librdkafka fetches
-            // again from there): hand out only what the current assignment reads next.
+            // An earlier rebalance may have released the partition (librdkafka may still hold
+            // messages it fetched before) or re-assigned it at another offset (it fetches again
+            // from there): hand out only what the current assignment reads next. A partition
+            // whose revocation is pending is still this consumer's: its messages are handed out.
             guard context.assigned.contains(fields.partition) else { continue }
             if let floor = context.positions[fields.partition] ?? context.assignedOffsets[fields.partition],
                floor >= 0, fields.offset < floor { continue }
@@ -235,67 +231,16 @@ public final class KafkaConsumer {
         return body(list)
     }
 
-    /// Leaves the group (the revocation callback runs first). Idempotent.
+    /// Leaves the group. Idempotent. A revocation during the close is completed at once: the
+    /// owner has flushed what it holds before closing.
     public func close() {
         guard !isClosed else { return }
         isClosed = true
+        // librdkafka waits for an announced rebalance to be completed before it can leave.
+        if let pending = context.pending, pending.origin == .group {
+            if case .assigned = pending.rebalance { try? assign(startingAt: [:]) } else { release() }
+        }
+        context.isClosing = true
         rd_kafka_consumer_close(handle)
-    }
-}
-
-/// Handed to librdkafka as the client's opaque pointer; lives as long as the consumer.
-final class RebalanceContext {
-    weak var handler: KafkaRebalanceHandler?
-    let topic: String
-    var fatalError: KafkaError?
-    /// Where each partition was assigned (negative: a logical offset such as BEGINNING).
-    var assignedOffsets: [Int32: Int64] = [:]
-    /// Per partition, the offset after the last message handed out.
-    var positions: [Int32: Int64] = [:]
-    /// The partitions assigned now: messages of others (fetched before a revocation) are dropped.
-    var assigned: Set<Int32> = []
-
-    init(handler: KafkaRebalanceHandler, topic: String) {
-        self.handler = handler
-        self.topic = topic
-    }
-}
-
-/// librdkafka calls this on the polling thread, inside `rd_kafka_consume_batch_queue`.
-private func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
-                               _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
-                               _ opaque: UnsafeMutableRawPointer?) {
-    guard let handle, let list, let opaque else { return }
-    let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
-    let partitions = (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
-    switch error {
-    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        let offsets = context.handler?.partitionsAssigned(partitions) ?? [:]
-        for index in 0..<Int(list.pointee.cnt) {
-            let partition = list.pointee.elems[index].partition
-            let offset = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
-            list.pointee.elems[index].offset = offset
-            context.assignedOffsets[partition] = offset
-            context.positions[partition] = nil
-            context.assigned.insert(partition)
-        }
-        if cooperative {
-            if let failure = rd_kafka_incremental_assign(handle, list) { rd_kafka_error_destroy(failure) }
-        } else {
-            rd_kafka_assign(handle, list)
-        }
-    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        context.assigned.subtract(partitions)
-        context.handler?.partitionsRevoked(partitions)
-        if cooperative {
-            if let failure = rd_kafka_incremental_unassign(handle, list) { rd_kafka_error_destroy(failure) }
-        } else {
-            rd_kafka_assign(handle, nil)
-        }
-    default:
-        context.fatalError = KafkaError(code: error, topic: context.topic)
-        context.assigned = []
-        rd_kafka_assign(handle, nil)
     }
 }

@@ -86,39 +86,40 @@ struct Consume: AsyncParsableCommand {
         // With an admin port, the pipeline's swift-metrics values are exported on /metrics.
         let registry = admin.port.map { _ in PrometheusCollectorRegistry() }
         if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
-        let stop = StopSignal()
-        let ingest = KafkaIngest(database: try database.configuration(), configuration: try engine.configuration(),
-                                 kafka: kafka, topic: topic, group: group, stop: stop)
-        ingest.assignment = assignment
-        ingest.stopTimeout = .milliseconds(Int(stopTimeout * 1000))
+        let source = KafkaSource(kafka: kafka, topic: topic, group: group, options: KafkaSource.Options(
+            assignment: assignment, exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
+            reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000))))
+        var deadLetterSink: (any DeadLetterSink)?
         if let deadLetterTopic {
             // The same connection settings (brokers, SASL, TLS, ...), without those only a consumer reads.
             let producer = KafkaConfiguration(kafka.properties.filter { !KafkaConfiguration.isConsumerOnly($0.key) })
-            ingest.deadLetterSink = try KafkaDeadLetterTopic(topic: deadLetterTopic, configuration: producer)
+            deadLetterSink = try KafkaDeadLetterTopic(topic: deadLetterTopic, configuration: producer)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = admin.port {
             services.append(.init(service: AdminServer(
-                configuration: try admin.configuration(database: database, location: location, port: port), pipeline: ingest.status,
+                configuration: try admin.configuration(database: database, location: location, port: port), pipeline: source.status,
                 registry: registry)))
         }
         if rollupInterval > 0 {
             services.append(.init(service: MetricsRollupService(
                 database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
-                stop: StopSignal(), alerts: ingest.status)))
+                stop: StopSignal(), alerts: source.status)))
         }
-        let consumer = KafkaIngestService(ingest, stop: stop, exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
-                                          reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000)))
+        let consumer = KafkaIngestService(
+            engine: IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
+                                 logger: Logger(label: "audit-ingest.consume")),
+            source: source, stopTimeout: .milliseconds(Int(stopTimeout * 1000)), deadLetterSink: deadLetterSink)
         services.append(.init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup))
         try await ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
-        if let summary = consumer.summary { print(summary.report) }
+        if let summary = consumer.summary { print(summary.consumeReport) }
     }
 }
 
-extension ConsumeSummary {
-    var report: String {
-        summaryLines(title: "\(source):", counts: [("messages consumed", "\(consumed)"), ("already committed", "\(alreadyCommitted)")],
+extension IngestSummary {
+    var consumeReport: String {
+        summaryLines(title: "\(source):", counts: [("messages consumed", "\(messages)"), ("already committed", "\(alreadyCommitted)")],
                      stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
                      seconds: seconds, eventsPerSecond: eventsPerSecond).joined(separator: "\n")
     }

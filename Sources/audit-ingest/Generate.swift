@@ -3,6 +3,7 @@ import AuditCore
 import Foundation
 import Pipeline
 import Postgres
+import SampleData
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import Pipeline
 import Postgres
 import TestSupport
 import Testing
+import SampleData
 
 @Suite(.serialized, .timeLimit(.minutes(10))) struct ConsumeTests {
     @Test func eventsProducedByKcatAreStoredExactly() throws {

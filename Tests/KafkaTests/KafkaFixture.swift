@@ -3,6 +3,7 @@ import Kafka
 import Pipeline
 import Postgres
 import TestSupport
+import SampleData
 
 /// Keep each partition under about 2.5 MB (5,000 sample events): librdkafka 2.0.2's mock cluster
 /// deletes a partition's oldest segments beyond about 5 MB.

@@ -4,6 +4,7 @@ import Pipeline
 import Postgres
 import TestSupport
 import Testing
+import SampleData
 
 @Suite(.timeLimit(.minutes(5))) struct BackfillTests {
     @Test func storesEventsCreatesMonthPartitionsAndCountsExactly() throws {

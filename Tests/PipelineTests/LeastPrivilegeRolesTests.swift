@@ -3,6 +3,7 @@ import Pipeline
 import Postgres
 import TestSupport
 import Testing
+import SampleData
 
 /// The roles as an operator sets them up (README "Security"): `migrate` as a superuser, then
 /// fresh LOGIN roles granted audit_ingest and audit_reader, each doing its job and refused the

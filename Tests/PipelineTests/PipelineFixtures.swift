@@ -4,6 +4,7 @@ import Foundation
 import Pipeline
 import Postgres
 import TestSupport
+import SampleData
 
 /// A migrated database with sample tenants, and sample files.
 struct PipelineFixture {

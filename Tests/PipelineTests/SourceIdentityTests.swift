@@ -4,6 +4,7 @@ import Pipeline
 import Postgres
 import TestSupport
 import Testing
+import SampleData
 
 /// Exactly once under the operations people really do (issue 12): files that grow, move and are
 /// rotated; standard input in containers; changing the shard count.

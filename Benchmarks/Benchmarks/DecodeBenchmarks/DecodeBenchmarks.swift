@@ -2,6 +2,7 @@ import AuditCore
 import Benchmark
 import Foundation
 import Pipeline
+import SampleData
 import Postgres
 
 /// 10,000 sample events (the generator's realistic mix, ~470 bytes each), decoded per iteration.

@@ -50,7 +50,7 @@ public struct FileSource: Sendable {
 
     /// True when the input starts with a blank line (it may be a file that held only blank lines
     /// when an earlier run read it).
-    public private(set) var startsBlank = false
+    public internal(set) var startsBlank = false
 
     public init(path: String, sourceName: String? = nil) throws {
         self.path = path
@@ -69,52 +69,6 @@ public struct FileSource: Sendable {
         size = Int(info.st_size)
         identity = .content(head: "")
         identity = .content(head: try headFingerprint())
-    }
-
-    /// The hash of the first line (up to and with its newline, at most `headLimit` bytes; blank
-    /// lines before it count as part of it).
-    private mutating func headFingerprint() throws -> String {
-        let input = try openInput()
-        defer { input.close() }
-        var head = [UInt8](repeating: 0, count: Self.headLimit)
-        var filled = 0
-        while filled < head.count {
-            let count = head.withUnsafeMutableBytes { Foundation.read(input.fd, $0.baseAddress! + filled, $0.count - filled) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            filled += count
-            if let end = Self.endOfFirstLine(head[..<filled]) {
-                filled = end
-                break
-            }
-        }
-        // A byte-order mark is not content; a file of blank lines only has an empty head (it
-        // stays the same source when events are appended).
-        var start = 0
-        if filled >= 3, head[0] == 0xEF, head[1] == 0xBB, head[2] == 0xBF { start = 3 }
-        let blank: Set<UInt8> = [0x20, 0x09, 0x0D, 0x0A]
-        startsBlank = filled > start && blank.contains(head[start])
-        if !head[start..<filled].contains(where: { !blank.contains($0) }) { start = filled }
-        var hasher = PrefixHasher()
-        head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<filled])) }
-        return String(UInt64(bitPattern: hasher.value), radix: 16)
-    }
-
-    /// Where the first line with something on it ends (after its newline), if `bytes` holds it:
-    /// blank lines before it are part of the head, so files that start with one are still told apart.
-    static func endOfFirstLine(_ bytes: ArraySlice<UInt8>) -> Int? {
-        var sawText = false
-        for index in bytes.indices {
-            switch bytes[index] {
-            case 0x0A where sawText: return index + 1
-            case 0x20, 0x09, 0x0D, 0x0A: continue
-            default: sawText = true
-            }
-        }
-        return nil
     }
 
     // MARK: Reading
@@ -164,7 +118,7 @@ public struct FileSource: Sendable {
     /// the input); a line over `maxLineBytes` goes to `oversized` with its first KiB. `line`
     /// returns false to stop early. `progress` gets bytes read so far.
     public func read(from start: ResumePoint, maxLineBytes: Int,
-                     line: (LinePosition, UnsafeRawBufferPointer) -> Bool,
+                     line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
                      oversized: (LinePosition, UnsafeRawBufferPointer) -> Void,
                      progress: (Int) -> Void) throws -> ReadTotals {
         let input = try openInput()
@@ -202,7 +156,7 @@ public struct FileSource: Sendable {
         var lines = linesBeforeStart
         /// An over-long line being skipped: where it started and its first KiB.
         var overlong: (offset: Int64, prefix: [UInt8])?
-        func finishLine(_ bytes: UnsafeRawBufferPointer, newline: Bool) -> Bool {
+        func finishLine(_ bytes: UnsafeRawBufferPointer, newline: Bool) throws -> Bool {
             hasher.update(bytes)
             let position = LinePosition(offset: reader.position, next: hasher.length, nextPrefixHash: hasher.value)
             lines += 1
@@ -212,14 +166,14 @@ public struct FileSource: Sendable {
                 skipped.prefix.withUnsafeBytes { oversized(position, $0) }
                 return true
             }
-            return deliver(position, UnsafeRawBufferPointer(rebasing: bytes.dropLast(newline ? 1 : 0)), maxLineBytes, line, oversized)
+            return try deliver(position, UnsafeRawBufferPointer(rebasing: bytes.dropLast(newline ? 1 : 0)), maxLineBytes, line, oversized)
         }
         while true {
             let more = try reader.fill()
             progress(reader.totalRead)
             while !reader.available.isEmpty, let newline = memchr(reader.available.baseAddress!, 0x0A, reader.available.count) {
                 let end = reader.available.baseAddress!.distance(to: newline) + 1
-                guard finishLine(UnsafeRawBufferPointer(rebasing: reader.available.prefix(end)), newline: true) else {
+                guard try finishLine(UnsafeRawBufferPointer(rebasing: reader.available.prefix(end)), newline: true) else {
                     return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value)
                 }
             }
@@ -229,7 +183,7 @@ public struct FileSource: Sendable {
                 // well: a truncated archive must not commit its cut-off line.
                 try input.finish()
                 if !pending.isEmpty || overlong != nil {
-                    guard finishLine(pending, newline: false) else { return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value) }
+                    guard try finishLine(pending, newline: false) else { return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value) }
                 }
                 break
             }
@@ -248,8 +202,8 @@ public struct FileSource: Sendable {
     /// Hands one complete line over (without a trailing CR, and without a byte-order mark when it
     /// starts the input). Returns false when `line` asks to stop.
     private func deliver(_ position: LinePosition, _ raw: UnsafeRawBufferPointer, _ maxLineBytes: Int,
-                         _ line: (LinePosition, UnsafeRawBufferPointer) -> Bool,
-                         _ oversized: (LinePosition, UnsafeRawBufferPointer) -> Void) -> Bool {
+                         _ line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
+                         _ oversized: (LinePosition, UnsafeRawBufferPointer) -> Void) throws -> Bool {
         var bytes = raw
         if position.offset == 0, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
             bytes = UnsafeRawBufferPointer(rebasing: bytes[3...])
@@ -259,7 +213,7 @@ public struct FileSource: Sendable {
             oversized(position, UnsafeRawBufferPointer(rebasing: bytes.prefix(1024)))
             return true
         }
-        return line(position, bytes)
+        return try line(position, bytes)
     }
 
     /// The prefix hash and line count of the input at each of `offsets` (for choosing among
@@ -294,144 +248,5 @@ public struct FileSource: Sendable {
             cursor = UnsafeRawPointer(newline) + 1
         }
         return count
-    }
-
-    // MARK: Input
-
-    /// A buffer over an input: `available` holds the unhandled bytes, from stream position
-    /// `position` on.
-    private struct ChunkReader {
-        let input: Input
-        let buffer: UnsafeMutableRawPointer
-        let capacity: Int
-        let path: String
-        private var start = 0
-        private var filled = 0
-
-        init(input: Input, buffer: UnsafeMutableRawPointer, capacity: Int, path: String) {
-            self.input = input
-            self.buffer = buffer
-            self.capacity = capacity
-            self.path = path
-        }
-        /// Stream position of `available`'s first byte.
-        private(set) var position: Int64 = 0
-        private(set) var totalRead = 0
-        /// Bytes consumed by `consumeSkipped` since the last line start (they belong to one line).
-        private var skipped: Int64 = 0
-
-        var available: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer + start, count: filled - start) }
-
-        /// Reads more after what the buffer holds (moving it to the front first). Returns false at
-        /// the end of the input.
-        mutating func fill() throws -> Bool {
-            if start > 0 {
-                if filled > start { memmove(buffer, buffer + start, filled - start) }
-                filled -= start
-                start = 0
-            }
-            while true {
-                let count = Foundation.read(input.fd, buffer + filled, capacity - filled)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
-                }
-                filled += count
-                totalRead += count
-                return count > 0
-            }
-        }
-
-        /// The first `count` available bytes are handled.
-        mutating func consume(_ count: Int) {
-            start += count
-            position += Int64(count) + skipped
-            skipped = 0
-        }
-
-        /// The first `count` available bytes are part of a line that ends later: `position` stays
-        /// at that line's start until it is consumed.
-        mutating func consumeSkipped(_ count: Int) {
-            start += count
-            skipped += Int64(count)
-        }
-
-        /// Drops bytes up to and with the next newline (or to the end), hashing them.
-        mutating func skipToNewline(hashing hasher: inout PrefixHasher) throws {
-            while true {
-                if available.isEmpty, try !fill() { return }
-                if let newline = memchr(available.baseAddress!, 0x0A, available.count) {
-                    let end = available.baseAddress!.distance(to: newline) + 1
-                    hasher.update(UnsafeRawBufferPointer(rebasing: available.prefix(end)))
-                    consume(end)
-                    return
-                }
-                hasher.update(available)
-                consume(available.count)
-            }
-        }
-    }
-
-    /// An open input: a file, standard input, or gzip's output pipe. Owned by one read; closed
-    /// by it.
-    private final class Input {
-        let fd: Int32
-        let path: String
-        /// gzip's pid until it is reaped (never signalled after: the pid may be reused).
-        private var gzip: pid_t?
-
-        init(fd: Int32, gzip: pid_t?, path: String) {
-            self.fd = fd
-            self.gzip = gzip
-            self.path = path
-        }
-
-        func close() {
-            if fd != 0 { _ = Foundation.close(fd) }
-            if let gzip {
-                kill(gzip, SIGTERM)
-                var status: Int32 = 0
-                while waitpid(gzip, &status, 0) == -1 && errno == EINTR {}
-                self.gzip = nil
-            }
-        }
-
-        /// Checks that gzip succeeded (a corrupt or truncated file must not look complete).
-        func finish() throws {
-            guard let gzip else { return }
-            var status: Int32 = 0
-            while waitpid(gzip, &status, 0) == -1 && errno == EINTR {}
-            self.gzip = nil
-            guard status == 0 else { throw IngestError(.sourceUnreadable, "gzip could not decompress \(path) (exit status \(status >> 8))") }
-        }
-    }
-
-    private func openInput() throws -> Input {
-        if path == "-" { return Input(fd: 0, gzip: nil, path: path) }
-        if !isCompressed {
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else { throw IngestError(.sourceUnreadable, "cannot open \(path): \(String(cString: strerror(errno)))") }
-            posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-            return Input(fd: fd, gzip: nil, path: path)
-        }
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw IngestError(.sourceUnreadable, "cannot create a pipe for gzip") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
-        var pid: pid_t = 0
-        let arguments = ["gzip", "-dc", "--", path]
-        let cArguments = arguments.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        let status = posix_spawnp(&pid, "gzip", &actions, nil, cArguments, environ)
-        Foundation.close(pipeEnds[1])
-        guard status == 0 else {
-            Foundation.close(pipeEnds[0])
-            throw IngestError(.sourceUnreadable, "cannot start gzip to read \(path): \(String(cString: strerror(status)))")
-        }
-        return Input(fd: pipeEnds[0], gzip: pid, path: path)
     }
 }

@@ -29,9 +29,8 @@ public final class TenantDirectory: Sendable {
         if stale { try refresh(on: connection) }
     }
 
-    public func contains(_ tenantID: UUIDValue) -> Bool {
-        tenants.withLock { $0.contains(tenantID) }
-    }
+    /// The ids as of the last refresh (the engine's shards keep a copy and look it up without a lock).
+    public var snapshot: Set<UUIDValue> { tenants.withLock { $0 } }
 
     public var count: Int { tenants.withLock { $0.count } }
 }

@@ -167,152 +167,20 @@ public struct OffsetStore: Sendable {
         }
     }
 
-    // MARK: Writing (inside a flush transaction)
-
-    /// Moves `shard`'s positions from `committed` to `pending` for every partition where they
-    /// differ, as a compare-and-set (fencing): it fails when another process has moved or
-    /// re-laid one of them since this one took it, so two processes never both store a
-    /// position. Returns false, having written nothing, when every position already is where
-    /// `pending` would put it: an earlier attempt whose COMMIT reply was lost did commit.
-    /// Throws `partitionTakenOver` when another process owns a partition now.
-    func advance(shard: Int, from committed: [Int32: Int64], to pending: [Int32: Mark], layouts: [Int32: Int64],
-                 on connection: PostgresConnection) throws -> Bool {
-        let changed = pending.filter { committed[$0.key] != $0.value.next }.sorted { $0.key < $1.key }
-        guard !changed.isEmpty else { return true }
-        let partitions = Self.arrayLiteral(changed.map(\.key))
-        // A join over unnest: linear in the partitions a flush moves.
-        let moved = try connection.query("""
-            UPDATE ingest_offsets AS o SET next_offset = u.n, prefix_hash = u.h, updated_at = now()
-            FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(p, expected, n, h, l)
-            WHERE o.source = $1 AND o.shard = $2 AND o."partition" = u.p AND o.next_offset = u.expected AND o.layout = u.l
-            RETURNING o."partition"
-            """, [
-                source, String(shard), partitions,
-                Self.arrayLiteral(changed.map { committed[$0.key] ?? 0 }),
-                Self.arrayLiteral(changed.map(\.value.next)),
-                "{" + changed.map { $0.value.prefixHash.map(String.init) ?? "NULL" }.joined(separator: ",") + "}",
-                Self.arrayLiteral(changed.map { layouts[$0.key] ?? 0 }),
-            ]).rows.count
-        guard moved < changed.count else { return true }
-        let stored = try connection.query(
-            #"SELECT "partition", next_offset, layout FROM ingest_offsets WHERE source = $1 AND shard = $2 AND "partition" = ANY($3::int[])"#,
-            [source, String(shard), partitions]).rows
-        // Rows of another layout count as missing: that layout is another process's.
-        let current = Dictionary(stored.compactMap { row -> (Int32, Int64)? in
-            guard let partition = row[0].flatMap({ Int32($0) }), let next = row[1].flatMap({ Int64($0) }),
-                  row[2].flatMap({ Int64($0) }) == layouts[partition] ?? 0 else { return nil }
-            return (partition, next)
-        }, uniquingKeysWith: { first, _ in first })
-        if changed.allSatisfy({ current[$0.key] == $0.value.next }) { return false }
-        let moves = changed.filter { current[$0.key] != committed[$0.key] ?? 0 }.map { partition, _ in
-            "partition \(partition): expected \(committed[partition] ?? 0), found \(current[partition].map(String.init) ?? "another layout (re-laid by a run with another shard count)")"
-        }
-        throw IngestError(.partitionTakenOver, """
-            \(source) shard \(shard): another process committed these partitions since this one took them \
-            (\(moves.joined(separator: "; "))); it owns them now, so this process stops without writing. \
-            Two processes must not ingest the same partitions at once (check that static --partitions do not overlap).
-            """)
-    }
-
     static func arrayLiteral<Value: BinaryInteger>(_ values: [Value]) -> String {
         "{" + values.map { String($0) }.joined(separator: ",") + "}"
     }
-}
 
-/// A shard's position in one partition: the next offset to store, and (files) the hash of the
-/// bytes before it.
-struct Mark: Equatable {
-    var next: Int64
-    var prefixHash: Int64?
-}
-
-/// What is stored of each partition of a source, as a run adopted it.
-public struct StoredPositions: Sendable, Equatable {
-    public var byPartition: [Int32: PartitionPositions] = [:]
-
-    public init(byPartition: [Int32: PartitionPositions] = [:]) {
-        self.byPartition = byPartition
-    }
-
-    /// Where the source must resume `partition` (0 when unknown).
-    public func resumeOffset(partition: Int32) -> Int64 {
-        byPartition[partition]?.resumeOffset ?? 0
-    }
-}
-
-/// One partition's stored positions.
-public struct PartitionPositions: Sendable, Equatable {
-    /// Per shard of the current layout: the next offset it stores.
-    public var shards: [Int64]
-    /// Per shard: the prefix hash at that offset (files), nil otherwise.
-    public var hashes: [Int64?]
-    /// Layouts a shard-count change replaced, while some of their positions lie ahead.
-    var retired: [RetiredLayout] = []
-    /// The current layout's id: a flush's compare-and-set checks it.
-    var layout: Int64 = 0
-
-    public init(shards: [Int64], hashes: [Int64?]? = nil) {
-        self.shards = shards
-        self.hashes = hashes ?? shards.map { _ in nil }
-    }
-
-    /// The lowest position of any shard: everything below is stored.
-    public var resumeOffset: Int64 { shards.min() ?? 0 }
-
-    /// The prefix hash at `resumeOffset` (files).
-    public var resumeHash: Int64? {
-        guard let index = shards.indices.min(by: { shards[$0] < shards[$1] }) else { return nil }
-        return hashes[index]
-    }
-
-    /// Every stored position past `resumeOffset` with the prefix hash stored beside it (files):
-    /// the input must still hash the same there, or what was stored beyond the resume point
-    /// came from other bytes.
-    public var checkpointsAhead: [(offset: Int64, prefixHash: Int64)] {
-        let low = resumeOffset
-        var result: [(Int64, Int64)] = []
-        for (offset, hash) in zip(shards, hashes) where offset > low { if let hash { result.append((offset, hash)) } }
-        for layout in retired {
-            for (offset, hash) in zip(layout.offsets, layout.hashes) where offset > low { if let hash { result.append((offset, hash)) } }
+    /// Per partition, the lowest position any shard stored.
+    func lowestPositions(partitions: [Int32], on connection: PostgresConnection) throws -> [Int32: Int64] {
+        let rows = try connection.query("""
+            SELECT "partition", min(next_offset) FROM ingest_offsets WHERE source = $1 AND "partition" = ANY($2::int[]) GROUP BY 1
+            """, [source, Self.arrayLiteral(partitions)]).rows
+        var positions: [Int32: Int64] = [:]
+        for row in rows {
+            guard let partition = row[0].flatMap({ Int32($0) }), let next = row[1].flatMap({ Int64($0) }) else { continue }
+            positions[partition] = next
         }
-        return result
-    }
-
-    public func committed(shard: Int) -> Int64 {
-        shard < shards.count ? shards[shard] : 0
-    }
-
-    /// True when the message at `offset` (routed to `shard` now, by `tenantID` when it has one)
-    /// was stored or dead-lettered by an earlier run, under this layout or a retired one.
-    @inline(__always)
-    func isStored(offset: Int64, shard: Int, tenantID: UUIDValue?) -> Bool {
-        if offset < committed(shard: shard) { return true }
-        for layout in retired where offset < layout.furthest {
-            let old = layout.router.shard(tenantID: tenantID, offset: offset)
-            if offset < layout.offsets[old] { return true }
-        }
-        return false
-    }
-}
-
-/// A replaced shard layout: how it routed and how far each of its shards got.
-struct RetiredLayout: Sendable, Equatable {
-    var router: ShardRouter
-    var offsets: [Int64]
-    /// Per shard: the prefix hash at its offset (files).
-    var hashes: [Int64?]
-    var furthest: Int64
-
-    init(router: ShardRouter, offsets: [Int64]) {
-        self.router = router
-        self.offsets = offsets
-        hashes = offsets.map { _ in nil }
-        furthest = offsets.max() ?? 0
-    }
-
-    mutating func set(shard: Int, next: Int64, prefixHash: Int64?) {
-        offsets[shard] = next
-        hashes[shard] = prefixHash
-        furthest = offsets.max() ?? 0
+        return positions
     }
 }

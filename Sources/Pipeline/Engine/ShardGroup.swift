@@ -4,7 +4,8 @@ import Logging
 import Postgres
 import Synchronization
 
-/// The decode → route → ring → flusher half of the engine, shared by every source.
+/// The decode → route → encode → hand-off half of the engine, shared by every source; the
+/// flushers at the other end of the rings commit.
 ///
 /// One thread (the source's) calls `submit`, `watermark` and `finish`: it is the single producer
 /// of every ring. Each flusher runs on a thread of its own.
@@ -17,36 +18,35 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private let finished: [DispatchSemaphore]
     private let router: ShardRouter
     private let decoder: EventDecoder
-    private let tenants: TenantDirectory
-    private let stopRequested = StopSignal()
+    /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
+    /// without a lock, replaced when `IngestFeed` reloads the list.
+    var knownTenants: Set<UUIDValue>
+    private let aborted = StopSignal()
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
     private var skippedAsCommitted = 0
     /// What earlier runs stored of each partition, as adopted: those positions are skipped.
-    private var positions: [Int32: PartitionPositions]
+    private var positions: [Int32: PartitionPositions] = [:]
     private let logger: Logger
 
-    /// - Parameter stored: what earlier runs stored of `source` (skipped, so nothing is stored twice).
+    /// Partitions are taken over with `resetPartitions` before their first message.
     init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, tenants: TenantDirectory, stored: StoredPositions,
+         partitions: PartitionManager, knownTenants: Set<UUIDValue>,
          statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)? = nil, logger: Logger) {
         self.source = source
         self.configuration = configuration
         self.statistics = statistics
-        self.tenants = tenants
-        positions = stored.byPartition
+        self.knownTenants = knownTenants
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
-        let stop = stopRequested
+        let stop = aborted
         flushers = (0..<configuration.shards).map { shard in
             Flusher(shard: shard, source: source, configuration: configuration, database: database,
                     partitions: partitions, statistics: statistics,
                     store: OffsetStore(source: source),
-                    committed: stored.byPartition.mapValues { Mark(next: $0.committed(shard: shard), prefixHash: nil) },
-                    layouts: stored.byPartition.mapValues(\.layout),
-                    deadLetterSink: deadLetterSink, stopRequested: stop, logger: logger)
+                    deadLetterSink: deadLetterSink, aborted: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
     }
@@ -64,8 +64,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         }
     }
 
-    /// True once a flusher failed or `stop()` was called: the source should stop reading.
-    public var isStopping: Bool { stopRequested.isRaised }
+    /// True once a flusher failed or `abort()` was called: the source should stop reading.
+    public var isAborted: Bool { aborted.isRaised }
 
     /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
     /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard's ring
@@ -75,7 +75,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         case .success(let event):
             let shard = router.shard(for: event.tenantID)
             guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
-            if configuration.unknownTenants == .deadLetter, !tenants.contains(event.tenantID) {
+            if configuration.unknownTenants == .deadLetter, !knownTenants.contains(event.tenantID) {
                 push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
                                             rawMessage: Array(message), reason: Rejection.Kind.unknownTenant.rawValue,
                                             detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
@@ -153,11 +153,11 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         for (shard, semaphore) in done.enumerated() { push(.flushNow(semaphore), to: shard) }
         for semaphore in done {
             while semaphore.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-                if isStopping { return false }
+                if isAborted { return false }
                 if let deadline, ContinuousClock.now >= deadline { return false }
             }
         }
-        return !isStopping
+        return !isAborted
     }
 
     /// Flushes everything and waits for the flushers. Throws the first flusher failure.
@@ -168,9 +168,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         if let failure = flushers.lazy.compactMap({ $0.failure.withLock { $0 } }).first { throw failure }
     }
 
-    /// Asks flushers to stop without flushing (after a fatal error elsewhere).
-    public func stop() {
-        stopRequested.raise()
+    /// Stops the flushers without flushing: after a fatal error, or when a stop's deadline passed
+    /// (the run's `StopSignal` asks for a graceful stop: drain first; this is the hard one).
+    public func abort() {
+        aborted.raise()
     }
 
     /// Messages waiting in each ring.
@@ -196,7 +197,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             // Backpressure in bytes: wait while the shard holds its budget (it flushes at half).
             var rounds = 0
             while flusher.budget.isExhausted {
-                if stopRequested.isRaised { return }
+                if aborted.isRaised { return }
                 rounds += 1
                 usleep(rounds > 100 ? 1000 : 50)
             }
@@ -207,7 +208,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         // Backpressure: the flusher is behind. Wait for room (or give up when stopping).
         var rounds = 0
         while !ring.tryPush(item) {
-            if stopRequested.isRaised { return }
+            if aborted.isRaised { return }
             rounds += 1
             if rounds > 16 { usleep(rounds > 1000 ? 1000 : 50) }
         }

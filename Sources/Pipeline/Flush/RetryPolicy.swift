@@ -8,6 +8,7 @@ struct RetryPolicy: Sendable {
     var initial: Duration = .milliseconds(200)
     /// Default: 5 s.
     var maximum: Duration = .seconds(5)
+    var clock: ThreadClock = .system
 
     /// The wait before retry number `attempt` (1 for the first retry).
     func delay(attempt: Int) -> Duration {
@@ -18,10 +19,10 @@ struct RetryPolicy: Sendable {
     /// Waits before retry `attempt`, in short steps so a raised `stop` ends the wait at once.
     /// Returns false when `stop` was raised.
     func wait(attempt: Int, unless stop: StopSignal) -> Bool {
-        let deadline = ContinuousClock.now + delay(attempt: attempt)
-        while ContinuousClock.now < deadline {
+        let deadline = clock.now() + delay(attempt: attempt)
+        while clock.now() < deadline {
             if stop.isRaised { return false }
-            usleep(20_000)
+            clock.sleep(min(.milliseconds(20), clock.now().duration(to: deadline)))
         }
         return !stop.isRaised
     }

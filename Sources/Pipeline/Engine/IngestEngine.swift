@@ -1,0 +1,129 @@
+import CoreMetrics
+import AuditCore
+import Foundation
+import Logging
+import Postgres
+
+/// The ingestion engine: runs any `IngestSource` through the stages every event takes —
+/// decode (AuditCore), route (tenant → shard), encode (binary COPY row), hand-off (a lock-free
+/// ring per shard), flush (one transaction per batch with the positions it covers).
+///
+/// `run` is the one orchestration: check the schema, name the source, start the shards, feed
+/// them from the source, drain, summarise. `backfill` and `consume` differ only in the source.
+public final class IngestEngine: Sendable {
+    public let configuration: IngestConfiguration
+    public let database: PostgresConfiguration
+    public let partitions: PartitionManager
+    public let tenants: TenantDirectory
+    /// Where the pipeline's swift-metrics values go.
+    let metricsFactory: MetricsFactory
+    let logger: Logger
+
+    /// - Parameter metricsFactory: Default: the process's bootstrapped swift-metrics backend.
+    public init(database: PostgresConfiguration, configuration: IngestConfiguration = .init(),
+                metricsFactory: MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "audit-ingest.engine")) {
+        self.database = database
+        self.configuration = configuration
+        self.metricsFactory = metricsFactory
+        self.logger = logger
+        partitions = PartitionManager(logger: logger)
+        tenants = TenantDirectory()
+    }
+
+    /// Connects and checks that `migrate` has run. Throws `.schemaNotMigrated` otherwise.
+    public func prepare() throws -> PostgresConnection {
+        let connection = try PostgresConnection(configuration: database)
+        let present = try connection.execute("""
+            SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
+               AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
+               AND to_regclass('ingest_offsets_retired') IS NOT NULL
+            """).scalar
+        guard present == "t" else {
+            connection.close()
+            throw IngestError(.schemaNotMigrated,
+                              "the database \(database.connectionString.masked) has no audit-ingest schema or an older one: run audit-ingest migrate")
+        }
+        try partitions.refresh(on: connection)
+        try tenants.refresh(on: connection)
+        return connection
+    }
+
+    /// Runs `source` until its input ends, it stops by itself, or `stop` is raised; then commits
+    /// what was handed over. Asked to stop, the commit may take `stopTimeout` at most (PostgreSQL
+    /// may be down): past it, this throws `.interrupted` and the next run reads the rest again.
+    ///
+    /// - Parameters:
+    ///   - deadLetterSink: also gets every committed dead letter (e.g. `KafkaDeadLetterTopic`).
+    ///   - progress: called from the source's thread about twice a second.
+    public func run(_ source: some IngestSource, stop: StopSignal = StopSignal(), stopTimeout: Duration = .seconds(10),
+                    deadLetterSink: (any DeadLetterSink)? = nil,
+                    progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
+        let started = ContinuousClock.now
+        let control = try prepare()
+        defer { control.close() }
+        let name = try source.identify(on: control)
+        let createdBefore = partitions.created
+        let shards = ShardGroup(source: name, configuration: configuration, database: database, partitions: partitions,
+                                knownTenants: tenants.snapshot,
+                                statistics: IngestStatistics(source: name, factory: metricsFactory),
+                                deadLetterSink: deadLetterSink, logger: logger)
+        shards.start()
+        let feed = IngestFeed(source: name, configuration: configuration, database: database, shards: shards, tenants: tenants,
+                              control: control, stop: stop, progress: progress, logger: logger)
+        defer { feed.close(keeping: control) }
+        let totals: SourceTotals
+        do {
+            totals = try source.run(into: feed)
+        } catch {
+            shards.abort()
+            source.finish(committed: false)
+            try? shards.finish()
+            throw error
+        }
+        // Commit what was handed over; asked to stop, within the deadline.
+        let committed = shards.drain(deadline: stop.isRaised ? .now + stopTimeout : nil)
+        let flusherFailed = shards.isAborted
+        if !committed { shards.abort() }
+        source.finish(committed: committed)
+        let finished = Result { try shards.finish() }
+        deadLetterSink?.flush()
+        // A flusher's failure is the cause, unless the flushers were stopped at the deadline.
+        if committed || flusherFailed { try finished.get() }
+        guard committed else {
+            throw IngestError(.interrupted, """
+                stopped before everything read was committed (PostgreSQL did not answer within \
+                \(Int(stopTimeout.secondsDouble)) s): nothing is lost, the next run reads those messages again
+                """)
+        }
+        let snapshot = shards.statistics.snapshot
+        return IngestSummary(
+            source: name, messages: totals.messages,
+            alreadyCommitted: totals.skippedBeforeResume + Int64(snapshot.alreadyCommitted),
+            stored: snapshot.stored, deadLettered: snapshot.deadLettered,
+            partitionsCreated: partitions.created - createdBefore,
+            seconds: started.duration(to: .now).secondsDouble, bytesRead: snapshot.bytesRead,
+            stopped: stop.isRaised)
+    }
+}
+
+/// What one run did.
+public struct IngestSummary: Sendable {
+    public var source: String
+    /// Messages in the input (lines of a file, Kafka messages consumed).
+    public var messages: Int64
+    /// Messages an earlier run had already committed (skipped now).
+    public var alreadyCommitted: Int64
+    public var stored: Int
+    public var deadLettered: [String: Int]
+    public var partitionsCreated: Int
+    public var seconds: Double
+    public var bytesRead: Int
+    /// The run was asked to stop (and committed what it had read).
+    public var stopped: Bool
+
+    public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
+    /// Messages handled by this run per second.
+    public var eventsPerSecond: Double { seconds > 0 ? Double(stored + deadLetteredTotal) / seconds : 0 }
+    /// True when every message is in audit_log or audit_dead_letter (now or from an earlier run).
+    public var isComplete: Bool { alreadyCommitted + Int64(stored + deadLetteredTotal) == messages }
+}

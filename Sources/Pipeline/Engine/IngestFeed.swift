@@ -1,0 +1,151 @@
+import AuditCore
+import Foundation
+import Logging
+import Postgres
+
+/// The engine's side of a running source: what the source hands its partitions, messages and
+/// positions to, in order, on its one thread. Each message goes decode → route → encode →
+/// hand-off (`ShardGroup`); the flushers commit it with its position.
+public final class IngestFeed {
+    /// The name positions are stored under.
+    public let source: String
+    public let configuration: IngestConfiguration
+    public let statistics: IngestStatistics
+    let shards: ShardGroup
+    private let store: OffsetStore
+    private let database: PostgresConfiguration
+    private let tenants: TenantDirectory
+    private let stop: StopSignal
+    private let progress: ((IngestStatistics.Snapshot) -> Void)?
+    private let logger: Logger
+    private var control: PostgresConnection?
+    /// Messages handed over since `statistics.received` was last updated.
+    private var unpublished = 0
+    private var lastProgress = ContinuousClock.now
+    private var lastTenantRefresh = ContinuousClock.now
+
+    init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration, shards: ShardGroup,
+         tenants: TenantDirectory, control: PostgresConnection, stop: StopSignal,
+         progress: ((IngestStatistics.Snapshot) -> Void)?, logger: Logger) {
+        self.source = source
+        self.configuration = configuration
+        self.database = database
+        self.shards = shards
+        self.statistics = shards.statistics
+        self.tenants = tenants
+        self.control = control
+        self.stop = stop
+        self.progress = progress
+        self.logger = logger
+        store = OffsetStore(source: source)
+    }
+
+    /// True once the run was asked to stop or a flusher failed: the source should return.
+    public var shouldStop: Bool { stop.isRaised || shards.isAborted }
+
+    /// Takes over `partitions` at what PostgreSQL holds for them (re-laying them when the shard
+    /// count changed, see `OffsetStore.adopt`). Call before handing over any of their messages;
+    /// the source resumes each at `resumeOffset(partition:)`. Retries while PostgreSQL is
+    /// unreachable; returns nil when asked to stop meanwhile.
+    public func assign(_ partitions: [Int32]) throws -> StoredPositions? {
+        var attempt = 0
+        while !stop.isRaised {
+            do {
+                let stored = try store.adopt(partitions: partitions, shardCount: configuration.shards,
+                                             on: try controlConnection(), logger: logger)
+                shards.resetPartitions(partitions, to: stored)
+                return stored
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                control?.close()
+                control = nil
+                logger.warning("cannot read stored positions, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                _ = RetryPolicy().wait(attempt: attempt, unless: stop)
+            }
+        }
+        return nil
+    }
+
+    /// `partitions` are being taken away: commits everything handed over so far (every
+    /// partition's), so the next owner starts where this run stopped. Returns false when a
+    /// flusher failed or a stop came first.
+    @discardableResult
+    public func revoke(_ partitions: [Int32]) -> Bool {
+        logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
+        defer { statistics.metrics?.forgetLag(partitions) }
+        return shards.drain()
+    }
+
+    /// One message at `offset`; `next` is where the source goes on after it.
+    public func message(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer) {
+        unpublished += 1
+        shards.submit(partition: partition, offset: offset, next: next, message: bytes)
+    }
+
+    /// A message the source could not hand over whole (an over-long line, a tombstone):
+    /// dead-lettered with `rejection`.
+    public func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection) {
+        unpublished += 1
+        shards.reject(partition: partition, offset: offset, next: next, rawMessage: rawMessage, rejection: rejection)
+    }
+
+    /// Every position of `partition` below `next` has been handed over: shards that got none of
+    /// them advance too. Also where the feed publishes counters, reloads the tenant list when
+    /// it is stale, and reports progress.
+    public func watermark(partition: Int32, next: Mark) throws {
+        shards.watermark(partition: partition, next: next)
+        if unpublished > 0 {
+            let count = unpublished
+            unpublished = 0
+            statistics.update { $0.received += count }
+        }
+        let now = ContinuousClock.now
+        if lastTenantRefresh.duration(to: now) >= tenants.refreshInterval {
+            lastTenantRefresh = now
+            try refreshTenants()
+        }
+        if let progress, lastProgress.duration(to: now) >= .milliseconds(500) {
+            lastProgress = now
+            progress(statistics.snapshot)
+        }
+    }
+
+    /// How many messages can be handed over now without waiting (0 while a shard holds its byte
+    /// budget). Each takes a slot in its shard's ring, and each partition's watermark one in
+    /// every ring: half the free slots, whatever the number of partitions.
+    public var room: Int { shards.isOverByteBudget ? 0 : shards.freeSlots / 2 }
+
+    /// Messages waiting in each shard's ring.
+    public var ringOccupancy: [Int] { shards.ringOccupancy }
+
+    /// Per partition, the lowest position any shard stored (nil when PostgreSQL cannot say now).
+    public func lowestStoredPositions(_ partitions: [Int32]) -> [Int32: Int64]? {
+        guard !partitions.isEmpty, let connection = try? controlConnection() else { return nil }
+        return try? store.lowestPositions(partitions: partitions, on: connection)
+    }
+
+    private func refreshTenants() throws {
+        do {
+            try tenants.refresh(on: try controlConnection())
+            shards.knownTenants = tenants.snapshot
+        } catch let error as PostgresError where error.isRetriable {
+            // PostgreSQL restarting: keep the tenants known so far; the flushers wait for it,
+            // and the next refresh reconnects.
+            control?.close()
+            control = nil
+            logger.warning("cannot refresh the tenant list, keeping the cached one", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func controlConnection() throws -> PostgresConnection {
+        if let control, control.isOpen { return control }
+        let fresh = try PostgresConnection(configuration: database)
+        control = fresh
+        return fresh
+    }
+
+    /// Closes the connection the feed opened itself (not the engine's).
+    func close(keeping engineConnection: PostgresConnection) {
+        if let control, control !== engineConnection { control.close() }
+    }
+}

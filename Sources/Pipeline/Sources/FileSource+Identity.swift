@@ -1,0 +1,50 @@
+import Foundation
+
+/// A file source's identity: a hash of its first line (see `FileSource`).
+extension FileSource {
+    /// The hash of the first line (up to and with its newline, at most `headLimit` bytes; blank
+    /// lines before it count as part of it).
+    mutating func headFingerprint() throws -> String {
+        let input = try openInput()
+        defer { input.close() }
+        var head = [UInt8](repeating: 0, count: Self.headLimit)
+        var filled = 0
+        while filled < head.count {
+            let count = head.withUnsafeMutableBytes { Foundation.read(input.fd, $0.baseAddress! + filled, $0.count - filled) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            filled += count
+            if let end = Self.endOfFirstLine(head[..<filled]) {
+                filled = end
+                break
+            }
+        }
+        // A byte-order mark is not content; a file of blank lines only has an empty head (it
+        // stays the same source when events are appended).
+        var start = 0
+        if filled >= 3, head[0] == 0xEF, head[1] == 0xBB, head[2] == 0xBF { start = 3 }
+        let blank: Set<UInt8> = [0x20, 0x09, 0x0D, 0x0A]
+        startsBlank = filled > start && blank.contains(head[start])
+        if !head[start..<filled].contains(where: { !blank.contains($0) }) { start = filled }
+        var hasher = PrefixHasher()
+        head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<filled])) }
+        return String(UInt64(bitPattern: hasher.value), radix: 16)
+    }
+
+    /// Where the first line with something on it ends (after its newline), if `bytes` holds it:
+    /// blank lines before it are part of the head, so files that start with one are still told apart.
+    static func endOfFirstLine(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var sawText = false
+        for index in bytes.indices {
+            switch bytes[index] {
+            case 0x0A where sawText: return index + 1
+            case 0x20, 0x09, 0x0D, 0x0A: continue
+            default: sawText = true
+            }
+        }
+        return nil
+    }
+}

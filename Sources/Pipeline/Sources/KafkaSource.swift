@@ -1,0 +1,185 @@
+import AuditCore
+import Foundation
+import Kafka
+import Logging
+import Postgres
+
+/// Kafka as a source of the engine: a consumer of one topic whose positions live in PostgreSQL
+/// (`kafka:<group>:<topic>` in ingest_offsets).
+///
+/// Exactly once across crashes and rebalances: an assignment is completed only once the engine
+/// has adopted the stored positions (each partition resumes at the lowest position any shard
+/// stored, and each shard skips what it already has); a revocation only once everything handed
+/// over is committed. Both arrive from `KafkaConsumer.poll` as `pendingRebalance`, in order with
+/// the messages, and are handled here on the polling thread, never inside librdkafka.
+public final class KafkaSource: IngestSource {
+    public struct Options: Sendable {
+        /// Group membership (the default) or a static set of partitions.
+        public var assignment: KafkaConsumer.Assignment = .group
+        /// How long the rings may stay (nearly) full before fetching pauses; well under
+        /// max.poll.interval.ms (300 s by default). Default: 2 s.
+        public var pauseAfter: Duration = .seconds(2)
+        /// Stop once nothing has arrived for this long and every assigned partition is caught up.
+        public var exitWhenIdle: Duration?
+        /// How often to log progress and record positions in Kafka for lag tools. Default: 10 s.
+        public var reportEvery: Duration = .seconds(10)
+        public var alertThresholds = AlertThresholds()
+
+        public init(assignment: KafkaConsumer.Assignment = .group, pauseAfter: Duration = .seconds(2),
+                    exitWhenIdle: Duration? = nil, reportEvery: Duration = .seconds(10),
+                    alertThresholds: AlertThresholds = AlertThresholds()) {
+            self.assignment = assignment
+            self.pauseAfter = pauseAfter
+            self.exitWhenIdle = exitWhenIdle
+            self.reportEvery = reportEvery
+            self.alertThresholds = alertThresholds
+        }
+    }
+
+    public let topic: String
+    public let group: String
+    public let options: Options
+    /// Where the admin server reads the live status (updated about once a second).
+    public let status = PipelineStatusBox()
+    private let kafka: KafkaConfiguration
+    private let logger: Logger
+    private var consumer: KafkaConsumer?
+    private var monitor: KafkaMonitor?
+    /// When partitions were last assigned (idleness counts from there).
+    private var lastActivity = ContinuousClock.now
+    /// Per newly assigned partition with a stored position: that position, until its first
+    /// message shows whether the broker still had it.
+    private var resumedAt: [Int32: Int64] = [:]
+    private var consumed: Int64 = 0
+
+    public init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
+                logger: Logger = Logger(label: "audit-ingest.consume")) {
+        self.kafka = kafka
+        self.topic = topic
+        self.group = group
+        self.options = options
+        self.logger = logger
+    }
+
+    public func identify(on control: PostgresConnection) throws -> String { "kafka:\(group):\(topic)" }
+
+    public func run(into feed: IngestFeed) throws -> SourceTotals {
+        let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, assignment: options.assignment,
+                                         batchSize: min(feed.configuration.batchSize, 10_000))
+        self.consumer = consumer
+        let monitor = KafkaMonitor(consumer: consumer, feed: feed, status: status, options: options, logger: logger)
+        self.monitor = monitor
+        logger.info("consuming", metadata: ["topic": "\(topic)", "group": "\(group)", "assignment": "\(options.assignment)",
+                                            "kafka": "\(kafka)"])
+        var backpressure = Backpressure(pauseAfter: options.pauseAfter, ringCapacity: feed.configuration.ringCapacity / 2)
+        while !feed.shouldStop {
+            if let rebalance = consumer.pendingRebalance {
+                try complete(rebalance, consumer, feed)
+                continue
+            }
+            let room = try makeRoom(&backpressure, consumer, feed)
+            if room > 0 { try poll(consumer, feed, maxMessages: room) }
+            monitor.tick(consumed: consumed)
+            if let exitWhenIdle = options.exitWhenIdle, lastActivity.duration(to: .now) >= exitWhenIdle,
+               monitor.isCaughtUp {
+                logger.info("caught up and idle: stopping")
+                break
+            }
+        }
+        return SourceTotals(messages: consumed)
+    }
+
+    /// Records in Kafka what PostgreSQL holds (for lag tools) and leaves the group.
+    public func finish(committed: Bool) {
+        if committed { monitor?.commitStoredPositions() }
+        consumer?.close()
+    }
+
+    /// Does what a rebalance needs, then lets librdkafka go on.
+    private func complete(_ rebalance: KafkaRebalance, _ consumer: KafkaConsumer, _ feed: IngestFeed) throws {
+        switch rebalance {
+        case .assigned(let partitions):
+            logger.info("partitions assigned", metadata: ["partitions": "\(partitions)"])
+            guard let stored = try feed.assign(partitions) else { return }  // asked to stop meanwhile
+            var start: [Int32: Int64] = [:]
+            for partition in partitions {
+                let resume = stored.resumeOffset(partition: partition)
+                if resume > 0 { start[partition] = resume }
+            }
+            resumedAt = start
+            try consumer.assign(startingAt: start)  // partitions never stored start at the earliest offset
+        case .revoked(let partitions):
+            guard feed.revoke(partitions) else { return }  // a flusher failed or a stop: the run ends
+            consumer.release()
+        }
+        lastActivity = .now
+    }
+
+    private func poll(_ consumer: KafkaConsumer, _ feed: IngestFeed, maxMessages: Int) throws {
+        var nextOffsets: [Int32: Int64] = [:]
+        let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: maxMessages) { message in
+            hand(message, to: feed)
+            nextOffsets[message.partition] = message.offset + 1
+        }
+        for (partition, next) in nextOffsets {
+            try feed.watermark(partition: partition, next: Mark(next: next, prefixHash: nil))
+        }
+        consumed += Int64(count)
+        if count > 0 { lastActivity = .now }
+    }
+
+    /// Takes only what the rings can hold, so the polling thread never blocks in a full ring and
+    /// keeps serving the group; pauses and resumes fetching as `backpressure` decides. Returns how
+    /// many messages the next poll may take (0: none this round; it has waited or served the
+    /// group protocol instead).
+    private func makeRoom(_ backpressure: inout Backpressure, _ consumer: KafkaConsumer, _ feed: IngestFeed) throws -> Int {
+        let room = feed.room
+        switch backpressure.update(room: room) {
+        case .pause:
+            logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
+                "stalled_seconds": "\(options.pauseAfter.secondsDouble)", "ring_occupancy": "\(feed.ringOccupancy)"])
+            feed.statistics.update { $0.pauses += 1 }
+        case .resume:
+            logger.info("flushers caught up: fetching again")
+            consumer.resume()
+        case .none:
+            break
+        }
+        if backpressure.isPaused { consumer.pause() }  // again each round: partitions assigned meanwhile too
+        guard room < backpressure.minimumRoom else { return room }
+        if backpressure.isPaused {
+            // Serve the group protocol: a paused consumer receives at most a straggler fetched
+            // before the pause took effect.
+            try poll(consumer, feed, maxMessages: 1)
+        } else {
+            usleep(200)  // the flushers free room within a flush
+        }
+        return 0
+    }
+
+    private func hand(_ message: KafkaMessage, to feed: IngestFeed) {
+        if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
+            reportUnavailable(partition: message.partition, from: resumed, to: message.offset, feed.statistics)
+        }
+        let next = Mark(next: message.offset + 1, prefixHash: nil)
+        if let value = message.value {
+            feed.message(partition: message.partition, offset: message.offset, next: next, bytes: value)
+        } else {
+            feed.reject(partition: message.partition, offset: message.offset, next: next,
+                        rawMessage: UnsafeRawBufferPointer(start: nil, count: 0),
+                        rejection: Rejection(.emptyMessage, "null value (tombstone)"))
+        }
+    }
+
+    /// The broker no longer had messages between the stored position and the first one it sent
+    /// (retention deleted them before this group read them). They cannot be recovered; say so
+    /// loudly and count them (`audit_ingest_kafka_messages_unavailable_total`).
+    private func reportUnavailable(partition: Int32, from resumed: Int64, to first: Int64, _ statistics: IngestStatistics) {
+        let missing = Int(first - resumed)
+        logger.error("messages were deleted by the broker before they could be consumed", metadata: [
+            "partition": "\(partition)", "stored_position": "\(resumed)", "first_available": "\(first)",
+            "missing": "\(missing)",
+        ])
+        statistics.update { $0.unavailable += missing }
+    }
+}
