@@ -142,7 +142,7 @@ extension String {
 extension Int64 {
     /// Division rounding towards negative infinity.
     @inline(__always)
-    func floorDivided(by divisor: Int64) -> Int64 {
+    public func floorDivided(by divisor: Int64) -> Int64 {
         let quotient = self / divisor
         return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }

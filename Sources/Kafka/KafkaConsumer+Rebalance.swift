@@ -29,9 +29,9 @@ extension KafkaConsumer {
         }
     }
 
-    /// Completes a pending `.revoked`: the partitions go back to the group.
+    /// Completes a pending `.revoked` or `.lost`: the partitions go back to the group.
     public func release() {
-        guard let pending = context.pending, case .revoked(let partitions) = pending.rebalance else {
+        guard let pending = context.pending, let partitions = pending.rebalance.revokedPartitions else {
             preconditionFailure("release() without a pending revocation")
         }
         context.pending = nil
@@ -72,19 +72,26 @@ final class RebalanceContext {
     }
 
     /// Tells librdkafka the owner is done with a group rebalance: (incrementally) assigns or
-    /// unassigns `list`.
+    /// unassigns `list`. librdkafka waits for this call, so a failure is fatal (`poll` throws it)
+    /// rather than left to hang the group or `close()`.
     func complete(_ rebalance: KafkaRebalance, list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
                   on handle: OpaquePointer) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
-        switch (rebalance, cooperative) {
-        case (.assigned, true):
-            if let failure = rd_kafka_incremental_assign(handle, list) { rd_kafka_error_destroy(failure) }
-        case (.assigned, false):
-            rd_kafka_assign(handle, list)
-        case (.revoked, true):
-            if let failure = rd_kafka_incremental_unassign(handle, list) { rd_kafka_error_destroy(failure) }
-        case (.revoked, false):
-            rd_kafka_assign(handle, nil)
+        let protocolName = rd_kafka_rebalance_protocol(handle).map { String(cString: $0) }
+        let cooperative = protocolName == "COOPERATIVE"
+        var failure: (code: rd_kafka_resp_err_t, message: String)?
+        if cooperative {
+            let error = rebalance.revokedPartitions == nil
+                ? rd_kafka_incremental_assign(handle, list) : rd_kafka_incremental_unassign(handle, list)
+            if let error {
+                failure = (rd_kafka_error_code(error), String(cString: rd_kafka_error_string(error)))
+                rd_kafka_error_destroy(error)
+            }
+        } else {
+            let code = rd_kafka_assign(handle, rebalance.revokedPartitions == nil ? list : nil)
+            if code != RD_KAFKA_RESP_ERR_NO_ERROR { failure = (code, String(cString: rd_kafka_err2str(code))) }
+        }
+        if let failure, fatalError == nil {
+            fatalError = KafkaError(code: failure.code, message: "completing a rebalance failed: \(failure.message)", isFatal: true, topic: topic)
         }
     }
 }
@@ -99,19 +106,30 @@ func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
     let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
     let partitions = (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
     switch error {
-    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS where !context.isClosing:
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS where !context.isClosing && context.pending == nil:
         context.pending = .init(rebalance: .assigned(partitions), origin: .group)
-    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS where !context.isClosing:
-        context.pending = .init(rebalance: .revoked(partitions), origin: .group)
-    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS where !context.isClosing && context.pending == nil:
+        // Lost (session timeout, max.poll.interval.ms): another member may own them already.
+        let lost = rd_kafka_assignment_lost(handle) != 0
+        context.pending = .init(rebalance: lost ? .lost(partitions) : .revoked(partitions), origin: .group)
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS where context.isClosing, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS where context.isClosing:
         // Closing: the owner has flushed what it holds; give everything back now.
         context.assigned = []
         context.pending = nil
         context.complete(.revoked(partitions), list: list, on: handle)
     default:
-        context.fatalError = KafkaError(code: error, topic: context.topic)
+        // An error, or a second rebalance before the owner completed the first (librdkafka
+        // does not do that): stop consuming rather than guess.
+        if context.fatalError == nil {
+            context.fatalError = context.pending == nil
+                ? KafkaError(code: error, topic: context.topic)
+                : KafkaError(code: error, message: "a rebalance arrived before the previous one was completed", isFatal: true,
+                             topic: context.topic)
+        }
         context.assigned = []
         context.pending = nil
-        rd_kafka_assign(handle, nil)
+        context.complete(.revoked(partitions), list: list, on: handle)
     }
+    // Return from the batch call now: the owner has work to do before fetching goes on.
+    rd_kafka_yield(handle)
 }

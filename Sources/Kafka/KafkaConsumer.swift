@@ -10,10 +10,22 @@ public enum KafkaRebalance: Sendable, Equatable {
     /// These partitions are being taken away. They are still this consumer's (nobody else reads
     /// them) until `release()`: finish in-flight work for them first.
     case revoked([Int32])
+    /// These partitions were taken away without a handover (the session timed out, or the
+    /// consumer did not poll within max.poll.interval.ms): another member may own them already.
+    /// Do not commit in-flight work for them; complete with `release()`.
+    case lost([Int32])
 
     public var partitions: [Int32] {
         switch self {
-        case .assigned(let partitions), .revoked(let partitions): partitions
+        case .assigned(let partitions), .revoked(let partitions), .lost(let partitions): partitions
+        }
+    }
+
+    /// The partitions a revocation or a loss takes away (nil for an assignment).
+    public var revokedPartitions: [Int32]? {
+        switch self {
+        case .assigned: nil
+        case .revoked(let partitions), .lost(let partitions): partitions
         }
     }
 }

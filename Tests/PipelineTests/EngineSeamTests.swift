@@ -26,7 +26,7 @@ private final class ScriptedSource: IngestSource {
         resumedAt = [0: first.resumeOffset(partition: 0), 1: first.resumeOffset(partition: 1)]
         try hand(partition: 0, 0..<100, to: feed)
         try hand(partition: 1, 0..<100, to: feed)
-        #expect(feed.revoke([1]))
+        #expect(try feed.revoke([1]))
         // Committed before the partition is given up: its lowest stored position is past all 100.
         storedAtRevocation = try feed.lowestStoredPositions([0, 1]) ?? [:]
         let again = try #require(try feed.assign([1]))
@@ -80,7 +80,7 @@ private final class ScriptedSource: IngestSource {
             event.appendCopyRow(to: &encoder)
             let row = encoder.withUnsafeBytes { Array($0) }
             return EncodedRow(partition: 0, offset: Int64(offset), next: Mark(next: Int64(offset + 1), prefixHash: nil),
-                              tenantID: event.tenantID, unixDay: event.unixDay, storage: row + line, rowLength: row.count)
+                              tenantID: event.tenantID, timestamp: event.timestamp, storage: row + line, rowLength: row.count)
         }
         let store = OffsetStore(source: "flush:test")
         let connection = try PostgresConnection(configuration: fixture.database)

@@ -75,17 +75,19 @@ public final class IngestEngine: Sendable {
         do {
             totals = try source.run(into: feed)
         } catch {
+            // The flushers end before the source lets its partitions go: no commit of this run
+            // lands after another process took them over.
             shards.abort()
-            source.finish(committed: false)
             try? shards.finish()
+            source.finish(committed: false)
             throw error
         }
         // Commit what was handed over; asked to stop, within the deadline.
         let committed = shards.drain(deadline: stop.isRaised ? .now + stopTimeout : nil)
         let flusherFailed = shards.isAborted
         if !committed { shards.abort() }
-        source.finish(committed: committed)
         let finished = Result { try shards.finish() }
+        source.finish(committed: committed)
         deadLetterSink?.flush()
         // A flusher's failure is the cause, unless the flushers were stopped at the deadline.
         if committed || flusherFailed { try finished.get() }

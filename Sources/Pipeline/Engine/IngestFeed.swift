@@ -46,9 +46,10 @@ public final class IngestFeed {
     /// Takes over `partitions` at what PostgreSQL holds for them (re-laying them when the shard
     /// count changed, see `OffsetStore.adopt`). Call before handing over any of their messages;
     /// the source resumes each at `resumeOffset(partition:)`. Retries while PostgreSQL is
-    /// unreachable; returns nil when asked to stop meanwhile.
-    public func assign(_ partitions: [Int32]) throws -> StoredPositions? {
+    /// unreachable (for `within` at most, then throws); returns nil when asked to stop meanwhile.
+    public func assign(_ partitions: [Int32], within limit: Duration? = nil) throws -> StoredPositions? {
         var attempt = 0
+        let deadline = limit.map { ContinuousClock.now + $0 }
         while !stop.isRaised {
             do {
                 let stored = try store.adopt(partitions: partitions, shardCount: configuration.shards,
@@ -56,6 +57,12 @@ public final class IngestFeed {
                 shards.resetPartitions(partitions, to: stored)
                 return stored
             } catch let error as PostgresError where error.isRetriable {
+                if let deadline, ContinuousClock.now >= deadline {
+                    throw IngestError(.interrupted, """
+                        PostgreSQL did not answer within \(Int(limit!.secondsDouble)) s while partitions \(partitions) \
+                        were being assigned (\(error)): stopping so the group can move them. Nothing is lost.
+                        """)
+                }
                 attempt += 1
                 control?.close()
                 control = nil
@@ -68,12 +75,17 @@ public final class IngestFeed {
 
     /// `partitions` are being taken away: commits everything handed over so far (every
     /// partition's), so the next owner starts where this run stopped. Returns false when a
-    /// flusher failed or a stop came first.
+    /// flusher failed or a stop came first; throws when the commit takes longer than `within`.
     @discardableResult
-    public func revoke(_ partitions: [Int32]) -> Bool {
+    public func revoke(_ partitions: [Int32], within limit: Duration? = nil) throws -> Bool {
         logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
         defer { statistics.metrics?.forgetLag(partitions) }
-        return shards.drain()
+        if shards.drain(deadline: limit.map { ContinuousClock.now + $0 }) { return true }
+        guard !shards.isAborted, !stop.isRaised, let limit else { return false }
+        throw IngestError(.interrupted, """
+            PostgreSQL did not commit within \(Int(limit.secondsDouble)) s while partitions \(partitions) were being \
+            revoked: stopping so the group can move them. Nothing is lost: the next owner reads them again.
+            """)
     }
 
     /// One message at `offset`; `next` is where the source goes on after it.

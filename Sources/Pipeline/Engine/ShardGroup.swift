@@ -92,7 +92,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
                 UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: message)
                 initialized = rowLength + message.count
             }
-            push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, unixDay: event.unixDay,
+            push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
                                  storage: storage, rowLength: rowLength)), to: shard)
         case .failure(let rejection):
             reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: rejection)

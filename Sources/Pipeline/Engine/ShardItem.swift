@@ -25,12 +25,14 @@ struct EncodedRow {
     /// Where the source goes on after this message.
     var next: Mark
     var tenantID: UUIDValue
-    var unixDay: Int32
+    /// Microseconds since 1970-01-01 UTC.
+    var timestamp: Int64
     var storage: [UInt8]
     var rowLength: Int
 
     var rowBytes: ArraySlice<UInt8> { storage[..<rowLength] }
     var rawMessage: [UInt8] { Array(storage[rowLength...]) }
+    var unixDay: Int32 { Int32(timestamp.floorDivided(by: 86_400_000_000)) }
     var month: Month { Month(unixDay: unixDay) }
 }
 

@@ -35,7 +35,9 @@ struct FlushTransaction {
                 logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
                 return Result(stored: rows.count, deadLetters: deadLetters)
             }
-            rows.sort { $0.tenantID < $1.tenantID }  // tenant-grouped rows: better btree locality
+            // By tenant, then time: the order of the (tenant_id, "timestamp") indexes, so each
+            // index insert lands next to the previous one (FACTS.md: a third less CPU than random).
+            rows.sort { ($0.tenantID, $0.timestamp) < ($1.tenantID, $1.timestamp) }
             let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], splittingOnTimeout: splittingOnTimeout, on: connection)
             let rejectedPositions = Set(rejected.map { Position(partition: $0.partition, offset: $0.offset) })
             let stored = rejected.isEmpty

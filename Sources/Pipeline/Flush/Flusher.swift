@@ -29,12 +29,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var rows: [EncodedRow] = []
     private var deadLetters: [DeadLetter] = []
     private let store: OffsetStore
-    /// Per partition: the position once everything received is stored.
-    private var pendingOffsets: [Int32: Mark] = [:]
-    /// Per partition: the next offset this shard has stored.
-    private var committedOffsets: [Int32: Int64] = [:]
-    /// Per partition: the layout id of this process's rows (checked by the compare-and-set).
-    private var layouts: [Int32: Int64] = [:]
+    private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
 
     /// Set when the flusher stopped on an error it cannot get past.
@@ -112,9 +107,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         case .watermark(let partition, let next):
             advance(partition, to: next)
         case .resetPartition(let partition, let committed, let layout):
-            pendingOffsets[partition] = Mark(next: committed, prefixHash: nil)
-            committedOffsets[partition] = committed
-            layouts[partition] = layout
+            positions.reset(partition, committed: committed, layout: layout)
         case .flushNow, .end:
             break
         }
@@ -122,15 +115,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     @inline(__always)
     private func advance(_ partition: Int32, to next: Mark) {
-        if next.next > pendingOffsets[partition]?.next ?? 0 {
-            pendingOffsets[partition] = next
-            if oldestPending == nil { oldestPending = .now }
-        }
-    }
-
-    /// True when some partition's position moved since the last commit.
-    private var positionsMoved: Bool {
-        pendingOffsets.contains { committedOffsets[$0.key] != $0.value.next }
+        if positions.advance(partition, to: next), oldestPending == nil { oldestPending = .now }
     }
 
     // MARK: Flushing
@@ -139,15 +124,15 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// is back (or a stop is requested). Throws only what retrying cannot fix.
     private func flush() throws {
         oldestPending = nil
-        guard !rows.isEmpty || !deadLetters.isEmpty || positionsMoved else { return }
+        guard !rows.isEmpty || !deadLetters.isEmpty || positions.moved else { return }
         let started = ContinuousClock.now
         var attempt = 0
         var timeouts = 0
         var result: FlushTransaction.Result
         while true {
             do {
-                result = try transaction.run(rows: &rows, deadLetters: deadLetters, from: committedOffsets, to: pendingOffsets,
-                                             layouts: layouts, splittingOnTimeout: timeouts >= 2, on: try connected())
+                result = try transaction.run(rows: &rows, deadLetters: deadLetters, from: positions.committed, to: positions.pending,
+                                             layouts: positions.layouts, splittingOnTimeout: timeouts >= 2, on: try connected())
                 break
             } catch let error as PostgresError where error.sqlState == "57014" && timeouts < 2 {
                 // A statement timeout may be a busy moment (retry once as it is) or a batch too
@@ -182,7 +167,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             for deadLetter in result.deadLetters { counters.deadLettered[deadLetter.reason, default: 0] += 1 }
             counters.recordFlush(seconds: elapsed)
         }
-        committedOffsets = pendingOffsets.mapValues(\.next)
+        positions.commit()
         if !result.deadLetters.isEmpty { deadLetterSink?.publish(result.deadLetters, source: source) }
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()

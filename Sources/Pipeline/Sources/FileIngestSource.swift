@@ -68,9 +68,7 @@ final class FileIngestSource: IngestSource {
                                 """))
             },
             progress: { bytes in feed.statistics.update { $0.bytesRead = bytes } })
-        if !feed.shouldStop {
-            try feed.watermark(partition: 0, next: Mark(next: totals.end, prefixHash: totals.endPrefixHash))
-        }
+        try feed.watermark(partition: 0, next: Mark(next: totals.end, prefixHash: totals.endPrefixHash))
         return SourceTotals(messages: totals.lines, skippedBeforeResume: totals.linesBeforeStart)
     }
 

@@ -24,6 +24,10 @@ public final class KafkaSource: IngestSource {
         /// How often to log progress and record positions in Kafka for lag tools. Default: 10 s.
         public var reportEvery: Duration = .seconds(10)
         public var alertThresholds = AlertThresholds()
+        /// How long a rebalance may wait for PostgreSQL (positions to adopt, a drain to commit):
+        /// under max.poll.interval.ms (300 s by default), after which librdkafka leaves the group.
+        /// Default: 240 s.
+        public var rebalanceTimeout: Duration = .seconds(240)
 
         public init(assignment: KafkaConsumer.Assignment = .group, pauseAfter: Duration = .seconds(2),
                     exitWhenIdle: Duration? = nil, reportEvery: Duration = .seconds(10),
@@ -95,22 +99,32 @@ public final class KafkaSource: IngestSource {
         consumer?.close()
     }
 
-    /// Does what a rebalance needs, then lets librdkafka go on.
+    /// Does what a rebalance needs, then lets librdkafka go on. PostgreSQL must answer within
+    /// `Options.rebalanceTimeout`: past it the run ends (nothing is lost) rather than hold the
+    /// group past max.poll.interval.ms.
     private func complete(_ rebalance: KafkaRebalance, _ consumer: KafkaConsumer, _ feed: IngestFeed) throws {
         switch rebalance {
         case .assigned(let partitions):
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions)"])
-            guard let stored = try feed.assign(partitions) else { return }  // asked to stop meanwhile
+            guard let stored = try feed.assign(partitions, within: options.rebalanceTimeout) else { return }  // stopping
             var start: [Int32: Int64] = [:]
             for partition in partitions {
                 let resume = stored.resumeOffset(partition: partition)
                 if resume > 0 { start[partition] = resume }
             }
-            resumedAt = start
+            resumedAt.merge(start) { $1 }
             try consumer.assign(startingAt: start)  // partitions never stored start at the earliest offset
         case .revoked(let partitions):
-            guard feed.revoke(partitions) else { return }  // a flusher failed or a stop: the run ends
+            guard try feed.revoke(partitions, within: options.rebalanceTimeout) else { return }  // a flusher failed or a stop
             consumer.release()
+        case .lost(let partitions):
+            // Another member may be writing them already: committing what is in flight could
+            // make it fail its compare-and-set. Stop without committing; the next run reads it again.
+            throw IngestError(.partitionTakenOver, """
+                partitions \(partitions) were lost without a handover (the group session timed out or \
+                max.poll.interval.ms passed): stopping without committing what was in flight for them. \
+                Nothing is lost: restart consume and it continues from what PostgreSQL holds.
+                """)
         }
         lastActivity = .now
     }
