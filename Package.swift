@@ -48,6 +48,11 @@ let package = Package(
         .target(name: "Operations", dependencies: ["Postgres"]),
         // Generated events for `generate`, the demo, tests and benchmarks.
         .target(name: "SampleData", dependencies: ["AuditCore"]),
+        // `audit-ingest bench`: the real path against a CSV COPY baseline, in the same run.
+        .target(name: "Bench", dependencies: [
+            "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "SampleData",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .target(
             name: "AdminServer",
             dependencies: [
@@ -63,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "SampleData",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "SampleData", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -15,12 +15,15 @@ public final class BinaryCopyWriter {
     private let connection: PostgresConnection
     private let chunkSize: Int
     private var isOpen = true
+    /// False for a text or CSV COPY: no binary header and trailer around the rows.
+    private let isBinary: Bool
     /// Rows are appended here; the header is already in it.
     public var encoder: BinaryCopyEncoder
 
-    init(connection: PostgresConnection, sql: String, chunkSize: Int) throws {
+    init(connection: PostgresConnection, sql: String, chunkSize: Int, binary: Bool = true) throws {
         self.connection = connection
         self.chunkSize = chunkSize
+        self.isBinary = binary
         self.encoder = BinaryCopyEncoder(reservingCapacity: chunkSize + 16 * 1024)
         let result = try connection.run { PQexec($0, sql) }
         defer { PQclear(result) }
@@ -28,7 +31,7 @@ public final class BinaryCopyWriter {
             try QueryResult.check(result, connection: connection)
             throw PostgresError(code: .unexpectedResult, message: "server did not enter COPY IN for: \(sql)")
         }
-        encoder.appendHeader()
+        if binary { encoder.appendHeader() }
     }
 
     /// Sends the buffer when it has reached the chunk size.
@@ -57,7 +60,7 @@ public final class BinaryCopyWriter {
     @discardableResult
     public func finish() throws -> Int {
         precondition(isOpen, "BinaryCopyWriter.finish() after the COPY ended")
-        encoder.appendTrailer()
+        if isBinary { encoder.appendTrailer() }
         try send()
         isOpen = false
         return try end(errorMessage: nil)
@@ -109,6 +112,21 @@ extension PostgresConnection {
     @discardableResult
     public func copyBinary(_ sql: String, _ body: (BinaryCopyWriter) throws -> Void) throws -> Int {
         let writer = try beginBinaryCopy(sql)
+        do {
+            try body(writer)
+        } catch {
+            writer.abort("client error: \(error)")
+            throw error
+        }
+        return try writer.finish()
+    }
+
+    /// Runs a text or CSV COPY (`COPY ... FROM STDIN (FORMAT csv)`): `body` appends the rows'
+    /// bytes with `encoder.appendEncodedRows` (calling `sendIfFull()` as it goes). Returns the
+    /// rows stored.
+    @discardableResult
+    public func copyText(_ sql: String, _ body: (BinaryCopyWriter) throws -> Void) throws -> Int {
+        let writer = try BinaryCopyWriter(connection: self, sql: sql, chunkSize: BinaryCopyWriter.defaultChunkSize, binary: false)
         do {
             try body(writer)
         } catch {

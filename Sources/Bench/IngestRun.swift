@@ -1,0 +1,79 @@
+import Foundation
+import Kafka
+import Logging
+import Pipeline
+import Postgres
+
+/// audit-ingest's side of a benchmark: the real engine in this process, from the NDJSON file
+/// (backfill) or from Kafka (the events produced to the topic first, not timed).
+struct IngestRun {
+    let options: BenchOptions
+    let url: String
+    let data: BenchData
+    let latencies: FlushLatencies
+    let postmaster: pid_t?
+    let logger: Logger
+
+    struct Outcome {
+        var result: PathResult
+        var summary: IngestSummary
+        var rate: [[Double]]
+    }
+
+    /// How long a consume run waits with nothing new before it ends (not counted in its time).
+    static let idleExit: Duration = .milliseconds(500)
+
+    /// - Parameter settled: waits until the server has counted the sessions' CPU time.
+    func measure(settled: () -> Void) throws -> Outcome {
+        let engine = IngestEngine(database: PostgresConfiguration(connectionString: ConnectionString(url)),
+                                  configuration: options.engine, metricsFactory: latencies, logger: logger)
+        var rate: [[Double]] = []
+        var last = (seconds: 0.0, stored: 0)
+        let started = ContinuousClock.now
+        let progress: (IngestStatistics.Snapshot) -> Void = { snapshot in
+            let seconds = started.duration(to: .now).secondsDouble
+            if seconds > last.seconds { rate.append([seconds, Double(snapshot.stored - last.stored) / (seconds - last.seconds)]) }
+            last = (seconds, snapshot.stored)
+        }
+        let cpuBefore = ResourceUsage.processCPU()
+        let serverBefore = ResourceUsage.serverCPU(postmaster: postmaster)
+        let summary: IngestSummary
+        var wall: Double
+        switch options.mode {
+        case .backfill:
+            summary = try engine.ingest(try FileSource(path: data.ndjsonPath), progress: progress)
+            wall = started.duration(to: .now).secondsDouble
+        case .consumeStatic, .consumeGroup:
+            let (source, cluster) = try kafkaSource()
+            let kafkaStarted = ContinuousClock.now
+            summary = try withExtendedLifetime(cluster) { try engine.run(source, progress: progress) }
+            wall = kafkaStarted.duration(to: .now).secondsDouble - Self.idleExit.secondsDouble
+        }
+        let cpu = ResourceUsage.processCPU() - cpuBefore
+        settled()
+        let serverCPU = ResourceUsage.serverCPU(postmaster: postmaster).flatMap { after in serverBefore.map { after - $0 } }
+        return Outcome(result: PathResult(wallSeconds: wall, eventsPerSecond: Double(summary.stored + summary.deadLetteredTotal) / wall,
+                                          ingestCPUSeconds: cpu, serverCPUSeconds: serverCPU),
+                       summary: summary, rate: rate)
+    }
+
+    /// Produces the events to a new topic (on the embedded cluster unless `brokers` is set) and
+    /// returns a source that reads it.
+    private func kafkaSource() throws -> (KafkaSource, EmbeddedKafkaCluster?) {
+        let cluster = options.brokers == nil ? try EmbeddedKafkaCluster() : nil
+        let brokers = options.brokers ?? cluster!.bootstrapServers
+        let topic = "audit-bench-\(UUID().uuidString.prefix(8).lowercased())"
+        // The embedded cluster keeps about 5 MB per partition.
+        let partitions = max(4, data.ndjsonBytes / (4 << 20) + 1)
+        if let cluster { try cluster.createTopic(topic, partitions: partitions) }
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": brokers, "linger.ms": "100"]))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: data.ndjsonPath))
+        for line in bytes.split(separator: 0x0A) { try producer.send(topic: topic, value: Array(line)) }
+        try producer.flush(timeoutMilliseconds: 120_000)
+        let assignment: KafkaConsumer.Assignment = options.mode == .consumeStatic ? .allPartitions : .group
+        let source = KafkaSource(kafka: KafkaConfiguration(["bootstrap.servers": brokers]), topic: topic,
+                                 group: "audit-bench-\(UUID().uuidString.prefix(8))",
+                                 options: KafkaSource.Options(assignment: assignment, exitWhenIdle: Self.idleExit), logger: logger)
+        return (source, cluster)
+    }
+}

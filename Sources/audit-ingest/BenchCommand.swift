@@ -1,0 +1,107 @@
+import ArgumentParser
+import Bench
+import Foundation
+import Logging
+import Migrations
+import Pipeline
+import Postgres
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure audit-ingest against a plain CSV COPY of the same events, in the same run.",
+        discussion: """
+            Generates events, runs them through the real path (backfill from a file, or consume \
+            from Kafka with static partitions or a new group) into a freshly migrated database, \
+            and COPYs the same valid rows as CSV on one connection into another (what psql's \\copy \
+            does), month partitions made beforehand. Reports wall time, events/s, the ratio, \
+            flush latency, CPU seconds of audit-ingest and of the server's backends (when the server \
+            runs on this machine) and peak memory. Without --database-url it starts a throwaway \
+            PostgreSQL tuned as production would be (shared_buffers 1GB, max_wal_size 4GB) and \
+            removes it after; with one, it creates two databases there and drops them after. \
+            Without --brokers, consume modes use the embedded Kafka cluster.
+            """
+    )
+
+    @Option(help: "Number of events.") var events: Int = 200_000
+    @Option(help: "Number of tenants, events spread evenly.") var tenants: Int = 50
+    @Option(help: "Months the timestamps cover, ending this month.") var months: Int = 7
+    @Option(help: "Fraction (0-1) of deliberately broken events.") var invalidRatio: Double = 0
+    @Option(help: ArgumentHelp("Pad each event to about this many bytes (0: as generated, ~400).", valueName: "bytes"))
+    var eventBytes: Int = 0
+    @Option(help: "backfill, consume-static or consume-group.") var mode: String = "backfill"
+    @Option(help: "A server to measure on (it needs CREATE DATABASE). Default: a throwaway local one.")
+    var databaseURL: String?
+    @Option(help: "Kafka bootstrap servers for consume modes. Default: the embedded cluster.") var brokers: String?
+    @Option(help: "Flusher shards.") var shards: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Rows per flush transaction.") var batchSize: Int = 10_000
+    @Option(help: "Directory of the schema migrations (default: as for migrate).") var migrationsDir: String?
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: ArgumentHelp("Also draw events/s over time for both paths into this SVG file.", valueName: "file"))
+    var plot: String?
+
+    func validate() throws {
+        guard events > 0, tenants > 0, months > 0 else { throw ValidationError("--events, --tenants and --months must be positive") }
+        guard (0...1).contains(invalidRatio) else { throw ValidationError("--invalid-ratio must be between 0 and 1") }
+        guard BenchOptions.Mode(rawValue: mode) != nil else {
+            throw ValidationError("--mode must be backfill, consume-static or consume-group, not \(mode)")
+        }
+    }
+
+    func run() throws {
+        guard let directory = migrationsDir.map({ URL(fileURLWithPath: $0) }) ?? Migration.defaultDirectory() else {
+            throw ValidationError("cannot find schemas/migrations: pass --migrations-dir or set AUDIT_INGEST_MIGRATIONS")
+        }
+        var options = BenchOptions()
+        options.events = events
+        options.tenants = tenants
+        options.months = months
+        options.invalidRatio = invalidRatio
+        options.eventBytes = eventBytes
+        options.mode = BenchOptions.Mode(rawValue: mode)!
+        options.databaseURL = databaseURL
+        options.brokers = brokers
+        options.engine = IngestConfiguration(shards: shards, batchSize: batchSize)
+        options.migrations = try Migration.load(from: directory)
+        let interactive = isatty(STDERR_FILENO) == 1
+        var logger = Logger(label: "audit-ingest.bench")
+        logger.logLevel = .warning
+        let report = try Benchmark(options, logger: logger) { step in
+            if interactive { FileHandle.standardError.write(Data("bench: \(step)...\n".utf8)) }
+        }.run()
+        if let plot { try BenchPlot(report).svg().write(toFile: plot, atomically: true, encoding: .utf8) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+}
+
+extension BenchReport {
+    var table: String {
+        func seconds(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "n/a" }
+        func row(_ name: String, _ path: PathResult) -> String {
+            [name.padding(toLength: 22, withPad: " ", startingAt: 0), String(format: "%8.2f s", path.wallSeconds),
+             String(format: "%10.0f", path.eventsPerSecond), seconds(path.ingestCPUSeconds).leftPadded(12),
+             seconds(path.serverCPUSeconds).leftPadded(12)].joined(separator: "  ")
+        }
+        let perEvent = auditIngest.ingestCPUSeconds.map { String(format: "%.2f µs", $0 / Double(max(events, 1)) * 1e6) } ?? "n/a"
+        return """
+            \(events) events, mode \(mode): \(stored) stored, \(deadLettered) dead-lettered
+            path                        wall    events/s   ingest CPU   server CPU
+            \(row("audit-ingest", auditIngest))
+            \(row("COPY csv (1 stream)", copyBaseline))
+            ratio (audit-ingest / COPY): \(String(format: "%.2fx", ratio))
+            flush latency p50 / p99: \(flushP50Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a") / \
+            \(flushP99Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a")
+            audit-ingest CPU per event: \(perEvent); peak memory: \(String(format: "%.0f MiB", maxResidentMiB))
+            """
+    }
+}
+
+private extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// `audit-ingest bench`: the real path and a CSV COPY of the same events, in the same run, and
+/// nothing left behind.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BenchCommandTests {
+    let binary = Shell.executable(named: "audit-ingest")
+
+    private struct Report: Decodable {
+        struct Path: Decodable { var wallSeconds: Double; var eventsPerSecond: Double; var ingestCPUSeconds: Double? }
+        var events: Int
+        var stored: Int
+        var deadLettered: Int
+        var auditIngest: Path
+        var copyBaseline: Path
+        var ratio: Double
+        var flushP50Milliseconds: Double?
+    }
+
+    /// On a given server: two databases made, measured and dropped; every event accounted for.
+    @Test func measuresBothPathsOnAGivenServerAndDropsItsDatabases() throws {
+        let base = try TestDatabase.baseURL()
+        let result = try Shell.run(binary, ["bench", "--events", "3000", "--tenants", "5", "--invalid-ratio", "0.1",
+                                            "--database-url", base, "--json"])
+        #expect(result.exitCode == 0, "\(result.output.suffix(2000))")
+        let json = try #require(result.output.firstIndex(of: "{").map { String(result.output[$0...]) })
+        let report = try JSONDecoder().decode(Report.self, from: Data(json.utf8))
+        #expect(report.events == 3000 && report.stored + report.deadLettered == 3000 && report.deadLettered > 0)
+        #expect(report.auditIngest.wallSeconds > 0 && report.copyBaseline.eventsPerSecond > 0 && report.ratio > 0)
+        #expect((report.auditIngest.ingestCPUSeconds ?? 0) > 0 && report.flushP50Milliseconds != nil)
+        let admin = try PostgresConnection(base)
+        defer { admin.close() }
+        #expect(try admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'audit_bench_%'").scalar == "0")
+    }
+
+    /// Without a server: a throwaway one, removed after; Kafka from the embedded cluster; a plot.
+    @Test func runsOnAThrowawayServerFromKafkaAndDrawsThePlot() throws {
+        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: plot) }
+        let before = Set(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()))
+        let result = try Shell.run(binary, ["bench", "--events", "2000", "--mode", "consume-static", "--plot", plot],
+                                   environment: ["DATABASE_URL": ""])
+        #expect(result.exitCode == 0, "\(result.output.suffix(2000))")
+        #expect(result.output.contains("2000 events, mode consume-static: 2000 stored"), "\(result.output.suffix(2000))")
+        #expect(result.output.contains("ratio (audit-ingest / COPY):"))
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 3)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())).subtracting(before)
+        #expect(!left.contains { $0.hasPrefix("audit-ingest-bench-") }, "left behind: \(left)")
+    }
+
+    @Test func anUnknownModeIsAUsageError() throws {
+        let result = try Shell.run(binary, ["bench", "--mode", "fast"])
+        #expect(result.exitCode == 64 && result.output.contains("--mode must be backfill, consume-static or consume-group"))
+    }
+}
