@@ -127,6 +127,35 @@ struct EngineOptions: ParsableArguments {
         """, valueName: "days"))
     var retentionDays: Int?
 
+    @Option(help: ArgumentHelp("""
+        The messages' format: native (the wire contract), cloudtrail (records or S3 delivery files \
+        with {"Records": [...]}), k8s-audit (audit.k8s.io/v1 Event), ocsf (API Activity 6003, \
+        Authentication 3002) or cloudevents (structured JSON). Other formats need --tenant-from.
+        """, valueName: "format"))
+    var format: String = EventFormat.native.rawValue
+
+    @Option(help: ArgumentHelp("""
+        Where a mapped event's tenant comes from: fixed:UUID, or field:PATH (a dot path into the \
+        record whose value is a UUID).
+        """, valueName: "rule"))
+    var tenantFrom: String?
+
+    /// The mapper `--format` and `--tenant-from` ask for (nil for native messages).
+    func mapper() throws -> FormatMapper? {
+        guard let eventFormat = EventFormat(rawValue: format) else {
+            throw ValidationError("--format must be one of \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(format)")
+        }
+        guard eventFormat != .native else {
+            if tenantFrom != nil { throw ValidationError("--tenant-from applies to --format other than native") }
+            return nil
+        }
+        guard let tenantFrom else { throw ValidationError("--format \(format) needs --tenant-from fixed:UUID or field:PATH") }
+        guard let rule = TenantRule(tenantFrom) else {
+            throw ValidationError("--tenant-from must be fixed:UUID or field:PATH, not \(tenantFrom)")
+        }
+        return FormatMapper(format: eventFormat, tenant: rule)
+    }
+
     func configuration() throws -> IngestConfiguration {
         guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
             throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
@@ -142,7 +171,7 @@ struct EngineOptions: ParsableArguments {
                                    ringCapacity: ringCapacity, unknownTenants: policy,
                                    decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew),
                                                                  retentionCutoff: try retentionCutoff()),
-                                   maxShardBytes: shardMemory << 20)
+                                   maxShardBytes: shardMemory << 20, mapper: try mapper())
     }
 }
 
@@ -157,11 +186,13 @@ extension EngineOptions {
 
 extension IngestSummary {
     func report(path: String) -> String {
-        var lines = summaryLines(title: "\(path):", counts: [("lines read", "\(messages)"), ("already committed", "\(alreadyCommitted)")],
+        var counts = [("lines read", "\(messages)"), ("already committed", "\(alreadyCommitted)")]
+        if extraRecords > 0 { counts.insert(("records", "\(messages + Int64(extraRecords))"), at: 1) }
+        var lines = summaryLines(title: "\(path):", counts: counts,
                                  stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
                                  seconds: seconds, eventsPerSecond: eventsPerSecond)
         if !isComplete {
-            lines.append("  INCOMPLETE: \(messages - alreadyCommitted - Int64(stored + deadLetteredTotal)) line(s) not accounted for")
+            lines.append("  INCOMPLETE: \(messages + Int64(extraRecords) - alreadyCommitted - Int64(stored + deadLetteredTotal)) event(s) not accounted for")
         }
         return lines.joined(separator: "\n")
     }

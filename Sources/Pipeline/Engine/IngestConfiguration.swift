@@ -17,11 +17,13 @@ public struct IngestConfiguration: Sendable {
     /// Bytes of messages one shard may hold in its ring and batch before the source waits; a
     /// batch is flushed once it holds half. Default: 64 MiB.
     public var maxShardBytes: Int
+    /// Maps messages of another format into the wire contract before decoding; nil for `native`.
+    public var mapper: FormatMapper?
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,
                 unknownTenants: UnknownTenantPolicy = .deadLetter, decoder: DecoderConfiguration = .init(),
-                maxShardBytes: Int = 64 << 20) {
+                maxShardBytes: Int = 64 << 20, mapper: FormatMapper? = nil) {
         self.shards = max(1, shards)
         self.batchSize = max(1, batchSize)
         self.maxBatchAge = maxBatchAge
@@ -29,6 +31,7 @@ public struct IngestConfiguration: Sendable {
         self.unknownTenants = unknownTenants
         self.decoder = decoder
         self.maxShardBytes = max(1 << 20, maxShardBytes)
+        self.mapper = mapper
     }
 }
 

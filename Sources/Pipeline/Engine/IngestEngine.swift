@@ -99,7 +99,7 @@ public final class IngestEngine: Sendable {
         }
         let snapshot = shards.statistics.snapshot
         return IngestSummary(
-            source: name, messages: totals.messages,
+            source: name, messages: totals.messages, extraRecords: snapshot.extraRecords,
             alreadyCommitted: totals.skippedBeforeResume + Int64(snapshot.alreadyCommitted),
             stored: snapshot.stored, deadLettered: snapshot.deadLettered,
             partitionsCreated: partitions.created - createdBefore,
@@ -113,6 +113,9 @@ public struct IngestSummary: Sendable {
     public var source: String
     /// Messages in the input (lines of a file, Kafka messages consumed).
     public var messages: Int64
+    /// Records beyond the first of messages that held several (a CloudTrail delivery file is one
+    /// line of many events): each is accounted as an event of its own.
+    public var extraRecords: Int = 0
     /// Messages an earlier run had already committed (skipped now).
     public var alreadyCommitted: Int64
     public var stored: Int
@@ -127,5 +130,5 @@ public struct IngestSummary: Sendable {
     /// Messages handled by this run per second.
     public var eventsPerSecond: Double { seconds > 0 ? Double(stored + deadLetteredTotal) / seconds : 0 }
     /// True when every message is in audit_log or audit_dead_letter (now or from an earlier run).
-    public var isComplete: Bool { alreadyCommitted + Int64(stored + deadLetteredTotal) == messages }
+    public var isComplete: Bool { alreadyCommitted + Int64(stored + deadLetteredTotal) == messages + Int64(extraRecords) }
 }

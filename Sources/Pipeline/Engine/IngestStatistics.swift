@@ -8,6 +8,8 @@ public final class IngestStatistics: Sendable {
         public var received = 0
         /// Messages skipped because an earlier run had already committed them.
         public var alreadyCommitted = 0
+        /// Records beyond the first of messages that held several (see `--format cloudtrail`).
+        public var extraRecords = 0
         /// Rows committed to audit_log.
         public var stored = 0
         /// Rows committed to audit_dead_letter, by reason.

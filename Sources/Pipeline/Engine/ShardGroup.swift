@@ -17,7 +17,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private var threads: [Thread] = []
     private let finished: [DispatchSemaphore]
     private let router: ShardRouter
-    private let decoder: EventDecoder
+    let decoder: EventDecoder
     /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
     /// without a lock, replaced when `IngestFeed` reloads the list.
     var knownTenants: Set<UUIDValue>
@@ -26,6 +26,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
     private var skippedAsCommitted = 0
+    /// Records beyond the first of messages that held several (CloudTrail delivery files): each
+    /// is an event of its own in the summary's accounting. Published with `skippedAsCommitted`.
+    var extraRecords = 0
     /// What earlier runs stored of each partition, as adopted: those positions are skipped.
     private var positions: [Int32: PartitionPositions] = [:]
     private let logger: Logger
@@ -71,13 +74,21 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard's ring
     /// is full. `next` is where the source goes on after it.
     func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer) {
+        guard let mapper = configuration.mapper else {
+            return route(partition: partition, offset: offset, next: next, event: message, raw: message)
+        }
+        submitMapped(partition: partition, offset: offset, next: next, message: message, mapper: mapper)
+    }
+
+    /// Decodes one wire-contract event and hands it to its shard; `raw` is what a dead letter keeps.
+    func route(partition: Int32, offset: Int64, next: Mark, event message: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
         switch decoder.decode(message) {
         case .success(let event):
             let shard = router.shard(for: event.tenantID)
             guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
             if configuration.unknownTenants == .deadLetter, !knownTenants.contains(event.tenantID) {
                 push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
-                                            rawMessage: Array(message), reason: Rejection.Kind.unknownTenant.rawValue,
+                                            rawMessage: Array(raw), reason: Rejection.Kind.unknownTenant.rawValue,
                                             detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
                 return
             }
@@ -85,17 +96,17 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             event.appendCopyRow(to: &encoder)
             let rowLength = encoder.count
             // One exact-size allocation holding the COPY row and then the raw message.
-            let storage = [UInt8](unsafeUninitializedCapacity: rowLength + message.count) { buffer, initialized in
+            let storage = [UInt8](unsafeUninitializedCapacity: rowLength + raw.count) { buffer, initialized in
                 encoder.withUnsafeBytes { row in
                     UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
                 }
-                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: message)
-                initialized = rowLength + message.count
+                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: raw)
+                initialized = rowLength + raw.count
             }
             push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
                                  storage: storage, rowLength: rowLength)), to: shard)
         case .failure(let rejection):
-            reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: rejection)
+            reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection)
         }
     }
 
@@ -184,10 +195,14 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     public var isOverByteBudget: Bool { flushers.contains { $0.budget.isExhausted } }
 
     private func publishSkipped() {
-        guard skippedAsCommitted > 0 else { return }
-        let skipped = skippedAsCommitted
+        guard skippedAsCommitted > 0 || extraRecords > 0 else { return }
+        let (skipped, extra) = (skippedAsCommitted, extraRecords)
         skippedAsCommitted = 0
-        statistics.update { $0.alreadyCommitted += skipped }
+        extraRecords = 0
+        statistics.update {
+            $0.alreadyCommitted += skipped
+            $0.extraRecords += extra
+        }
     }
 
     private func push(_ item: ShardItem, to shard: Int) {

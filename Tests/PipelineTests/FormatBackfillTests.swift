@@ -1,0 +1,59 @@
+import Foundation
+import Pipeline
+import Postgres
+import TestSupport
+import Testing
+
+/// `backfill --format`: foreign records through the real engine, exactly once, one dead letter
+/// per position.
+@Suite(.timeLimit(.minutes(3))) struct FormatBackfillTests {
+    let binary = Shell.executable(named: "audit-ingest")
+    static let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../samples/formats").standardized.path
+
+    private func tenantOf(_ fixture: PipelineFixture) throws -> String {
+        try #require(try fixture.connection.execute("SELECT id FROM tenant ORDER BY id LIMIT 1").scalar ?? nil)
+    }
+
+    @Test func aCloudTrailDeliveryFileIsStoredOnceAndRerunsChangeNothing() throws {
+        let fixture = try PipelineFixture()
+        let tenant = try tenantOf(fixture)
+        let arguments = ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
+                         "--tenant-from", "fixed:\(tenant)", Self.samples + "/cloudtrail-delivery.json"]
+        let first = try Shell.run(binary, arguments)
+        #expect(first.exitCode == 0, "\(first.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log WHERE tenant_id = '\(tenant)'") == 3)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log WHERE action = 'iam.DeleteRole' AND severity = 'WARNING'") == 1)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log WHERE custom_metadata->>'source_format' = 'cloudtrail'") == 3)
+        let again = try Shell.run(binary, arguments)
+        #expect(again.exitCode == 0, "\(again.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 3)
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter") == 0)
+    }
+
+    /// A delivery file one record of which is broken is dead-lettered whole, once, with the record named.
+    @Test func aDeliveryFileWithABrokenRecordIsOneDeadLetter() throws {
+        let fixture = try PipelineFixture()
+        let tenant = try tenantOf(fixture)
+        let good = #"{"eventID":"1d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T08:15:30Z","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
+        let broken = #"{"eventID":"2d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
+        try Data(#"{"Records":[\#(good),\#(broken),\#(broken)]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
+                                            "--tenant-from", "fixed:\(tenant)", path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
+        let dead = try fixture.connection.execute("SELECT reason, detail FROM audit_dead_letter").rows
+        #expect(dead.count == 1 && dead.first?[0] == "missing field: eventTime", "\(dead)")
+        #expect(dead.first?[1]?.contains("record 2 of 3") == true, "\(dead)")
+    }
+
+    @Test func aFormatWithoutATenantRuleIsAUsageError() throws {
+        let fixture = try PipelineFixture()
+        let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "--format", "k8s-audit",
+                                            Self.samples + "/k8s-audit.ndjson"])
+        #expect(result.exitCode == 64 && result.output.contains("--format k8s-audit needs --tenant-from"), "\(result.output)")
+        let unknown = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "--format", "syslog", "x"])
+        #expect(unknown.exitCode == 64 && unknown.output.contains("--format must be one of native, cloudtrail"), "\(unknown.output)")
+    }
+}
