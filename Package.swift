@@ -32,6 +32,7 @@ let package = Package(
         ),
 
         .target(name: "AuditCore"),
+        .target(name: "Digest"),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -56,7 +57,7 @@ let package = Package(
         ),
         .target(
             name: "Migrations",
-            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Digest", "Postgres", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "audit-ingest",
