@@ -47,10 +47,12 @@ let package = Package(
             ]
         ),
         .target(name: "Operations", dependencies: ["Postgres"]),
+        // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
+        .target(name: "AuditRead", dependencies: ["AuditCore", "Digest", "Postgres"]),
         .target(
             name: "AdminServer",
             dependencies: [
-                "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                "AuditRead", "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "AuditRead",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -81,5 +83,6 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
+        .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Digest", "Postgres", "TestSupport"]),
     ]
 )
