@@ -11,6 +11,7 @@ struct AuditIngest: AsyncParsableCommand {
             and other secrets are masked in every message. Start with: audit-ingest migrate.
             """,
         subcommands: [Migrate.self, Backfill.self, Consume.self, KafkaCommand.self, Health.self, Stats.self, Optimize.self,
-                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self, Generate.self]
+                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self, Generate.self,
+                      Events.self]
     )
 }
