@@ -30,24 +30,16 @@ public struct EventExport: Sendable {
         self.format = format
     }
 
-    /// The COPY statement. COPY takes no parameters: values are inlined as quoted literals, all
-    /// validated by `EventFilter` first.
+    /// The COPY statement (CSV; NDJSON is made from it row by row by `EventJSON`). COPY takes no
+    /// parameters: values are inlined as quoted literals, all validated by `EventFilter` first.
     var sql: String {
         var conditions = SQLConditions(binding: .literals)
         conditions.add("tenant_id = " + conditions.bind(tenantID, as: "uuid"))
         filter.apply(to: &conditions)
         // Qualified: a bare name in ORDER BY would mean the output column of that name (text).
         let order = #"ORDER BY audit_log."timestamp", audit_log.id"#
-        switch format {
-        case .csv:
-            return "COPY (SELECT \(EventColumns.textColumns) FROM audit_log \(conditions.whereClause) \(order)) TO STDOUT (FORMAT csv, HEADER)"
-        case .ndjson:
-            // One JSON text per line, unescaped: CSV quotes a value only when it holds the
-            // delimiter, the quote character, CR or LF, and JSON text holds none of these (\x01,
-            // \x02 and line breaks inside strings are escaped in JSON).
-            return "COPY (SELECT \(EventColumns.jsonObject) FROM audit_log \(conditions.whereClause) \(order)) "
-                + #"TO STDOUT (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')"#
-        }
+        let select = "SELECT \(EventColumns.textColumns) FROM audit_log \(conditions.whereClause) \(order)"
+        return "COPY (\(select)) TO STDOUT (FORMAT csv\(format == .csv ? ", HEADER" : ""))"
     }
 
     /// Streams the export inside a `ReaderSession` (give it no statement timeout: a year takes
@@ -56,8 +48,12 @@ public struct EventExport: Sendable {
     public func run(on connection: PostgresConnection, write: ([UInt8]) throws -> Void) throws -> Int {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(Self.chunkSize + 4096)
-        let rows = try connection.copyOut(sql) { data in
-            buffer.append(contentsOf: data)
+        let rows = try connection.copyOut(sql) { data in  // one row per call
+            if format == .ndjson {
+                EventJSON.appendLine(csvRecord: data, to: &buffer)
+            } else {
+                buffer.append(contentsOf: data)
+            }
             if buffer.count >= Self.chunkSize {
                 try write(buffer)
                 buffer.removeAll(keepingCapacity: true)

@@ -48,14 +48,15 @@ public struct EventFeed: Sendable {
         // ORDER BY names the table's columns: bare, `ingest_xid` would be the text output column
         // ("1000" < "993"), which is not the order the cursor condition follows.
         let sql = """
-            SELECT \(EventColumns.jsonObject), ingest_xid::text, id::text, \(EventColumns.utcText(#""timestamp""#))
+            SELECT \(EventColumns.textColumns), ingest_xid::text AS feed_xid
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log.ingest_xid, audit_log.id, audit_log."timestamp" LIMIT \(limit)
             """
         let rows = try connection.query(sql, conditions.parameters).rows
         let next = rows.last.map { last in
-            signer.encode(EventCursor(listing: .feed, tenantID: tenantID, key: [last[1]!, last[2]!, last[3]!]))
+            signer.encode(EventCursor(listing: .feed, tenantID: tenantID,
+                                      key: [last[EventColumns.all.count]!, last[0]!, last[EventColumns.timestampIndex]!]))
         }
-        return Page(events: rows.map { $0[0]! }, nextCursor: next ?? after.map(signer.encode))
+        return Page(events: rows.map { EventJSON.object($0[..<EventColumns.all.count]) }, nextCursor: next ?? after.map(signer.encode))
     }
 }

@@ -56,7 +56,7 @@ public struct EventSearch: Sendable {
         }
         // Qualified ORDER BY: the bare names are the text output columns, which no index serves.
         let sql = """
-            SELECT \(EventColumns.jsonObject) AS event, \(EventColumns.textColumns)
+            SELECT \(EventColumns.textColumns)
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log."timestamp" \(direction), audit_log.id \(direction) LIMIT \(limit + 1)
             """
@@ -64,8 +64,8 @@ public struct EventSearch: Sendable {
         let rows = result.rows.prefix(limit)
         var next: String?
         if result.rows.count > limit, let last = rows.last {
-            next = signer.encode(EventCursor(listing: listing, tenantID: tenantID, key: [last[8]!, last[1]!]))
+            next = signer.encode(EventCursor(listing: listing, tenantID: tenantID, key: [last[EventColumns.timestampIndex]!, last[0]!]))
         }
-        return Page(events: rows.map { $0[0]! }, rows: rows.map { Array($0.dropFirst()) }, nextCursor: next)
+        return Page(events: rows.map { EventJSON.object($0[...]) }, rows: Array(rows), nextCursor: next)
     }
 }

@@ -30,7 +30,10 @@ import Testing
             previous = timestamp
         }
         #expect(ids.count == Self.yearOfEvents)
-        #expect(lines.first?.contains(#""note" : "line\nbreak, \"quoted\"""#) == true || lines.first?.contains(#"line\nbreak, \"quoted\""#) == true)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect((first["metadata"] as? [String: Any])?["note"] as? String == "line\nbreak, \"quoted\"")
+        #expect(first["user_agent"] as? String == "test/1.0" && first["ip_address"] as? String == "10.0.0.1")
+        #expect(first["resource_id"] as? String == "doc-1" && first["user_id"] is String)
 
         let march = "since=\(q("2026-03-01T00:00:00Z"))&until=\(q("2026-04-01T00:00:00Z"))&severity=ERROR"
         let csv = try server.request("/v1/tenants/\(ReadFixture.tenantA)/events/export?format=csv&\(march)", token: ReadFixture.adminToken)
@@ -55,7 +58,7 @@ import Testing
         #expect(export.output.contains("exported 600 event(s)"))
         let written = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
         #expect(written.count == 600)
-        #expect(written.allSatisfy { $0.contains(#""action" : "action.1""#) })
+        #expect(written.allSatisfy { $0.contains(#""action":"action.1""#) })
 
         let table = try fixture.cli(["events", "search", "--tenant", ReadFixture.tenantA, "--limit", "5", "--severity", "critical"])
         #expect(table.exitCode == 0, "\(table.output)")
