@@ -32,6 +32,7 @@ let package = Package(
         ),
 
         .target(name: "AuditCore"),
+        .target(name: "Digest"),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -53,22 +54,25 @@ let package = Package(
             "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "SampleData",
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
+        .target(name: "AuditRead", dependencies: ["AuditCore", "Digest", "Postgres"]),
         .target(
             name: "AdminServer",
             dependencies: [
-                "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                "AuditRead", "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
             name: "Migrations",
-            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Digest", "Postgres", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "audit-ingest",
             dependencies: [
-                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "SampleData", "Bench",
+                "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "AuditRead",
+                "SampleData", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -87,5 +91,6 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
+        .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Digest", "Postgres", "TestSupport"]),
     ]
 )

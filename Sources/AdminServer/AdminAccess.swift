@@ -11,7 +11,8 @@ import Postgres
 ///    is accepted when bound to loopback.
 /// 2. Every path except `publicPaths` (`/metrics` and the bare liveness probe `/livez`) needs
 ///    `Authorization: Bearer <token>`, compared in constant time. Without a configured token
-///    they all answer 401: operators set ADMIN_TOKEN or use the CLI.
+///    they all answer 401: operators set ADMIN_TOKEN or use the CLI. The tenant read API
+///    (`/v1/tenants/...`) also takes tenant tokens and authenticates itself (`TenantReadAPI`).
 struct AdminAccess<Context: RequestContext>: RouterMiddleware {
     static var publicPaths: Set<String> { ["/metrics", "/livez"] }
 
@@ -35,6 +36,8 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
                 status: .forbidden)
         }
         if Self.publicPaths.contains(request.uri.path) { return try await next(request, context) }
+        // The tenant read API takes tenant tokens as well as this one and checks them itself.
+        if request.uri.path.hasPrefix(TenantReadAPI.pathPrefix) { return try await next(request, context) }
         guard let token else {
             return try refusal("the admin API needs a token: start it with ADMIN_TOKEN (or ADMIN_TOKEN_FILE) set, or use the CLI")
         }

@@ -8,7 +8,8 @@ import Pipeline
 import Postgres
 import Prometheus
 
-/// The admin HTTP API: the seed document's `/utils/db/...` endpoints and Prometheus `/metrics`.
+/// The admin HTTP API: the seed document's `/utils/db/...` endpoints, Prometheus `/metrics` and
+/// the tenant read API (`/v1/tenants/...`, `TenantReadAPI`, with tenant tokens of its own).
 ///
 /// Binds to 127.0.0.1 by default. Every endpoint except `/metrics` and `/livez` needs
 /// `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they answer 401. Requests
@@ -53,6 +54,7 @@ public final class AdminServer: Service, Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let pool: ConnectionPool
     private let metrics: MetricsExporter
+    private let tenantRead: TenantReadAPI
     private let logger: Logger
 
     /// - Parameters:
@@ -69,6 +71,7 @@ public final class AdminServer: Service, Sendable {
                               configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
                               logger: logger)
         metrics = MetricsExporter()
+        tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, logger: logger)
     }
 
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
@@ -135,6 +138,7 @@ public final class AdminServer: Service, Sendable {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        tenantRead.register(on: router)
         return router
     }
 
@@ -154,9 +158,7 @@ public final class AdminServer: Service, Sendable {
 
     /// Runs blocking libpq work on a Dispatch thread.
     private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
+        try await runBlocking(work)
     }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {

@@ -1,6 +1,6 @@
 /// Parses RFC 3339 date-times: `2024-03-10T12:34:56Z`, `2024-03-10t12:34:56.123456+05:30`,
 /// `2024-03-10 12:34:56-08:00`. Fractions beyond microseconds are rounded (as PostgreSQL does).
-enum RFC3339 {
+public enum RFC3339 {
     enum Failure {
         case malformed(String)
         case missingOffset

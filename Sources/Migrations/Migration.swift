@@ -1,3 +1,4 @@
+import Digest
 import Foundation
 
 /// One numbered SQL file, `NNNN_name.sql`, applied once in its own transaction.

@@ -44,6 +44,11 @@ struct AdminOptions: ParsableArguments {
         POST /utils/db/vacuum[?table=T&analyze=true]
         POST /utils/db/reindex[?table=T]
         GET  /utils/db/tenant/{id}/performance 400 for a malformed id, 404 for an unknown one
+        The tenant read API (the admin token reads any tenant; a token from `tenant token create` its own):
+        GET  /v1/tenants/{id}/events           since, until, action, user_id, resource_type, resource_id,
+                                               severity (minimum), metadata (JSON object), limit, cursor, order=asc
+        GET  /v1/tenants/{id}/events/export    format=ndjson|csv and the same filters; streamed
+        GET  /v1/tenants/{id}/feed             after=CURSOR, limit: every event once, in commit order
         """
 
     @Option(help: "Admin API port (consume: off unless given).") var adminPort: Int?

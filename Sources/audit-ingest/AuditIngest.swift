@@ -10,7 +10,8 @@ struct AuditIngest: AsyncParsableCommand {
             string), KAFKA_BROKERS, ADMIN_TOKEN (enables the admin API's POST endpoints). Passwords \
             and other secrets are masked in every message. Start with: audit-ingest migrate.
             """,
-        subcommands: [Migrate.self, Backfill.self, Consume.self, BenchCommand.self, KafkaCommand.self, Health.self, Stats.self, Optimize.self,
-                      Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self, Generate.self]
+        subcommands: [Migrate.self, Backfill.self, Consume.self, BenchCommand.self, KafkaCommand.self, Health.self, Stats.self,
+                      Optimize.self, Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self,
+                      Generate.self, Events.self]
     )
 }

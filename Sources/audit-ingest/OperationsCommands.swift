@@ -78,7 +78,7 @@ struct Reindex: ParsableCommand {
 }
 
 struct Tenant: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tenant reports.", subcommands: [Report.self])
+    static let configuration = CommandConfiguration(abstract: "Tenant reports and read API tokens.", subcommands: [Report.self, Token.self])
 
     struct Report: ParsableCommand {
         static let configuration = CommandConfiguration(

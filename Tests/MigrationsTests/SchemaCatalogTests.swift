@@ -14,8 +14,9 @@ import Testing
         let tables = try connection.execute("""
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
-        #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "ingest_offsets_retired", "item", "schema_migrations",
-                           "tenant", "tenant_login_role", "tenant_metrics", "tenant_metrics_rollup_months", "user"])
+        #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
+                           "schema_migrations", "tenant", "tenant_api_token", "tenant_login_role", "tenant_metrics",
+                           "tenant_metrics_rollup_months", "user"])
     }
 
     @Test func auditLogAndTenantMetricsAreRangePartitionedByMonthKeyWithoutDefault() throws {
@@ -35,7 +36,14 @@ import Testing
             FROM pg_attribute WHERE attrelid = 'audit_log'::regclass AND attnum > 0 AND NOT attisdropped
             """).scalar
         #expect(columns == "id:uuid,tenant_id:uuid,user_id:uuid,action:text,resource_type:text,resource_id:text,"
-                + "severity:text,timestamp:timestamp with time zone,ip_address:inet,user_agent:text,custom_metadata:jsonb")
+                + "severity:text,timestamp:timestamp with time zone,ip_address:inet,user_agent:text,custom_metadata:jsonb,"
+                + "ingest_xid:xid8,ingested_at:timestamp with time zone")
+        // Every column after the eleven of the COPY has a default, so the ingest's COPY fills it.
+        let defaults = try connection.execute("""
+            SELECT string_agg(attname || '=' || pg_get_expr(adbin, adrelid), ',' ORDER BY attnum)
+            FROM pg_attrdef JOIN pg_attribute ON attrelid = adrelid AND attnum = adnum WHERE adrelid = 'audit_log'::regclass
+            """).scalar
+        #expect(defaults == "ingest_xid=pg_current_xact_id(),ingested_at=now()")
         let primaryKey = try connection.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND contype = 'p'").scalar
         #expect(primaryKey == "PRIMARY KEY (tenant_id, id, \"timestamp\")")

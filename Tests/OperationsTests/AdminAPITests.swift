@@ -5,11 +5,7 @@ import Testing
 
 /// The admin HTTP API through a real HTTP client (curl) against `audit-ingest admin serve`.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct AdminAPITests {
-    struct Server {
-        let child: Shell.Child
-        let base: String
-        let databaseURL: String
-    }
+    typealias Server = AdminServerProcess
 
     static let token = "s3cret-token"
 
@@ -22,37 +18,12 @@ import Testing
             INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
             VALUES (gen_random_uuid(), '00000000-0000-4000-8000-00000000000a', 'user.login', 'INFO', '2026-03-10 08:00+00');
             """)
-        let port = try freeTCPPort()
-        let child = try Shell.spawn(Shell.executable(named: "audit-ingest"),
-                                    ["admin", "serve", "--admin-port", "\(port)", "--database-url", url,
-                                     "--migrations-dir", TestDatabase.migrationsDirectory.path] + extraArguments,
-                                    environment: token.map { ["ADMIN_TOKEN": $0] } ?? ["ADMIN_TOKEN": ""])
-        let server = Server(child: child, base: "http://127.0.0.1:\(port)", databaseURL: url)
-        for _ in 0..<100 {
-            if (try? curl(server, "/livez").status) == 200 { return server }
-            usleep(100_000)
-        }
-        child.signal(SIGKILL)
-        throw TestDatabase.Unavailable(description: "admin server did not start: \(child.outputSoFar)")
-    }
-
-    struct Reply {
-        let status: Int
-        let body: String
-        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
+        return try AdminServerProcess.start(databaseURL: url, token: token, extraArguments: extraArguments)
     }
 
     func curl(_ server: Server, _ path: String, method: String = "GET", token: String? = Self.token,
-              headers: [String] = []) throws -> Reply {
-        var arguments = ["-s", "-S", "-X", method, "-w", "\n%{http_code}", server.base + path]
-        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
-        for header in headers { arguments += ["-H", header] }
-        let result = try Shell.run("/usr/bin/curl", arguments)
-        guard result.exitCode == 0, let newline = result.output.lastIndex(of: "\n"),
-              let status = Int(result.output[result.output.index(after: newline)...]) else {
-            throw TestDatabase.Unavailable(description: "curl failed: \(result.output)")
-        }
-        return Reply(status: status, body: String(result.output[..<newline]))
+              headers: [String] = []) throws -> AdminServerProcess.Reply {
+        try server.request(path, method: method, token: token, headers: headers)
     }
 
     @Test func readEndpointsAnswerWithStableJSON() throws {

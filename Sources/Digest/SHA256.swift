@@ -1,5 +1,6 @@
-/// SHA-256 (FIPS 180-4), for migration checksums that match `sha256sum` on the file.
-enum SHA256 {
+/// SHA-256 (FIPS 180-4): migration checksums that match `sha256sum` on the file, hashes of tenant
+/// tokens, and HMAC-SHA-256 (`HMAC`) for read cursors.
+public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -12,7 +13,13 @@ enum SHA256 {
     ]
 
     /// The digest of `bytes` as 64 lower-case hex digits.
-    static func hexDigest(_ bytes: [UInt8]) -> String {
+    public static func hexDigest(_ bytes: [UInt8]) -> String {
+        let hexDigits = Array("0123456789abcdef")
+        return String(digest(bytes).flatMap { [hexDigits[Int($0 >> 4)], hexDigits[Int($0 & 0xF)]] })
+    }
+
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                            0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         var message = bytes
@@ -45,10 +52,7 @@ enum SHA256 {
             }
             for (i, value) in [a, b, c, d, e, f, g, hh].enumerated() { h[i] = h[i] &+ value }
         }
-        let hexDigits = Array("0123456789abcdef")
-        return String(h.flatMap { word in
-            (0..<8).reversed().map { hexDigits[Int((word >> (UInt32($0) * 4)) & 0xF)] }
-        })
+        return h.flatMap { word in (0..<4).reversed().map { UInt8(truncatingIfNeeded: word >> (UInt32($0) * 8)) } }
     }
 }
 

@@ -1,0 +1,30 @@
+/// Why a read request gets no events. `parameter` names the request parameter at fault, so an
+/// API client (HTTP 400) or an operator (CLI usage error) knows what to fix.
+public struct ReadError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// A malformed or out-of-range parameter, a tampered or foreign cursor (HTTP 400).
+        case badParameter
+        /// No token, or one that is unknown or revoked (HTTP 401).
+        case notAuthenticated
+        /// A tenant token used on another tenant's path (HTTP 403).
+        case forbidden
+        /// No such tenant (HTTP 404).
+        case unknownTenant
+    }
+
+    public var kind: Kind
+    public var parameter: String?
+    public var message: String
+
+    public init(kind: Kind, parameter: String? = nil, message: String) {
+        self.kind = kind
+        self.parameter = parameter
+        self.message = message
+    }
+
+    static func badParameter(_ name: String, _ message: String) -> ReadError {
+        ReadError(kind: .badParameter, parameter: name, message: "\(name): \(message)")
+    }
+
+    public var description: String { message }
+}
