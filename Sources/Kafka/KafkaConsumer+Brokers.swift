@@ -10,7 +10,7 @@ extension KafkaConsumer {
     /// `timeoutMilliseconds`; an answer clears `brokersDown`. Does nothing while brokers are up.
     /// Call it from the polling thread now and then: an idle topic delivers no message that
     /// would show the brokers are back.
-    public func checkBrokersIfDown(timeoutMilliseconds: Int32 = 200) {
+    public func checkBrokersIfDown(timeoutMilliseconds: Int32 = 500) {
         guard brokersDown, let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { return }
         defer { rd_kafka_topic_destroy(topicHandle) }
         var metadata: UnsafePointer<rd_kafka_metadata>?

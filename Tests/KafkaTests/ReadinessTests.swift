@@ -16,6 +16,9 @@ import Testing
         let ready = admin.waitFor("/readyz") { $0.status == 200 }
         #expect(ready?.json?["ready"] as? Bool == true, "\(ready?.body ?? "no answer"): \(consumer.outputSoFar.suffix(2000))")
         #expect((ready?.json?["checks"] as? [String: Bool])?.values.allSatisfy { $0 } == true)
+        // Caught up: every partition's lag in seconds is 0, beside its lag in messages.
+        let lagSeconds = admin.waitFor("/metrics", timeout: 20) { Self.samples("audit_ingest_kafka_lag_seconds", in: $0.body) == [0, 0] }
+        #expect(lagSeconds.map { Self.samples("audit_ingest_kafka_lag_seconds", in: $0.body) } == [0, 0], "\(admin.get("/metrics")?.body ?? "")")
 
         try postgres.stop()
         let down = admin.waitFor("/readyz") { $0.status == 503 }
@@ -58,6 +61,10 @@ import Testing
         #expect(result.exitCode == 0, "\(result.output.suffix(3000))")
         let lastProgress = result.output.split(separator: "\n").last { $0.contains("progress") } ?? ""
         #expect(lastProgress.contains("brokers=up"), "\(lastProgress)")
+        #expect(lastProgress.contains("events_per_second_since_assignment="), "\(lastProgress)")
+        #expect(lastProgress.contains("events_per_second_overall="), "\(lastProgress)")
+        #expect(result.output.contains("  seconds assigned    ") && result.output.contains("  events/s assigned   "),
+                "the summary gives the rate since the first assignment: \(result.output.suffix(800))")
         #expect(!result.output.contains("%3|"), "librdkafka printed to stderr itself: \(result.output.suffix(3000))")
     }
 
@@ -83,6 +90,14 @@ import Testing
             && $0.contains("Connection refused") }, "\(result.output.prefix(3000))")
         #expect(lines.contains { $0.contains(" error audit-ingest.kafka: ") && $0.contains("All broker connections are down") })
         #expect(!result.output.contains("%3|"), "librdkafka printed to stderr itself: \(result.output.prefix(3000))")
+    }
+}
+
+extension ReadinessTests {
+    /// The values of `name`'s samples in Prometheus text, in order.
+    static func samples(_ name: String, in text: String) -> [Double] {
+        text.split(separator: "\n").filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
     }
 }
 
