@@ -34,12 +34,21 @@ struct ReadinessReport: Codable, Sendable, Equatable {
     static func evaluate(database health: HealthReport?, consumer: (any PipelineStatusProvider)?, limits: Limits,
                          now: ContinuousClock.Instant = .now) -> ReadinessReport {
         var report = ReadinessReport(ready: true, checks: [:], problems: [])
-        let answered = health?.migrationsApplied != nil
-        report.check("database", answered, health == nil ? "database: the first check is still running"
-                     : health!.reachable ? "database: reachable, but its catalog could not be read" : "database: unreachable")
-        report.check("migrations", health?.migrationsUpToDate == true, !answered
-                     ? "migrations: unknown (the database did not answer)"
-                     : "migrations: \(health!.migrationsApplied!) applied, \(health!.migrationsExpected) expected with this binary's checksums: run audit-ingest migrate")
+        let databaseProblem: String? = switch health {
+        case nil: "database: the first check is still running"
+        case let health? where !health.reachable: "database: unreachable"
+        case let health? where health.migrationsApplied == nil: "database: reachable, but its catalog could not be read"
+        default: nil
+        }
+        report.check("database", databaseProblem == nil, databaseProblem ?? "")
+        if let health, let applied = health.migrationsApplied {
+            report.check("migrations", health.migrationsUpToDate, """
+                migrations: \(applied) applied, \(health.migrationsExpected) expected with this binary's checksums: \
+                run audit-ingest migrate
+                """)
+        } else {
+            report.check("migrations", false, "migrations: unknown (the database did not answer)")
+        }
         guard let consumer else { return report }
         guard let status = consumer.currentStatus(), let state = status.consumer else {
             report.check("kafka_loop", false, "kafka: the consumer has not started yet")

@@ -37,6 +37,20 @@ import Testing
         #expect(result.output.contains("not ready"), "losing readiness is logged")
     }
 
+    /// `admin serve` (no consumer) against a database `migrate` has not run on: reachable, not ready.
+    @Test func aDatabaseWithoutThisBinarysMigrationsIsNotReady() throws {
+        let url = try TestDatabase.create(prefix: "unmigrated")
+        let admin = try AdminPort()
+        let server = try Shell.spawn(Shell.executable(named: "audit-ingest"),
+                                     ["admin", "serve", "--database-url", url] + admin.arguments)
+        let reply = admin.waitFor("/readyz") { $0.status == 503 }
+        server.signal(SIGTERM)
+        _ = server.wait(timeout: 20)
+        #expect(reply?.json?["checks"] as? [String: Bool] == ["database": true, "migrations": false], "\(reply?.body ?? "no answer")")
+        let problems = reply?.json?["problems"] as? [String] ?? []
+        #expect(problems.count == 1 && problems[0].hasPrefix("migrations: 0 applied, "), "\(problems)")
+    }
+
     /// The embedded cluster's only broker goes down mid-run: the progress line says so, /readyz
     /// fails naming the brokers, and both recover once the broker is back.
     @Test func brokersDownShowInTheProgressLineAndReadiness() throws {
