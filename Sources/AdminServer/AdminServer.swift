@@ -9,9 +9,10 @@ import Postgres
 import Prometheus
 
 /// The admin HTTP API: the seed document's `/utils/db/...` endpoints, Prometheus `/metrics` and
-/// the tenant read API (`/v1/tenants/...`, `TenantReadAPI`, with tenant tokens of its own).
+/// the tenant read API (`/v1/tenants/...`, `TenantReadAPI`, with tenant tokens of its own), and
+/// the probes `/livez` and `/readyz` (Readiness.swift).
 ///
-/// Binds to 127.0.0.1 by default. Every endpoint except `/metrics` and `/livez` needs
+/// Binds to 127.0.0.1 by default. Every endpoint except `/metrics`, `/livez` and `/readyz` needs
 /// `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they answer 401. Requests
 /// must name this server in their Host header (see `AdminAccess`), and a connection that sends
 /// nothing for `requestIdleTimeout` (a stalled header or body) is closed. Database work runs on
@@ -22,7 +23,7 @@ public final class AdminServer: Service, Sendable {
         public var host: String
         /// Default: 9090.
         public var port: Int
-        /// Bearer token for every endpoint but `/metrics` and `/livez`; nil (or empty) refuses them all.
+        /// Bearer token for every endpoint but `/metrics`, `/livez` and `/readyz`; nil (or empty) refuses them all.
         public var token: String?
         /// Host names (besides the bound address) clients may use, e.g. a DNS name behind a proxy.
         public var allowedHosts: [String]
@@ -34,6 +35,8 @@ public final class AdminServer: Service, Sendable {
         public var expectedMigrations: [Int: String]
         /// Months of partitions `optimize` makes ahead. Default: 3.
         public var premake: Int
+        /// `/readyz` fails once the consumer has paused fetching for longer. Default: 30 s.
+        public var readyMaximumPause: Duration = .seconds(30)
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
@@ -50,12 +53,13 @@ public final class AdminServer: Service, Sendable {
     }
 
     public let configuration: Configuration
-    private let pipeline: (any PipelineStatusProvider)?
+    let pipeline: (any PipelineStatusProvider)?
     private let registry: PrometheusCollectorRegistry?
     private let pool: ConnectionPool
     private let metrics: MetricsExporter
     private let tenantRead: TenantReadAPI
-    private let logger: Logger
+    let readiness = ReadinessProbe()
+    let logger: Logger
 
     /// - Parameters:
     ///   - pipeline: the running pipeline's status (alerts, ring capacity), if any.
@@ -93,6 +97,7 @@ public final class AdminServer: Service, Sendable {
         router.get("/livez") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
+        router.get("/readyz") { _, _ in try await self.readyz() }
         router.get("/utils/db/health") { _, _ in
             let report = try await self.blocking {
                 HealthReport.check(self.configuration.database, expectedMigrations: self.configuration.expectedMigrations,
@@ -157,7 +162,7 @@ public final class AdminServer: Service, Sendable {
     }
 
     /// Runs blocking libpq work on a Dispatch thread.
-    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await runBlocking(work)
     }
 

@@ -17,6 +17,7 @@ final class MetricsExporter: Sendable {
             out.gauge("audit_ingest_ring_capacity", "Slots per shard ring.", [([:], Double(pipeline.ringCapacity))])
             out.gauge("audit_ingest_alert", "1 while an alert fires.",
                       pipeline.alerts.sorted { $0.key < $1.key }.map { (["alert": $0.key], $0.value ? 1 : 0) })
+            if let consumer = pipeline.consumer { render(consumer, taken: pipeline.taken, into: &out) }
         }
         out.gauge("audit_ingest_pool_connections", "Admin connection pool connections, by state.",
                   [(["state": "open"], Double(pool.open)), (["state": "idle"], Double(pool.idle)), (["state": "in_use"], Double(pool.inUse))])
@@ -31,6 +32,16 @@ final class MetricsExporter: Sendable {
             out.gauge("audit_ingest_db_up", "1 when the database answered.", [([:], 0)])
         }
         return out.text
+    }
+
+    /// The Kafka consumer's state (what `/readyz` checks), as of the status taken at `taken`.
+    private func render(_ consumer: ConsumerState, taken: ContinuousClock.Instant, into out: inout PrometheusText) {
+        out.gauge("audit_ingest_kafka_assigned_partitions", "Partitions this process reads.",
+                  [([:], Double(consumer.assignedPartitions))])
+        out.gauge("audit_ingest_kafka_brokers_down", "1 while every broker connection is down.",
+                  [([:], consumer.brokersDown ? 1 : 0)])
+        out.gauge("audit_ingest_kafka_fetch_paused_seconds", "How long fetching has been paused (flushers behind); 0 while fetching.",
+                  [([:], consumer.pausedSince.map { $0.duration(to: taken).secondsDouble.rounded() } ?? 0)])
     }
 
     private func cachedStatistics(_ load: () throws -> DatabaseStatistics) throws -> DatabaseStatistics {

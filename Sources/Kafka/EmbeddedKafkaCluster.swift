@@ -19,6 +19,7 @@ public final class EmbeddedKafkaCluster: @unchecked Sendable {
         let conf = rd_kafka_conf_new()!
         var errorText = [CChar](repeating: 0, count: 512)
         rd_kafka_conf_set(conf, "log_level", "3", &errorText, errorText.count)
+        KafkaLogRelay.install(on: conf)
         guard let host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
             throw KafkaError(configuration: "cannot create the mock cluster's client: \(string(fromCBuffer: errorText))")

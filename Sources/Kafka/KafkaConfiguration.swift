@@ -67,9 +67,11 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
         return isSecret(String(assignment[..<equals])) ? String(assignment[...equals]) + "***" : assignment
     }
 
-    /// Builds an `rd_kafka_conf_t` (owned by the caller until `rd_kafka_new` takes it).
+    /// Builds an `rd_kafka_conf_t` (owned by the caller until `rd_kafka_new` takes it). The
+    /// client's own log lines go to swift-log through `KafkaLogRelay.shared`, not to stderr.
     func makeConf() throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
+        KafkaLogRelay.install(on: conf)
         var errorText = [CChar](repeating: 0, count: 512)
         for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
             guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK else {

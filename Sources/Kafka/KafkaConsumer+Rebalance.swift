@@ -55,6 +55,8 @@ final class RebalanceContext {
     }
 
     let topic: String
+    /// Written by librdkafka's error callback (see KafkaConsumer+Brokers.swift): atomics only.
+    let brokers = BrokerState()
     var fatalError: KafkaError?
     /// The rebalance librdkafka announced and the owner has not completed yet.
     var pending: Pending?

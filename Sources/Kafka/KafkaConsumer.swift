@@ -37,6 +37,9 @@ public struct KafkaMessage {
     /// nil for a null value (a tombstone).
     public let value: UnsafeRawBufferPointer?
     public let key: UnsafeRawBufferPointer?
+    /// The Kafka timestamp (producer's create time or broker's log-append time), milliseconds
+    /// since the Unix epoch; nil when the message has none.
+    public let timestamp: Int64?
 }
 
 /// A high-level (group) consumer of one topic with offsets managed by its owner: auto-commit is
@@ -86,6 +89,7 @@ public final class KafkaConsumer {
         context = RebalanceContext(topic: topic)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        Self.installErrorCallback(on: conf)
         var errorText = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
@@ -175,12 +179,16 @@ public final class KafkaConsumer {
             if let floor = context.positions[fields.partition] ?? context.assignedOffsets[fields.partition],
                floor >= 0, fields.offset < floor { continue }
             context.positions[fields.partition] = fields.offset + 1
+            let timestamp = rd_kafka_message_timestamp(message, nil)
             body(KafkaMessage(
                 partition: fields.partition, offset: fields.offset,
                 value: fields.payload.map { UnsafeRawBufferPointer(start: $0, count: fields.len) },
-                key: fields.key.map { UnsafeRawBufferPointer(start: $0, count: fields.key_len) }))
+                key: fields.key.map { UnsafeRawBufferPointer(start: $0, count: fields.key_len) },
+                timestamp: timestamp >= 0 ? timestamp : nil))
             delivered += 1
         }
+        if delivered > 0 { context.brokers.markUp() }  // a fetch came back: a broker answers
+        KafkaLogRelay.shared.flushRepeats()
         if let failure = context.fatalError { throw failure }
         return delivered
     }
@@ -225,9 +233,6 @@ public final class KafkaConsumer {
     public func resume() {
         withAssignmentList { rd_kafka_resume_partitions(handle, $0) }
     }
-
-    /// How many partitions are assigned.
-    public var assignmentCount: Int { withAssignmentList { Int($0.pointee.cnt) } ?? 0 }
 
     /// The partitions currently assigned.
     public var assignment: [Int32] {

@@ -32,11 +32,13 @@ struct Admin: ParsableCommand {
 /// Admin server flags, shared by `admin serve` and `consume --admin-port`.
 struct AdminOptions: ParsableArguments {
     static let endpointsHelp = """
-        Every endpoint but /metrics and /livez needs Authorization: Bearer $ADMIN_TOKEN (or the \
+        Every endpoint but /metrics, /livez and /readyz needs Authorization: Bearer $ADMIN_TOKEN (or the \
         content of the file $ADMIN_TOKEN_FILE); without a token they all answer 401. Requests \
         must name this server in their Host header: the bound address, or a name given with \
         --admin-allowed-host (protection against DNS rebinding).
         GET  /livez                            200 while the process serves (no database, no token)
+        GET  /readyz                           200 when ready (no token), else 503 naming what is not: database,
+                                               migrations; with consume: partitions, brokers, fetching paused > 30 s
         GET  /metrics                          Prometheus text (no token)
         GET  /utils/db/health                  200, or 503 when unhealthy
         GET  /utils/db/stats

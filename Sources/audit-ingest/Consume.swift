@@ -113,15 +113,23 @@ struct Consume: AsyncParsableCommand {
         services.append(.init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup))
         try await ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
-        if let summary = consumer.summary { print(summary.consumeReport) }
+        if let summary = consumer.summary { print(summary.consumeReport(secondsAssigned: source.secondsSinceFirstAssignment)) }
     }
 }
 
 extension IngestSummary {
-    var consumeReport: String {
-        summaryLines(title: "\(source):", counts: [("messages consumed", "\(messages)"), ("already committed", "\(alreadyCommitted)")],
-                     stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
-                     seconds: seconds, eventsPerSecond: eventsPerSecond).joined(separator: "\n")
+    /// The summary; with `secondsAssigned` (from the first partition assignment to the end) also
+    /// the rate without the group join, which a short run's overall rate hides.
+    func consumeReport(secondsAssigned: Double?) -> String {
+        var lines = summaryLines(title: "\(source):", counts: [("messages consumed", "\(messages)"), ("already committed", "\(alreadyCommitted)")],
+                                 stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
+                                 seconds: seconds, eventsPerSecond: eventsPerSecond)
+        if let secondsAssigned, secondsAssigned > 0 {
+            let handled = Double(stored + deadLetteredTotal)
+            lines.append("  seconds assigned    " + String(format: "%.2f", secondsAssigned))
+            lines.append("  events/s assigned   " + String(format: "%.0f", handled / secondsAssigned))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -44,19 +44,26 @@ struct IngestMetrics: @unchecked Sendable {  // swift-metrics handles are thread
         }
     }
 
-    /// Per partition: high watermark minus the next offset to read.
-    func recordLag(_ lag: [Int32: Int64]) {
+    /// Per partition: high watermark minus the next offset to read (`audit_ingest_consumer_lag`),
+    /// and how long the oldest unread message has waited at most (`audit_ingest_kafka_lag_seconds`,
+    /// see `PartitionLagTimes`).
+    func recordLag(_ lag: [Int32: Int64], seconds: [Int32: Double] = [:]) {
         for (partition, value) in lag {
             Gauge(label: "audit_ingest_consumer_lag", dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory)
                 .record(value)
+        }
+        for (partition, value) in seconds {
+            Gauge(label: "audit_ingest_kafka_lag_seconds", dimensions: [("partition", "\(partition)"), ("source", source)],
+                  factory: factory).record(value)
         }
     }
 
     /// Drops the lag of partitions this process no longer reads (another consumer reports them).
     func forgetLag(_ partitions: [Int32]) {
         for partition in partitions {
-            Gauge(label: "audit_ingest_consumer_lag", dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory)
-                .destroy()
+            for label in ["audit_ingest_consumer_lag", "audit_ingest_kafka_lag_seconds"] {
+                Gauge(label: label, dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory).destroy()
+            }
         }
     }
 

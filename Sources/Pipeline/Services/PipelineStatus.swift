@@ -10,15 +10,43 @@ public struct PipelineStatus: Sendable {
     public var ringCapacity: Int
     /// Alert name -> firing (see `AlertThresholds`).
     public var alerts: [String: Bool]
+    /// Per partition: seconds since the Kafka timestamp of the last message read, 0 when caught
+    /// up; partitions with a lag but no message read yet are left out.
+    public var lagSeconds: [Int32: Double]
+    /// The Kafka consumer's state; nil for other sources.
+    public var consumer: ConsumerState?
+    /// When this status was taken: a status that stops being renewed means a stuck loop.
+    public var taken: ContinuousClock.Instant
 
     public init(source: String, statistics: IngestStatistics.Snapshot, lag: [Int32: Int64], ringOccupancy: [Int],
-                ringCapacity: Int, alerts: [String: Bool]) {
+                ringCapacity: Int, alerts: [String: Bool], lagSeconds: [Int32: Double] = [:],
+                consumer: ConsumerState? = nil, taken: ContinuousClock.Instant = .now) {
         self.source = source
         self.statistics = statistics
         self.lag = lag
         self.ringOccupancy = ringOccupancy
         self.ringCapacity = ringCapacity
         self.alerts = alerts
+        self.lagSeconds = lagSeconds
+        self.consumer = consumer
+        self.taken = taken
+    }
+}
+
+/// What readiness (`/readyz`) and the exported gauges need to know about a Kafka consumer.
+public struct ConsumerState: Sendable, Equatable {
+    /// Partitions this process reads now (0 before the group's first assignment, or when the
+    /// group has more members than the topic has partitions).
+    public var assignedPartitions: Int
+    /// librdkafka reported every broker connection down, and no broker has answered since.
+    public var brokersDown: Bool
+    /// Since when fetching is paused because the flushers are behind; nil while it fetches.
+    public var pausedSince: ContinuousClock.Instant?
+
+    public init(assignedPartitions: Int, brokersDown: Bool, pausedSince: ContinuousClock.Instant?) {
+        self.assignedPartitions = assignedPartitions
+        self.brokersDown = brokersDown
+        self.pausedSince = pausedSince
     }
 }
 

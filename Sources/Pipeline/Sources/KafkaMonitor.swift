@@ -1,3 +1,4 @@
+import Foundation
 import Kafka
 import Logging
 
@@ -11,10 +12,16 @@ final class KafkaMonitor {
     private let status: PipelineStatusBox
     private let options: KafkaSource.Options
     private let logger: Logger
+    private let started = ContinuousClock.now
     private var lastPublish = ContinuousClock.now
     private var lastReport = ContinuousClock.now
     private var lastReportCount: Int64 = 0
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
+    /// When partitions were first assigned: the rate since then leaves the group join out.
+    private(set) var firstAssignment: ContinuousClock.Instant?
+    /// Since when fetching is paused (the source's backpressure sets it); nil while it fetches.
+    var pausedSince: ContinuousClock.Instant?
+    private var lagTimes = PartitionLagTimes()
 
     init(consumer: KafkaConsumer, feed: IngestFeed, status: PipelineStatusBox, options: KafkaSource.Options, logger: Logger) {
         self.source = feed.source
@@ -29,16 +36,32 @@ final class KafkaMonitor {
     func tick(consumed: Int64) {
         let now = ContinuousClock.now
         if lastPublish.duration(to: now) >= .seconds(1) {
+            consumer.checkBrokersIfDown()
             publishStatus()
             lastPublish = now
         }
         if lastReport.duration(to: now) >= options.reportEvery {
             let seconds = lastReport.duration(to: now).secondsDouble
-            report(rate: Double(consumed - lastReportCount) / seconds)
+            report(rate: Double(consumed - lastReportCount) / seconds, consumed: consumed, now: now)
             commitStoredPositions()
             lastReport = now
             lastReportCount = consumed
         }
+    }
+
+    /// Partitions were assigned (the first time starts the rate since assignment).
+    func assigned() {
+        if firstAssignment == nil { firstAssignment = .now }
+    }
+
+    /// Partitions were revoked: their lag in seconds is another consumer's now.
+    func revoked(_ partitions: [Int32]) {
+        lagTimes.forget(partitions)
+    }
+
+    /// The Kafka timestamp (ms since the epoch) of the last message read from `partition`.
+    func read(partition: Int32, timestamp: Int64) {
+        lagTimes.read(partition: partition, timestamp: timestamp)
     }
 
     /// True when partitions are assigned and the lag of every one is known and zero.
@@ -58,6 +81,19 @@ final class KafkaMonitor {
         let statistics = feed.statistics
         let snapshot = statistics.snapshot
         let lag = consumer.lag()
+        let lagSeconds = lagTimes.seconds(lag: lag, now: Int64(Date().timeIntervalSince1970 * 1000))
+        let alerts = updatedAlerts(snapshot: snapshot, lag: lag)
+        let occupancy = feed.ringOccupancy
+        statistics.metrics?.recordLag(lag, seconds: lagSeconds)
+        statistics.metrics?.recordRingOccupancy(occupancy)
+        let state = ConsumerState(assignedPartitions: consumer.assignment.count, brokersDown: consumer.brokersDown,
+                                  pausedSince: pausedSince)
+        status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: occupancy,
+                                      ringCapacity: feed.configuration.ringCapacity, alerts: alerts,
+                                      lagSeconds: lagSeconds, consumer: state))
+    }
+
+    private func updatedAlerts(snapshot: IngestStatistics.Snapshot, lag: [Int32: Int64]) -> [String: Bool] {
         let previous = status.currentStatus()?.alerts ?? [:]
         var alerts = previous
         alerts["consumer_lag"] = lag.values.reduce(0, +) > options.alertThresholds.consumerLag
@@ -70,21 +106,27 @@ final class KafkaMonitor {
         for (name, firing) in alerts where firing && previous[name] != true {
             logger.warning("alert firing", metadata: ["alert": "\(name)", "lag": "\(lag.values.reduce(0, +))"])
         }
-        let occupancy = feed.ringOccupancy
-        statistics.metrics?.recordLag(lag)
-        statistics.metrics?.recordRingOccupancy(occupancy)
-        status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: occupancy,
-                                      ringCapacity: feed.configuration.ringCapacity, alerts: alerts))
+        return alerts
     }
 
-    private func report(rate: Double) {
+    /// The progress line: rates (last interval, whole run, since the first assignment), counts,
+    /// lag, flush latency, rings, and whether the brokers answer and fetching is paused.
+    private func report(rate: Double, consumed: Int64, now: ContinuousClock.Instant) {
         let snapshot = feed.statistics.snapshot
         let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
         let flushLatency = snapshot.flushes > 0 ? snapshot.flushSeconds / Double(snapshot.flushes) * 1000 : 0
-        logger.info("progress", metadata: [
-            "events_per_second": "\(Int(rate))", "stored": "\(snapshot.stored)",
-            "dead_lettered": "\(snapshot.deadLetteredTotal)", "lag": "\(lag)",
+        func perSecond(since start: ContinuousClock.Instant) -> String {
+            let seconds = start.duration(to: now).secondsDouble
+            return seconds > 0 ? "\(Int(Double(consumed) / seconds))" : "0"
+        }
+        var metadata: Logger.Metadata = [
+            "events_per_second": "\(Int(rate))", "events_per_second_overall": "\(perSecond(since: started))",
+            "stored": "\(snapshot.stored)", "dead_lettered": "\(snapshot.deadLetteredTotal)", "lag": "\(lag)",
             "flush_ms_avg": "\(Int(flushLatency))", "ring_occupancy": "\(feed.ringOccupancy)",
-        ])
+            "partitions": "\(consumer.assignment.count)", "brokers": "\(consumer.brokersDown ? "down" : "up")",
+        ]
+        if let firstAssignment { metadata["events_per_second_since_assignment"] = "\(perSecond(since: firstAssignment))" }
+        if let pausedSince { metadata["fetch_paused_seconds"] = "\(Int(pausedSince.duration(to: now).secondsDouble))" }
+        logger.info("progress", metadata: metadata)
     }
 }

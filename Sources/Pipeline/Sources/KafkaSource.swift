@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Postgres
+import Synchronization
 
 /// Kafka as a source of the engine: a consumer of one topic whose positions live in PostgreSQL
 /// (`kafka:<group>:<topic>` in ingest_offsets).
@@ -55,6 +56,9 @@ public final class KafkaSource: IngestSource {
     /// message shows whether the broker still had it.
     private var resumedAt: [Int32: Int64] = [:]
     private var consumed: Int64 = 0
+    /// When partitions were first assigned and when the run finished (read by the command for
+    /// its summary, after the run, on another thread).
+    private let timing = Mutex<(firstAssignment: ContinuousClock.Instant?, finished: ContinuousClock.Instant?)>((nil, nil))
 
     public init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
                 logger: Logger = Logger(label: "audit-ingest.consume")) {
@@ -95,8 +99,15 @@ public final class KafkaSource: IngestSource {
 
     /// Records in Kafka what PostgreSQL holds (for lag tools) and leaves the group.
     public func finish(committed: Bool) {
+        timing.withLock { $0.finished = .now }
         if committed { monitor?.commitStoredPositions() }
         consumer?.close()
+    }
+
+    /// Seconds from the first partition assignment to the end of the run (or now): the run's
+    /// time without the group join. nil when nothing was ever assigned.
+    public var secondsSinceFirstAssignment: Double? {
+        timing.withLock { timing in timing.firstAssignment.map { $0.duration(to: timing.finished ?? .now).secondsDouble } }
     }
 
     /// Does what a rebalance needs, then lets librdkafka go on. PostgreSQL must answer within
@@ -114,9 +125,12 @@ public final class KafkaSource: IngestSource {
             }
             resumedAt.merge(start) { $1 }
             try consumer.assign(startingAt: start)  // partitions never stored start at the earliest offset
+            monitor?.assigned()
+            timing.withLock { if $0.firstAssignment == nil { $0.firstAssignment = .now } }
         case .revoked(let partitions):
             guard try feed.revoke(partitions, within: options.rebalanceTimeout) else { return }  // a flusher failed or a stop
             consumer.release()
+            monitor?.revoked(partitions)
         case .lost(let partitions):
             // Another member may be writing them already: committing what is in flight could
             // make it fail its compare-and-set. Stop without committing; the next run reads it again.
@@ -130,13 +144,14 @@ public final class KafkaSource: IngestSource {
     }
 
     private func poll(_ consumer: KafkaConsumer, _ feed: IngestFeed, maxMessages: Int) throws {
-        var nextOffsets: [Int32: Int64] = [:]
+        var latest: [Int32: (next: Int64, timestamp: Int64?)] = [:]
         let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: maxMessages) { message in
             hand(message, to: feed)
-            nextOffsets[message.partition] = message.offset + 1
+            latest[message.partition] = (message.offset + 1, message.timestamp)
         }
-        for (partition, next) in nextOffsets {
-            try feed.watermark(partition: partition, next: Mark(next: next, prefixHash: nil))
+        for (partition, last) in latest {
+            try feed.watermark(partition: partition, next: Mark(next: last.next, prefixHash: nil))
+            if let timestamp = last.timestamp { monitor?.read(partition: partition, timestamp: timestamp) }
         }
         consumed += Int64(count)
         if count > 0 { lastActivity = .now }
@@ -153,9 +168,11 @@ public final class KafkaSource: IngestSource {
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
                 "stalled_seconds": "\(options.pauseAfter.secondsDouble)", "ring_occupancy": "\(feed.ringOccupancy)"])
             feed.statistics.update { $0.pauses += 1 }
+            monitor?.pausedSince = .now
         case .resume:
             logger.info("flushers caught up: fetching again")
             consumer.resume()
+            monitor?.pausedSince = nil
         case .none:
             break
         }
