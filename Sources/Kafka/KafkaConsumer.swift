@@ -12,7 +12,7 @@ public enum KafkaRebalance: Sendable, Equatable {
     case revoked([Int32])
     /// These partitions were taken away without a handover (the session timed out, or the
     /// consumer did not poll within max.poll.interval.ms): another member may own them already.
-    /// Do not commit in-flight work for them; complete with `release()`.
+    /// Complete with `release()`.
     case lost([Int32])
 
     public var partitions: [Int32] {

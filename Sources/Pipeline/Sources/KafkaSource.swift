@@ -132,13 +132,15 @@ public final class KafkaSource: IngestSource {
             consumer.release()
             monitor?.revoked(partitions)
         case .lost(let partitions):
-            // Another member may be writing them already: committing what is in flight could
-            // make it fail its compare-and-set. Stop without committing; the next run reads it again.
-            throw IngestError(.partitionTakenOver, """
-                partitions \(partitions) were lost without a handover (the group session timed out or \
-                max.poll.interval.ms passed): stopping without committing what was in flight for them. \
-                Nothing is lost: restart consume and it continues from what PostgreSQL holds.
-                """)
+            // Taken away without a handover (session timeout, max.poll.interval.ms). What is in
+            // flight is committed anyway: the compare-and-set in each flush refuses it if the new
+            // owner has committed these partitions since, so nothing is stored twice; ending the
+            // run instead would turn every missed heartbeat under load into a restart.
+            logger.warning("partitions lost without a handover: committing what is in flight (fenced if another member already took over)",
+                           metadata: ["partitions": "\(partitions)"])
+            guard try feed.revoke(partitions, within: options.rebalanceTimeout) else { return }
+            consumer.release()
+            monitor?.revoked(partitions)
         }
         lastActivity = .now
     }
