@@ -102,6 +102,12 @@ public final class Benchmark {
         let run = try IngestRun(options: options, url: ingestURL, data: data, latencies: latencies, postmaster: postmaster,
                                 logger: logger).measure { ResourceUsage.waitForSessionsToEnd(of: databases.ingest, on: admin) }
         let validRows = Double(data.csv.split(separator: 0x0A).count)
+        guard run.summary.stored + run.summary.deadLetteredTotal == options.events else {
+            throw BenchError("""
+                audit-ingest handled \(run.summary.stored + run.summary.deadLetteredTotal) of \(options.events) events: \
+                the broker no longer had the others (retention) or the run stopped early; nothing to compare
+                """)
+        }
         return BenchReport(
             mode: options.mode.rawValue, events: options.events, stored: run.summary.stored,
             deadLettered: run.summary.deadLetteredTotal, auditIngest: run.result, copyBaseline: baseline,

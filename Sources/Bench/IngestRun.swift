@@ -63,12 +63,16 @@ struct IngestRun {
         let cluster = options.brokers == nil ? try EmbeddedKafkaCluster() : nil
         let brokers = options.brokers ?? cluster!.bootstrapServers
         let topic = "audit-bench-\(UUID().uuidString.prefix(8).lowercased())"
-        // The embedded cluster keeps about 5 MB per partition.
-        let partitions = max(4, data.ndjsonBytes / (4 << 20) + 1)
+        // The embedded cluster keeps only about 5 MB or 100,000 messages per partition: 5,000
+        // events (about 2 MB) per partition keep them all.
+        let partitions = max(4, (data.lines + 4999) / 5000, data.ndjsonBytes / (2 << 20) + 1)
         if let cluster { try cluster.createTopic(topic, partitions: partitions) }
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": brokers, "linger.ms": "100"]))
         let bytes = try Data(contentsOf: URL(fileURLWithPath: data.ndjsonPath))
-        for line in bytes.split(separator: 0x0A) { try producer.send(topic: topic, value: Array(line)) }
+        // Keyed, so the partitioner spreads them evenly (unkeyed, sticky batches fill a few partitions).
+        for (index, line) in bytes.split(separator: 0x0A).enumerated() {
+            try producer.send(topic: topic, key: Array(String(index).utf8), value: Array(line))
+        }
         try producer.flush(timeoutMilliseconds: 120_000)
         let assignment: KafkaConsumer.Assignment = options.mode == .consumeStatic ? .allPartitions : .group
         let source = KafkaSource(kafka: KafkaConfiguration(["bootstrap.servers": brokers]), topic: topic,

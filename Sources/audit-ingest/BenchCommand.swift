@@ -65,7 +65,7 @@ struct BenchCommand: ParsableCommand {
         options.migrations = try Migration.load(from: directory)
         let interactive = isatty(STDERR_FILENO) == 1
         var logger = Logger(label: "audit-ingest.bench")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["AUDIT_BENCH_LOG"] == nil ? .warning : .info
         let report = try Benchmark(options, logger: logger) { step in
             if interactive { FileHandle.standardError.write(Data("bench: \(step)...\n".utf8)) }
         }.run()

@@ -65,10 +65,15 @@ final class KafkaMonitor {
     }
 
     /// True when partitions are assigned and the lag of every one is known and zero.
+    /// The fetched watermarks answer first (no round trip); when they say caught up, the broker
+    /// is asked, since a partition whose first fetch has not answered reads 0 there.
     var isCaughtUp: Bool {
         let assignment = consumer.assignment
-        let lag = consumer.lag()
-        return !assignment.isEmpty && assignment.allSatisfy { lag[$0] == 0 }
+        guard !assignment.isEmpty else { return false }
+        let fetched = consumer.lag()
+        guard assignment.allSatisfy({ fetched[$0] == 0 }) else { return false }
+        let asked = consumer.queryLag()
+        return assignment.allSatisfy { asked[$0] == 0 }
     }
 
     /// Commits to Kafka what PostgreSQL holds (the lowest position over shards), for lag
