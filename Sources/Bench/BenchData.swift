@@ -10,12 +10,15 @@ struct BenchData {
     let tenantIDs: [String]
     let months: [Month]
     let lines: Int
+    /// Rows of `csv` (the valid events).
+    let validRows: Int
     let ndjsonBytes: Int
 
     init(_ options: BenchOptions, directory: String) throws {
         var ndjson = [UInt8]()
         var csv = [UInt8]()
         var months = Set<Month>()
+        var validRows = 0
         let sample = SampleEvents.Options(count: options.events, tenants: options.tenants, months: options.months,
                                           // Last month: no timestamp lies in the future.
                                           endMonth: Month(unixDay: Int32(Date().timeIntervalSince1970 / 86_400)).previous,
@@ -25,6 +28,7 @@ struct BenchData {
             ndjson += Array(SampleEvents.ndjson(event).utf8) + [0x0A]
             if let line = SampleEvents.csv(event) {
                 csv += Array(line.utf8) + [0x0A]
+                validRows += 1
                 if let year = Int(event.timestamp.prefix(4)), let month = Int(event.timestamp.dropFirst(5).prefix(2)),
                    (1...12).contains(month) { months.insert(Month(year: year, month: month)) }
             }
@@ -35,6 +39,7 @@ struct BenchData {
         self.months = months.sorted()
         tenantIDs = SampleEvents.tenantIDs(count: options.tenants)
         lines = options.events
+        self.validRows = validRows
         ndjsonBytes = ndjson.count
     }
 

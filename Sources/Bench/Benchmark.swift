@@ -101,7 +101,7 @@ public final class Benchmark {
         let latencies = FlushLatencies()
         let run = try IngestRun(options: options, url: ingestURL, data: data, latencies: latencies, postmaster: postmaster,
                                 logger: logger).measure { ResourceUsage.waitForSessionsToEnd(of: databases.ingest, on: admin) }
-        let validRows = Double(data.csv.split(separator: 0x0A).count)
+        let validRows = Double(data.validRows)
         guard run.summary.stored + run.summary.deadLetteredTotal == options.events else {
             throw BenchError("""
                 audit-ingest handled \(run.summary.stored + run.summary.deadLetteredTotal) of \(options.events) events: \

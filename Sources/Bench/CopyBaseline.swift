@@ -27,7 +27,7 @@ extension Benchmark {
         let wall = started.duration(to: .now).secondsDouble
         let rate = sampler.stop()
         settled()
-        let rows = Double(data.csv.split(separator: 0x0A).count)
+        let rows = Double(data.validRows)
         let serverCPU = ResourceUsage.serverCPU(postmaster: postmaster).flatMap { after in serverBefore.map { after - $0 } }
         return (PathResult(wallSeconds: wall, eventsPerSecond: rows / wall, ingestCPUSeconds: nil, serverCPUSeconds: serverCPU), rate)
     }

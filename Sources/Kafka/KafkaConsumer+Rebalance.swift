@@ -135,30 +135,3 @@ func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
     // Return from the batch call now: the owner has work to do before fetching goes on.
     rd_kafka_yield(handle)
 }
-
-extension KafkaConsumer {
-    /// Per assigned partition, the lag asked of the brokers now (one ListOffsets request for
-    /// the latest offsets of every partition, `rd_kafka_offsets_for_times` with -1): unlike
-    /// `lag()`, whose high watermarks come from the last fetch and read 0 before a partition's
-    /// first fetch answered. Empty when the brokers do not answer within `timeoutMilliseconds`.
-    public func queryLag(timeoutMilliseconds: Int32 = 5_000) -> [Int32: Int64] {
-        let partitions = assignment
-        guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = -1 }
-        guard rd_kafka_offsets_for_times(handle, list, timeoutMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-        var lags: [Int32: Int64] = [:]
-        for index in 0..<Int(list.pointee.cnt) {
-            let element = list.pointee.elems[index]
-            guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR, element.offset >= 0 else { continue }
-            let partition = element.partition
-            // The low watermark of the last fetch: what retention deleted is not lag.
-            var low: Int64 = 0
-            var high: Int64 = 0
-            _ = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
-            let next = context.positions[partition] ?? context.assignedOffsets[partition].flatMap { $0 >= 0 ? $0 : nil } ?? 0
-            lags[partition] = max(0, element.offset - max(next, low))
-        }
-        return lags
-    }
-}

@@ -205,22 +205,6 @@ public final class KafkaConsumer {
         rd_kafka_commit(handle, list, 1)
     }
 
-    /// Per assigned partition: the high watermark (from the last fetch) minus the next offset this
-    /// consumer will read: the last message's offset + 1, else where the partition was assigned,
-    /// else the low watermark. Partitions whose watermarks are not known yet are left out.
-    public func lag() -> [Int32: Int64] {
-        var lags: [Int32: Int64] = [:]
-        for partition in assignment {
-            var low: Int64 = 0
-            var high: Int64 = 0
-            guard rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            let next = context.positions[partition] ?? context.assignedOffsets[partition].flatMap { $0 >= 0 ? $0 : nil } ?? low
-            lags[partition] = max(0, high - max(next, low))
-        }
-        return lags
-    }
-
     /// Stops fetching the assigned partitions (backpressure) while `poll` keeps serving the group
     /// protocol, so a long stall downstream does not exceed max.poll.interval.ms. librdkafka
     /// drops what it prefetched for them and, on `resume`, fetches again from the position after

@@ -111,14 +111,7 @@ extension PostgresConnection {
     /// is aborted if `body` throws. Returns the rows stored.
     @discardableResult
     public func copyBinary(_ sql: String, _ body: (BinaryCopyWriter) throws -> Void) throws -> Int {
-        let writer = try beginBinaryCopy(sql)
-        do {
-            try body(writer)
-        } catch {
-            writer.abort("client error: \(error)")
-            throw error
-        }
-        return try writer.finish()
+        try copy(with: beginBinaryCopy(sql), body)
     }
 
     /// Runs a text or CSV COPY (`COPY ... FROM STDIN (FORMAT csv)`): `body` appends the rows'
@@ -126,7 +119,11 @@ extension PostgresConnection {
     /// rows stored.
     @discardableResult
     public func copyText(_ sql: String, _ body: (BinaryCopyWriter) throws -> Void) throws -> Int {
-        let writer = try BinaryCopyWriter(connection: self, sql: sql, chunkSize: BinaryCopyWriter.defaultChunkSize, binary: false)
+        try copy(with: BinaryCopyWriter(connection: self, sql: sql, chunkSize: BinaryCopyWriter.defaultChunkSize, binary: false), body)
+    }
+
+    /// Runs `body` on an open COPY, then ends it; aborts it if `body` throws.
+    private func copy(with writer: BinaryCopyWriter, _ body: (BinaryCopyWriter) throws -> Void) throws -> Int {
         do {
             try body(writer)
         } catch {
