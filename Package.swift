@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
+                "AuditCore", "Postgres", "Kafka", "Operations", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -108,10 +108,26 @@ public struct UUIDValue: Hashable, Comparable, Sendable, CustomStringConvertible
                                                               UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8).self)
     }
 
+    /// The canonical lower-case form, written straight into the string's storage (a flush
+    /// formats thousands of these).
     public var description: String {
-        let hex = String(high, radix: 16).leftPadded(to: 16) + String(low, radix: 16).leftPadded(to: 16)
-        let characters = Array(hex)
-        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+        String(unsafeUninitializedCapacity: 36) { text in
+            var position = 0
+            func write(_ value: UInt64) {
+                for nibble in 0..<16 {
+                    if position == 8 || position == 13 || position == 18 || position == 23 {
+                        text[position] = 0x2D  // -
+                        position += 1
+                    }
+                    let digit = UInt8(truncatingIfNeeded: value >> UInt64(60 - nibble * 4)) & 0x0F
+                    text[position] = digit < 10 ? 0x30 + digit : 0x57 + digit  // 0-9, a-f
+                    position += 1
+                }
+            }
+            write(high)
+            write(low)
+            return 36
+        }
     }
 }
 
@@ -130,13 +146,6 @@ func hexNibble(_ byte: UInt8) -> UInt8 {
     let letter = (byte | 0x20) &- 0x61
     if letter < 6 { return letter + 10 }
     return 0xFF
-}
-
-
-extension String {
-    func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
-    }
 }
 
 extension Int64 {

@@ -28,7 +28,8 @@ public struct OptimizeReport: Codable, Sendable {
 }
 
 /// The metrics rollup: completes tenant_metrics for a day (see `rollup_tenant_metrics` in
-/// schemas/migrations/0005 for what each figure means). Never changes audit_log_count.
+/// schemas/migrations/0005 for what each figure means). Adds only the counts the ingest
+/// appended to audit_log_count.
 ///
 /// Runs `rollup_tenant_metrics_batch` (0007) for `batchSize` tenants per transaction, so a day of
 /// 100k tenants finishes within the statement timeout and holds the flushers' row locks on
@@ -37,8 +38,11 @@ public enum MetricsRollup {
     /// Tenants per transaction. Default: 1000.
     public static let defaultBatchSize = 1000
 
-    /// Rolls up `day` (YYYY-MM-DD, UTC); returns the tenant rows written.
+    /// Rolls up `day` (YYYY-MM-DD, UTC); returns the tenant rows written. First folds the
+    /// ingest's pending counts (tenant_metrics_delta, migration 0010) into audit_log_count, which
+    /// apportions storage.
     public static func run(day: String, batchSize: Int = defaultBatchSize, on connection: PostgresConnection) throws -> Int {
+        try connection.execute("SELECT fold_tenant_metrics_deltas()")
         var written = 0
         var after: String?
         repeat {

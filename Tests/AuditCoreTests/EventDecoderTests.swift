@@ -32,6 +32,16 @@ import Testing
         return "{" + object.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
     }
 
+    /// A UUID prints in the canonical lower-case form it parses from, leading zeros included
+    /// (the flush sends tenant ids to PostgreSQL in this form).
+    @Test(arguments: ["00000000-0000-0000-0000-000000000000", "0e2f7c6a-6a4b-4c1e-9b7a-1234567890ab",
+                      "ffffffff-ffff-ffff-ffff-ffffffffffff", "00a0000b-000c-0d00-e000-00000000000f"])
+    func uuidDescriptionRoundTrips(_ text: String) throws {
+        let value = try #require(UUIDValue(text))
+        #expect(value.description == text)
+        #expect(UUIDValue(text.uppercased())?.description == text)
+    }
+
     @Test func decodesAValidEvent() throws {
         let event = try decode(Self.valid).get()
         #expect(event.id.description == "6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90")

@@ -16,7 +16,7 @@ import Testing
             """).rows.map { $0[0]! }
         #expect(tables == ["audit_dead_letter", "audit_log", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
                            "schema_migrations", "tenant", "tenant_api_token", "tenant_login_role", "tenant_metrics",
-                           "tenant_metrics_rollup_months", "user"])
+                           "tenant_metrics_delta", "tenant_metrics_rollup_months", "user"])
     }
 
     @Test func auditLogAndTenantMetricsAreRangePartitionedByMonthKeyWithoutDefault() throws {
@@ -80,13 +80,13 @@ import Testing
         let rows = try connection.execute("""
             SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, count(p.polname)
             FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
-            WHERE c.relname IN ('tenant', 'user', 'item', 'audit_log', 'tenant_metrics') AND c.relnamespace = 'public'::regnamespace
+            WHERE c.relname IN ('tenant', 'user', 'item', 'audit_log', 'tenant_metrics', 'tenant_metrics_delta') AND c.relnamespace = 'public'::regnamespace
             GROUP BY 1, 2, 3 ORDER BY 1
             """).rows
         // Forced on the tenant tables, with the owner's system-scope policy beside tenant isolation
         // (0007); not forced where the owner may ingest (COPY FROM is refused under forced RLS).
         #expect(rows == [["audit_log", "t", "f", "1"], ["item", "t", "t", "2"], ["tenant", "t", "t", "2"],
-                         ["tenant_metrics", "t", "f", "1"], ["user", "t", "t", "2"]])
+                         ["tenant_metrics", "t", "f", "1"], ["tenant_metrics_delta", "t", "f", "1"], ["user", "t", "t", "2"]])
         let roles = try connection.execute(
             "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname IN ('audit_ingest', 'audit_reader') ORDER BY 1").rows
         #expect(roles == [["audit_ingest", "t"], ["audit_reader", "f"]])
@@ -110,6 +110,36 @@ import Testing
             return scoped + [unset]
         }
         #expect(counts == ["1", "a@acme.test", "0"])
+    }
+
+    /// The ingest appends counts to tenant_metrics_delta; tenant_metrics_current adds them to
+    /// tenant_metrics (a day only in the deltas too), for a reader its own tenant's only, and a
+    /// fold moves them into tenant_metrics without changing what the view shows.
+    @Test func countsAreExactInTenantMetricsCurrentBeforeAndAfterAFold() throws {
+        let (a, b) = ("00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b")
+        try connection.execute("""
+            SELECT ensure_month_partitions('2026-05-01');
+            INSERT INTO tenant_metrics (tenant_id, "date", audit_log_count, user_count) VALUES
+                ('\(a)', '2026-05-01', 10, 4), ('\(b)', '2026-05-01', 7, 1);
+            INSERT INTO tenant_metrics_delta (tenant_id, "date", audit_log_count) VALUES
+                ('\(a)', '2026-05-01', 2), ('\(a)', '2026-05-01', 3), ('\(a)', '2026-05-02', 3), ('\(b)', '2026-05-01', 1);
+            """)
+        func readerView() throws -> [[String?]] {
+            try connection.transaction { connection in
+                try connection.execute("SET LOCAL ROLE audit_reader")
+                try connection.execute("SET LOCAL app.tenant_id = '\(a)'")
+                return try connection.execute(
+                    #"SELECT "date"::text, audit_log_count, user_count FROM tenant_metrics_current ORDER BY 1"#).rows
+            }
+        }
+        let expected: [[String?]] = [["2026-05-01", "15", "4"], ["2026-05-02", "3", "0"]]
+        #expect(try readerView() == expected)
+        #expect(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar == "4")
+        #expect(try readerView() == expected)
+        #expect(try connection.execute("SELECT count(*) FROM tenant_metrics_delta").scalar == "0")
+        let folded = try connection.execute(
+            #"SELECT tenant_id::text, "date"::text, audit_log_count, user_count FROM tenant_metrics ORDER BY 1, 2"#).rows
+        #expect(folded == [[a, "2026-05-01", "15", "4"], [a, "2026-05-02", "3", "0"], [b, "2026-05-01", "8", "1"]])
     }
 
     @Test func tenantDefaultsAreTheSeeds() throws {

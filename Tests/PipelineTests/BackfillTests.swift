@@ -38,6 +38,8 @@ import SampleData
             ) a FULL JOIN tenant_metrics m ON m.tenant_id = a.tenant_id AND m."date" = a.day
             WHERE a.n IS DISTINCT FROM m.audit_log_count
             """) == 0)
+        // The run folded its counts when it ended.
+        #expect(try fixture.count("SELECT count(*) FROM tenant_metrics_delta") == 0)
     }
 
     @Test func valuesArriveIntact() throws {

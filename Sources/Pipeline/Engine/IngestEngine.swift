@@ -36,7 +36,7 @@ public final class IngestEngine: Sendable {
         let present = try connection.execute("""
             SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
                AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
-               AND to_regclass('ingest_offsets_retired') IS NOT NULL
+               AND to_regclass('ingest_offsets_retired') IS NOT NULL AND to_regclass('tenant_metrics_delta') IS NOT NULL
             """).scalar
         guard present == "t" else {
             connection.close()
@@ -97,6 +97,7 @@ public final class IngestEngine: Sendable {
                 \(Int(stopTimeout.secondsDouble)) s): nothing is lost, the next run reads those messages again
                 """)
         }
+        foldCounts(on: control)
         let snapshot = shards.statistics.snapshot
         return IngestSummary(
             source: name, messages: totals.messages, extraRecords: snapshot.extraRecords,
@@ -105,6 +106,21 @@ public final class IngestEngine: Sendable {
             partitionsCreated: partitions.created - createdBefore,
             seconds: started.duration(to: .now).secondsDouble, bytesRead: snapshot.bytesRead,
             stopped: stop.isRaised)
+    }
+}
+
+extension IngestEngine {
+    /// Moves the run's counts from tenant_metrics_delta into tenant_metrics (migration 0010), so
+    /// a finished run leaves tenant_metrics.audit_log_count exact on its own. Best effort: the
+    /// counts are exact in tenant_metrics_current either way, and the next fold takes them.
+    func foldCounts(on control: PostgresConnection) {
+        do {
+            let folded = try control.execute("SELECT fold_tenant_metrics_deltas()").scalar ?? "0"
+            logger.debug("folded counts into tenant_metrics", metadata: ["deltas": "\(folded)"])
+        } catch {
+            logger.warning("could not fold counts into tenant_metrics (exact in tenant_metrics_current; the next rollup folds them)",
+                           metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -4,7 +4,7 @@ import Logging
 import Postgres
 
 /// The SQL of one flush, in one transaction: partitions, the positions' compare-and-set, COPY
-/// with poison isolation, dead letters and tenant_metrics counts. Knows nothing of threads,
+/// with poison isolation, dead letters and the counts per tenant and day. Knows nothing of threads,
 /// rings or retries (`Flusher` does), so it can be run on its own against a batch.
 struct FlushTransaction {
     let source: String
@@ -22,7 +22,7 @@ struct FlushTransaction {
 
     /// Commits one batch: makes the months it needs, moves the shard's positions from `committed`
     /// to `pending` (compare-and-set), COPYs the rows (sorted by tenant in place), dead-letters
-    /// `deadLetters` and any row PostgreSQL refuses, and counts the stored rows in tenant_metrics.
+    /// `deadLetters` and any row PostgreSQL refuses, and counts the stored rows in tenant_metrics_delta.
     /// Throws what PostgreSQL throws; the caller decides whether to retry.
     /// - Parameter splittingOnTimeout: also bisect on a statement timeout (57014).
     func run(rows: inout [EncodedRow], deadLetters: [DeadLetter], from committed: [Int32: Int64], to pending: [Int32: Mark],
@@ -110,22 +110,23 @@ struct FlushTransaction {
         }
     }
 
-    /// Adds the batch's rows to tenant_metrics.audit_log_count per tenant per UTC day (exact:
-    /// in the same transaction as the rows).
+    /// Appends the batch's counts per tenant per UTC day to tenant_metrics_delta (migration 0010:
+    /// no upsert, no row lock; folded into tenant_metrics later, exact in tenant_metrics_current
+    /// at this commit). `rows` are sorted by tenant and time, so each (tenant, day) is one run.
     private func countEvents(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
-        struct TenantDay: Hashable { var tenant: UUIDValue; var day: Int32 }
-        var counts: [TenantDay: Int] = [:]
-        for row in rows { counts[TenantDay(tenant: row.tenantID, day: row.unixDay), default: 0] += 1 }
-        let keys = counts.keys.sorted { ($0.tenant, $0.day) < ($1.tenant, $1.day) }
-        try connection.query("""
-            INSERT INTO tenant_metrics (tenant_id, "date", audit_log_count)
-            SELECT t, DATE '1970-01-01' + d, n FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS u(t, d, n)
-            ON CONFLICT (tenant_id, "date") DO UPDATE
-                SET audit_log_count = tenant_metrics.audit_log_count + EXCLUDED.audit_log_count, updated_at = now()
-            """, [
-                "{" + keys.map { $0.tenant.description }.joined(separator: ",") + "}",
-                "{" + keys.map { String($0.day) }.joined(separator: ",") + "}",
-                "{" + keys.map { String(counts[$0]!) }.joined(separator: ",") + "}",
-            ])
+        try connection.copyBinary(#"COPY tenant_metrics_delta (tenant_id, "date", audit_log_count) FROM STDIN (FORMAT binary)"#) { writer in
+            var index = rows.startIndex
+            while index < rows.endIndex {
+                let tenant = rows[index].tenantID, day = rows[index].unixDay
+                var end = index + 1
+                while end < rows.endIndex, rows[end].tenantID == tenant, rows[end].unixDay == day { end += 1 }
+                writer.encoder.beginRow(fieldCount: 3)
+                writer.encoder.appendUUID(tenant.bytes)
+                writer.encoder.appendDate(unixDays: day)
+                writer.encoder.appendInt64(Int64(end - index))
+                try writer.sendIfFull()
+                index = end
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Operations
 import Postgres
 import ServiceLifecycle
 
@@ -29,27 +30,15 @@ public final class MetricsRollupService: Service, Sendable {
     /// Tenants per rollup transaction. Default: 1000.
     public static let batchSize = 1000
 
-    /// One rollup and alert check (what each interval does). The rollup runs
-    /// `rollup_tenant_metrics_batch` (schemas/migrations/0007) in transactions of `batchSize`
-    /// tenants, so 100k tenants finish within the statement timeout without holding the flushers'
-    /// row locks on tenant_metrics for long; both calls are SECURITY DEFINER functions the ingest
-    /// role may run.
+    /// One rollup and alert check (what each interval does). The rollup (`MetricsRollup.run`)
+    /// folds the ingest's counts, then runs `rollup_tenant_metrics_batch` (schemas/migrations/0007)
+    /// in transactions of `batchSize` tenants, so 100k tenants finish within the statement
+    /// timeout; all are SECURITY DEFINER functions the ingest role may run.
     public func runOnce() throws {
         let connection = try PostgresConnection(configuration: database)
         defer { connection.close() }
         let day = try connection.execute("SELECT (now() AT TIME ZONE 'UTC')::date::text").scalar ?? ""
-        var rows = 0
-        var after: String?
-        repeat {
-            let batch = try connection.transaction { connection in
-                try connection.query("SELECT last_tenant, written FROM rollup_tenant_metrics_batch($1::date, $2::uuid, $3)",
-                                     [day, after, String(Self.batchSize)]).rows.first
-            }
-            let next = batch?[0] ?? nil
-            if let next, next == after { throw PostgresError(code: .unexpectedResult, message: "the rollup of \(day) stopped advancing at tenant \(next)") }
-            after = next
-            rows += Int(batch?[1] ?? "0") ?? 0
-        } while after != nil
+        let rows = try MetricsRollup.run(day: day, batchSize: Self.batchSize, on: connection)
         logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])
         let overQuota = try connection.query("SELECT code FROM tenants_over_storage_quota($1::date) AS t(code)", [day])
             .rows.compactMap { $0[0] }
