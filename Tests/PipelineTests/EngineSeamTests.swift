@@ -12,6 +12,8 @@ private final class ScriptedSource: IngestSource {
     let check: PipelineFixture
     var resumedAt: [Int32: Int64] = [:]
     var storedAtRevocation: [Int32: Int64] = [:]
+    /// tenant_metrics's own count and the unfolded deltas when partition 1 was revoked.
+    var countsAtRevocation: (folded: Int, unfolded: Int)?
 
     init(events: [[UInt8]], check: PipelineFixture) {
         self.events = events
@@ -29,6 +31,8 @@ private final class ScriptedSource: IngestSource {
         #expect(try feed.revoke([1]))
         // Committed before the partition is given up: its lowest stored position is past all 100.
         storedAtRevocation = try feed.lowestStoredPositions([0, 1]) ?? [:]
+        countsAtRevocation = (try check.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics"),
+                              try check.count("SELECT count(*) FROM tenant_metrics_delta"))
         let again = try #require(try feed.assign([1]))
         resumedAt[2] = again.resumeOffset(partition: 1)
         // A new owner reads from an older position than it stored: those are skipped.
@@ -63,6 +67,16 @@ private final class ScriptedSource: IngestSource {
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 200)
         #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 200)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 200)
+    }
+
+    /// A run folds the counts during the run too (`foldEvery`), not only at its end: with one
+    /// shard, the flush of the revocation is followed by a fold.
+    @Test func countsAreFoldedDuringARun() throws {
+        let fixture = try PipelineFixture()
+        let source = ScriptedSource(events: sampleEvents(200), check: fixture)
+        _ = try fixture.engine(shards: 1, batchSize: 10_000, foldEvery: .zero).run(source)
+        #expect(source.countsAtRevocation?.folded == 200)
+        #expect(source.countsAtRevocation?.unfolded == 0)
     }
 
     /// One flush on its own: a batch with a row PostgreSQL refuses (a duplicate id) stores the

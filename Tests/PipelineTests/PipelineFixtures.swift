@@ -25,10 +25,11 @@ struct PipelineFixture {
     var database: PostgresConfiguration { PostgresConfiguration(connectionString: ConnectionString(url)) }
 
     func engine(shards: Int = 3, batchSize: Int = 500, unknownTenants: UnknownTenantPolicy = .deadLetter,
-                metrics: MetricsFactory = MetricsSystem.factory) -> IngestEngine {
-        IngestEngine(database: database, configuration: IngestConfiguration(
-            shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50), unknownTenants: unknownTenants),
-            metricsFactory: metrics)
+                foldEvery: Duration = .seconds(60), metrics: MetricsFactory = MetricsSystem.factory) -> IngestEngine {
+        var configuration = IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50),
+                                                unknownTenants: unknownTenants)
+        configuration.foldEvery = foldEvery
+        return IngestEngine(database: database, configuration: configuration, metricsFactory: metrics)
     }
 
     func count(_ sql: String) throws -> Int {

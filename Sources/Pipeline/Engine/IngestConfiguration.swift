@@ -19,6 +19,10 @@ public struct IngestConfiguration: Sendable {
     public var maxShardBytes: Int
     /// Maps messages of another format into the wire contract before decoding; nil for `native`.
     public var mapper: FormatMapper?
+    /// How often the first shard folds the counts in tenant_metrics_delta into tenant_metrics
+    /// during a run (each run also folds when it ends): keeps the delta table small under a
+    /// consume that never ends. Default: 60 s.
+    public var foldEvery: Duration = .seconds(60)
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,

@@ -31,6 +31,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let store: OffsetStore
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
+    private var lastFold = ContinuousClock.now
 
     /// Set when the flusher stopped on an error it cannot get past.
     let failure = Mutex<Error?>(nil)
@@ -173,6 +174,19 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
         batchBytes = 0
+        if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
+    }
+
+    /// Moves the counts flushes appended to tenant_metrics_delta into tenant_metrics, in a
+    /// transaction of its own (no lock conflict with the other shards' flushes, which only
+    /// append). Best effort: the counts stay exact in tenant_metrics_current either way.
+    private func foldCounts() {
+        lastFold = .now
+        do {
+            try connected().execute("SELECT fold_tenant_metrics_deltas()")
+        } catch {
+            logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: ["error": "\(error)"])
+        }
     }
 
     private func connected() throws -> PostgresConnection {
