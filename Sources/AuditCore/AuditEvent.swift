@@ -73,28 +73,40 @@ public struct UUIDValue: Hashable, Comparable, Sendable, CustomStringConvertible
         self = value
     }
 
-    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits of either case).
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits of either case): eight digits
+    /// at a time (`hexDigits`), three UUIDs per event on the hot path.
     public init?(parsing bytes: UnsafeRawBufferPointer) {
         guard bytes.count == 36, let raw = bytes.baseAddress else { return nil }
-        let text = raw.assumingMemoryBound(to: UInt8.self)
-        guard text[8] == 0x2D, text[13] == 0x2D, text[18] == 0x2D, text[23] == 0x2D else { return nil }
-        var invalid: UInt8 = 0
-        @inline(__always) func hex(_ value: inout UInt64, from start: Int, count: Int) {
-            for index in start..<(start + count) {
-                let nibble = hexNibble(text[index])
-                invalid |= nibble
-                value = value << 4 | UInt64(nibble & 0x0F)
-            }
+        guard raw.load(fromByteOffset: 8, as: UInt8.self) == 0x2D, raw.load(fromByteOffset: 13, as: UInt8.self) == 0x2D,
+              raw.load(fromByteOffset: 18, as: UInt8.self) == 0x2D, raw.load(fromByteOffset: 23, as: UInt8.self) == 0x2D
+        else { return nil }
+        @inline(__always) func eight(_ offset: Int) -> UInt64 { UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+        @inline(__always) func four(_ offset: Int) -> UInt64 {
+            UInt64(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        hex(&high, from: 0, count: 8)
-        hex(&high, from: 9, count: 4)
-        hex(&high, from: 14, count: 4)
-        hex(&low, from: 19, count: 4)
-        hex(&low, from: 24, count: 12)
-        guard invalid & 0xF0 == 0 else { return nil }
-        self.init(high: high, low: low)
+        guard let a = Self.hexDigits(eight(0)), let b = Self.hexDigits(four(9) << 32 | four(14)),
+              let c = Self.hexDigits(four(19) << 32 | four(24)), let d = Self.hexDigits(eight(28)) else { return nil }
+        self.init(high: UInt64(a) << 32 | UInt64(b), low: UInt64(c) << 32 | UInt64(d))
+    }
+
+    /// The value of eight ASCII hex digits, the first in the most significant byte of `text`;
+    /// nil unless all eight are 0-9, a-f or A-F. Each byte is tested against the ranges at once
+    /// (no byte has its high bit set, so adding to one never carries into the next).
+    @inline(__always)
+    static func hexDigits(_ text: UInt64) -> UInt32? {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
+        guard text & highBits == 0 else { return nil }
+        @inline(__always) func within(_ value: UInt64, _ low: UInt64, _ high: UInt64) -> UInt64 {
+            (value &+ (0x80 - low) &* ones) & ~(value &+ (0x7F - high) &* ones) & highBits
+        }
+        let digit = within(text, 0x30, 0x39), letter = within(text | 0x2020_2020_2020_2020, 0x61, 0x66)
+        guard digit | letter == highBits else { return nil }
+        // '0'-'9' are 0x30-0x39, 'a'-'f' 0x61-0x66 and 'A'-'F' 0x41-0x46: the low nibble, plus 9
+        // for letters (bit 6).
+        let nibbles = (text & 0x0F0F_0F0F_0F0F_0F0F) &+ ((text >> 6) & ones) &* 9
+        let pairs = (nibbles >> 4 | nibbles) & 0x00FF_00FF_00FF_00FF
+        let quads = (pairs >> 8 | pairs) & 0x0000_FFFF_0000_FFFF
+        return UInt32(truncatingIfNeeded: quads >> 16 | quads)
     }
 
     public static func < (lhs: UUIDValue, rhs: UUIDValue) -> Bool {

@@ -1,4 +1,5 @@
 import AuditCore
+import Foundation
 import Testing
 
 @Suite struct EventDecoderTests {
@@ -40,6 +41,25 @@ import Testing
         let value = try #require(UUIDValue(text))
         #expect(value.description == text)
         #expect(UUIDValue(text.uppercased())?.description == text)
+    }
+
+    /// The eight-digits-at-a-time parser agrees with Foundation's UUID on strings made of hex
+    /// digits and their neighbours ('/', ':', '@', 'G', '`', 'g', a control and a non-ASCII byte).
+    @Test func uuidParsingAgreesWithFoundation() {
+        let alphabet = Array("0123456789abcdefABCDEF/:@G`g".utf8) + [0x10, 0xC3]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<20_000 {
+            var bytes = Array("6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90".utf8)
+            // Mostly valid digits, so that valid UUIDs are checked too; a few bytes replaced.
+            for _ in 0..<(round % 3) {
+                bytes[Int.random(in: 0..<36, using: &generator)] = alphabet.randomElement(using: &generator)!
+            }
+            let ours = bytes.withUnsafeBytes { UUIDValue(parsing: $0) }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let foundation = bytes.allSatisfy({ $0 < 0x80 }) ? UUID(uuidString: text) : nil
+            #expect(ours?.description == foundation?.uuidString.lowercased(), "\(text)")
+            if (ours == nil) != (foundation == nil) { return }
+        }
     }
 
     @Test func decodesAValidEvent() throws {
@@ -120,6 +140,12 @@ import Testing
     @Test(arguments: [
         #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9""#, #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9g""#,
         #""6f1c3a520d4e4b8a9c3e2f7a1b5d8e90""#, #""{6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9}""#, #""""#,
+        // One character just outside each range of hex digits, in each group.
+        #""/f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e90""#, #""6f1c3a5:-0d4e-4b8a-9c3e-2f7a1b5d8e90""#,
+        #""6f1c3a52-@d4e-4b8a-9c3e-2f7a1b5d8e90""#, #""6f1c3a52-0d4e-4b8G-9c3e-2f7a1b5d8e90""#,
+        #""6f1c3a52-0d4e-4b8a-`c3e-2f7a1b5d8e90""#, #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8e9g""#,
+        #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1\u00105d8e90""#, #""6f1c3a52-0d4e-4b8a-9c3e-2f7a1b5d8é0""#,
+        #""6f1c3a52-0d4e-4b8a-9c3e_2f7a1b5d8e90""#,
     ])
     func malformedUUIDs(value: String) {
         #expect(reason(with("tenant_id", value)) == "invalid uuid: tenant_id")
