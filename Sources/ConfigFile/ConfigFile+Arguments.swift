@@ -16,7 +16,8 @@ public struct ConfigArgument: Sendable, Equatable {
     /// `--batch-size=5000` (joined, so a value starting with `-` stays a value), `-X a=b`, `--no-progress`.
     public var tokens: [String] {
         if let flagSpelling { return [flagSpelling] }
-        return values.flatMap { option.spelling.hasPrefix("--") ? ["\(option.spelling)=\($0)"] : [option.spelling, $0] }
+        // An empty value stays a separate argument: the parser reads `--name=` as a missing value.
+        return values.flatMap { option.spelling.hasPrefix("--") && !$0.isEmpty ? ["\(option.spelling)=\($0)"] : [option.spelling, $0] }
     }
 }
 
