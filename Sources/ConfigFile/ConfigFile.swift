@@ -84,10 +84,16 @@ enum Setting: Sendable {
         case .bool: self = .bool(value.bool ?? false)
         case .array:
             let elements = (value.array.map(Array.init) ?? []).map(Setting.init)
-            let nested = elements.first { if case .list = $0 { true } else if case .unsupported = $0 { true } else { false } }
-            self = nested == nil ? .list(elements) : .unsupported("an array of arrays or tables")
+            self = elements.allSatisfy(\.isScalar) ? .list(elements) : .unsupported("an array of arrays, tables or dates")
         case .table: self = .unsupported("a table")
         default: self = .unsupported("a \(value.type.description)")
+        }
+    }
+
+    var isScalar: Bool {
+        switch self {
+        case .text, .number, .bool: true
+        case .list, .unsupported: false
         }
     }
 

@@ -1,7 +1,8 @@
 /// `${NAME}` in a string value of the file: the environment variable NAME. `${NAME:-default}`
-/// gives `default` (itself expanded, up to the first `}`) when NAME is unset or empty; `$$` is one literal `$` (write `$${` for a
-/// literal `${`); any other `$` is itself. Only strings are expanded, and only those of the
-/// command being run, so a migrate job need not have the consumer's secrets in its environment.
+/// gives `default` (itself expanded, up to the first `}`) when NAME is unset or empty; `$$` is
+/// one literal `$` (write `$${` for a literal `${`); any other `$` is itself. Only strings are
+/// expanded, and only those of the command being run, so a migrate job need not have the
+/// consumer's secrets in its environment.
 struct EnvironmentInterpolation {
     enum Failure: Error {
         /// `${NAME}` with NAME unset.
