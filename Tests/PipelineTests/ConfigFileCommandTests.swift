@@ -5,7 +5,7 @@ import Testing
 /// `--config FILE` as an operator uses it: the file's settings take effect, flags on the command
 /// line win, `${NAME}` comes from the environment, and a broken file stops every command before
 /// it runs, naming the file, the section and the key.
-@Suite(.timeLimit(.minutes(3))) struct ConfigFileCommandTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ConfigFileCommandTests {
     let binary = Shell.executable(named: "audit-ingest")
     static let example = TestDatabase.repositoryRoot.appendingPathComponent("ops/audit-ingest.toml")
     /// Where a run goes if it ignores the file's database-url: nowhere.
