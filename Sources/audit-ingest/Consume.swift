@@ -48,7 +48,7 @@ struct Consume: AsyncParsableCommand {
         """, valueName: "topic"))
     var deadLetterTopic: String?
 
-    @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property, key=value (repeatable): SASL, TLS, ...; key=@/path reads the value from a file (secrets).", valueName: "key=value"))
+    @Option(name: [.customShort("X"), .customLong("kafka-property")], help: ArgumentHelp("A librdkafka property, key=value (repeatable): SASL, TLS, ...; key=@/path reads the value from a file (secrets).", valueName: "key=value"))
     var properties: [String] = []
 
     @Option(help: ArgumentHelp("Stop once nothing has arrived for this many seconds and every partition is caught up.",

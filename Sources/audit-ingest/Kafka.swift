@@ -46,7 +46,7 @@ struct KafkaCommand: ParsableCommand {
         )
         @Option(help: ArgumentHelp("Bootstrap brokers. Default: $KAFKA_BROKERS.", valueName: "list")) var brokers: String?
         @Option(help: "Topic.") var topic: String
-        @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property (repeatable); key=@/path reads the value from a file.", valueName: "key=value"))
+        @Option(name: [.customShort("X"), .customLong("kafka-property")], help: ArgumentHelp("A librdkafka property (repeatable); key=@/path reads the value from a file.", valueName: "key=value"))
         var properties: [String] = []
         @Argument(help: "NDJSON files; - or none for standard input.") var files: [String] = []
 
