@@ -19,6 +19,13 @@ public struct IngestConfiguration: Sendable {
     public var maxShardBytes: Int
     /// Maps messages of another format into the wire contract before decoding; nil for `native`.
     public var mapper: FormatMapper?
+    /// What of a message's context (Kafka topic, headers, ...) is kept in `custom_metadata`.
+    /// Default: nothing.
+    public var contextMetadata = ContextMetadata()
+
+    /// True when messages must come with their context (`IngestFeed.message(...context:)`):
+    /// something is kept from it, or the mapper reads headers. Sources build none otherwise.
+    public var needsMessageContext: Bool { !contextMetadata.isEmpty || mapper?.readsMessageContext == true }
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,

@@ -114,11 +114,16 @@ final class KafkaMonitor {
         return alerts
     }
 
+    /// A partition as operators name it: its number with one topic, else `topic/partition`.
+    private func label(_ key: Int32) -> String {
+        consumer.topics.names.count > 1 ? "\(consumer.topics.topic(of: key))/\(KafkaTopics.partition(of: key))" : "\(key)"
+    }
+
     /// The progress line: rates (last interval, whole run, since the first assignment), counts,
     /// lag, flush latency, rings, and whether the brokers answer and fetching is paused.
     private func report(rate: Double, consumed: Int64, now: ContinuousClock.Instant) {
         let snapshot = feed.statistics.snapshot
-        let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+        let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\(label($0.key)):\($0.value)" }.joined(separator: " ")
         let flushLatency = snapshot.flushes > 0 ? snapshot.flushSeconds / Double(snapshot.flushes) * 1000 : 0
         func perSecond(since start: ContinuousClock.Instant) -> String {
             let seconds = start.duration(to: now).secondsDouble
