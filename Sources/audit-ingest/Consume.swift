@@ -75,7 +75,10 @@ struct Consume: AsyncParsableCommand {
     @Option(help: "Consumer group.")
     var group: String = "audit-ingest"
 
-    @Option(help: ArgumentHelp("Read these partitions without group membership: all, or a list like 0-3,8.", valueName: "list"))
+    @Option(help: ArgumentHelp("""
+        Read these partitions of every --topic without group membership: all, or a list like 0-3,8 \
+        (not with --topic-pattern or --instance-id).
+        """, valueName: "list"))
     var partitions: String?
 
     @Option(help: ArgumentHelp("""

@@ -61,12 +61,20 @@ import Testing
             try fixture.produce(events: 400, seed: seed, topic: name, partitions: 2)
         }
         try fixture.produce(events: 100)  // the fixture's own topic does not match
-        let consumer = try consume(fixture, ["--topic-pattern", "\(prefix)-.*"], extra: ["-X", "topic.metadata.refresh.interval.ms=1000"],
-                                   exitWhenIdle: nil)
+        let admin = try AdminPort()
+        let consumer = try consume(fixture, ["--topic-pattern", "\(prefix)-.*"],
+                                   extra: ["-X", "topic.metadata.refresh.interval.ms=1000"] + admin.arguments, exitWhenIdle: nil)
         #expect(try fixture.waitForStored(atLeast: 800))
         try fixture.cluster.createTopic("\(prefix)-c", partitions: 1)
         try fixture.produce(events: 250, seed: 6, topic: "\(prefix)-c", partitions: 1)
         #expect(try fixture.waitForStored(atLeast: 1050, timeout: 60))
+        // Lag is labelled with each topic's own source and partition.
+        let lag = admin.waitFor("/metrics", timeout: 20) { reply in
+            reply.body.split(separator: "\n").contains {
+                $0.hasPrefix("audit_ingest_consumer_lag{") && $0.contains(#"partition="0""#) && $0.contains(#"source="kafka:tests:\#(prefix)-c""#)
+            }
+        }
+        #expect(lag != nil, "\(admin.get("/metrics")?.body ?? "")")
         consumer.signal(SIGTERM)
         let result = consumer.wait()
         #expect(result.exitCode == 0, "\(result.output)")

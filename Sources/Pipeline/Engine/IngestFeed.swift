@@ -7,8 +7,10 @@ import Postgres
 /// positions to, in order, on its one thread. Each message goes decode → route → encode →
 /// hand-off (`ShardGroup`); the flushers commit it with its position.
 public final class IngestFeed {
-    /// The name positions are stored under.
+    /// The run's name (the one source positions are stored under, unless `streams` says more).
     public let source: String
+    /// Where each partition is stored.
+    public let streams: SourceStreams
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
     let shards: ShardGroup
@@ -28,6 +30,7 @@ public final class IngestFeed {
          tenants: TenantDirectory, control: PostgresConnection, stop: StopSignal,
          progress: ((IngestStatistics.Snapshot) -> Void)?, logger: Logger) {
         self.source = streams.name
+        self.streams = streams
         self.configuration = configuration
         self.database = database
         self.shards = shards
@@ -79,7 +82,7 @@ public final class IngestFeed {
     @discardableResult
     public func revoke(_ partitions: [Int32], within limit: Duration? = nil) throws -> Bool {
         logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
-        defer { statistics.metrics?.forgetLag(partitions) }
+        defer { statistics.metrics?.forgetLag(partitions, streams: streams) }
         if shards.drain(deadline: limit.map { ContinuousClock.now + $0 }) { return true }
         guard !shards.isAborted, !stop.isRaised, let limit else { return false }
         throw IngestError(.interrupted, """

@@ -89,7 +89,7 @@ final class KafkaMonitor {
         let lagSeconds = lagTimes.seconds(lag: lag, now: Int64(Date().timeIntervalSince1970 * 1000))
         let alerts = updatedAlerts(snapshot: snapshot, lag: lag)
         let occupancy = feed.ringOccupancy
-        statistics.metrics?.recordLag(lag, seconds: lagSeconds)
+        statistics.metrics?.recordLag(lag, seconds: lagSeconds, streams: feed.streams)
         statistics.metrics?.recordRingOccupancy(occupancy)
         let state = ConsumerState(assignedPartitions: consumer.assignment.count, brokersDown: consumer.brokersDown,
                                   pausedSince: pausedSince)
