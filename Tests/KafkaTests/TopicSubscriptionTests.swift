@@ -98,6 +98,18 @@ import Testing
         #expect(pattern.exitCode == 64 && pattern.output.contains("--partitions needs topics by name"), "\(pattern.output)")
     }
 
+    @Test func aSubscriptionIsRequiredAndTopicsAndAPatternExcludeEachOther() throws {
+        let binary = Shell.executable(named: "audit-ingest")
+        for (arguments, message) in [
+            ([], "give --topic NAME (repeatable) or --topic-pattern REGEX"),
+            (["--topic", "a", "--topic-pattern", "b.*"], "--topic and --topic-pattern exclude each other"),
+            (["--topic", "a", "--topic", "a"], "--topic names a topic twice"),
+        ] {
+            let run = try Shell.run(binary, ["consume", "--brokers", "127.0.0.1:1"] + arguments)
+            #expect(run.exitCode == 64 && run.output.contains(message), "\(arguments): \(run.output)")
+        }
+    }
+
     @Test func staticPartitionsOfSeveralTopicsAreReadPerTopic() throws {
         let fixture = try KafkaFixture(partitions: 2)
         let second = "second-\(fixture.topic)"
