@@ -6,15 +6,14 @@ extension KafkaConsumer {
     /// again (a fetch delivers a message, or `checkBrokersIfDown` gets metadata).
     public var brokersDown: Bool { context.brokers.isDown }
 
-    /// While `brokersDown`, asks a broker for the topic's metadata, waiting up to
+    /// While `brokersDown`, asks a broker for the cluster's metadata, waiting up to
     /// `timeoutMilliseconds`; an answer clears `brokersDown`. Does nothing while brokers are up.
     /// Call it from the polling thread now and then: an idle topic delivers no message that
     /// would show the brokers are back.
     public func checkBrokersIfDown(timeoutMilliseconds: Int32 = 500) {
-        guard brokersDown, let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { return }
-        defer { rd_kafka_topic_destroy(topicHandle) }
+        guard brokersDown else { return }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        let error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, timeoutMilliseconds)
+        let error = rd_kafka_metadata(handle, 0, nil, &metadata, timeoutMilliseconds)  // brokers and known topics only
         if let metadata { rd_kafka_metadata_destroy(metadata) }
         if error == RD_KAFKA_RESP_ERR_NO_ERROR { context.brokers.markUp() }
     }

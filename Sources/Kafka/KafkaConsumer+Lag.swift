@@ -2,17 +2,14 @@ import CRdKafka
 
 /// How far behind the broker this consumer is, per assigned partition.
 extension KafkaConsumer {
-    /// Per assigned partition: the high watermark (from the last fetch) minus the next offset this
+    /// Per assigned partition (by key): the high watermark (from the last fetch) minus the next offset this
     /// consumer will read: the last message's offset + 1, else where the partition was assigned,
     /// else the low watermark. Partitions whose watermarks are not known yet are left out.
     public func lag() -> [Int32: Int64] {
         var lags: [Int32: Int64] = [:]
-        for partition in assignment {
-            var low: Int64 = 0
-            var high: Int64 = 0
-            guard rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            lags[partition] = max(0, high - nextOffset(partition, low: low))
+        for key in assignment {
+            guard let (low, high) = watermarks(key), high >= 0 else { continue }
+            lags[key] = max(0, high - nextOffset(key, low: low))
         }
         return lags
     }
@@ -28,22 +25,27 @@ extension KafkaConsumer {
     /// `lag()`, whose high watermarks come from the last fetch and read 0 before a partition's
     /// first fetch answered. Empty when the brokers do not answer within `timeoutMilliseconds`.
     public func queryLag(timeoutMilliseconds: Int32 = 5_000) -> [Int32: Int64] {
-        let partitions = assignment
-        guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
+        let keys = assignment
+        guard !keys.isEmpty else { return [:] }
+        let list = partitionList(keys) { _ in -1 }
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = -1 }
         guard rd_kafka_offsets_for_times(handle, list, timeoutMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
         var lags: [Int32: Int64] = [:]
-        for index in 0..<Int(list.pointee.cnt) {
+        for (index, key) in partitionKeys(list).enumerated() {
             let element = list.pointee.elems[index]
-            guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR, element.offset >= 0 else { continue }
-            let partition = element.partition
+            guard let key, element.err == RD_KAFKA_RESP_ERR_NO_ERROR, element.offset >= 0 else { continue }
             // The low watermark of the last fetch: what retention deleted is not lag.
-            var low: Int64 = 0
-            var high: Int64 = 0
-            _ = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
-            lags[partition] = max(0, element.offset - nextOffset(partition, low: low))
+            lags[key] = max(0, element.offset - nextOffset(key, low: watermarks(key)?.low ?? 0))
         }
         return lags
+    }
+
+    /// The low and high watermarks of the last fetch of a partition (by key).
+    private func watermarks(_ key: Int32) -> (low: Int64, high: Int64)? {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        guard rd_kafka_get_watermark_offsets(handle, topics.topic(of: key), KafkaTopics.partition(of: key), &low, &high)
+                == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return (low, high)
     }
 }

@@ -5,25 +5,23 @@ extension KafkaConsumer {
     /// until `release()`; nil when none is pending.
     public var pendingRebalance: KafkaRebalance? { context.pending?.rebalance }
 
-    /// Completes a pending `.assigned`: starts each partition at `offsets[partition]`, or at the
+    /// Completes a pending `.assigned`: starts each partition (by key) at `offsets[key]`, or at the
     /// earliest offset the broker has when absent (an audit pipeline never skips events).
     public func assign(startingAt offsets: [Int32: Int64]) throws {
         guard let pending = context.pending, case .assigned(let partitions) = pending.rebalance else {
             preconditionFailure("assign(startingAt:) without a pending assignment")
         }
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        let list = partitionList(partitions) { offsets[$0] ?? Int64(RD_KAFKA_OFFSET_BEGINNING) }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for partition in partitions {
-            let offset = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
-            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
-            context.assignedOffsets[partition] = offset
+            context.assignedOffsets[partition] = offsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
             context.positions[partition] = nil
         }
         context.assigned.formUnion(partitions)
         context.pending = nil
         if case .staticAssignment = pending.origin {
             let error = rd_kafka_assign(handle, list)
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: subscription.description) }
         } else {
             context.complete(.assigned(partitions), list: list, on: handle)
         }
@@ -36,9 +34,8 @@ extension KafkaConsumer {
         }
         context.pending = nil
         context.assigned.subtract(partitions)
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        let list = partitionList(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
         context.complete(.revoked(partitions), list: list, on: handle)
     }
 }
@@ -54,7 +51,7 @@ final class RebalanceContext {
         static func staticAssignment(_ partitions: [Int32]) -> Pending { Pending(rebalance: .assigned(partitions), origin: .staticAssignment) }
     }
 
-    let topic: String
+    let topics: KafkaTopics
     /// Written by librdkafka's error callback (see KafkaConsumer+Brokers.swift): atomics only.
     let brokers = BrokerState()
     var fatalError: KafkaError?
@@ -69,8 +66,8 @@ final class RebalanceContext {
     /// The partitions assigned now: messages of others (fetched before a release) are dropped.
     var assigned: Set<Int32> = []
 
-    init(topic: String) {
-        self.topic = topic
+    init(topics: KafkaTopics) {
+        self.topics = topics
     }
 
     /// Tells librdkafka the owner is done with a group rebalance: (incrementally) assigns or
@@ -93,7 +90,7 @@ final class RebalanceContext {
             if code != RD_KAFKA_RESP_ERR_NO_ERROR { failure = (code, String(cString: rd_kafka_err2str(code))) }
         }
         if let failure, fatalError == nil {
-            fatalError = KafkaError(code: failure.code, message: "completing a rebalance failed: \(failure.message)", isFatal: true, topic: topic)
+            fatalError = KafkaError(code: failure.code, message: "completing a rebalance failed: \(failure.message)", isFatal: true)
         }
     }
 }
@@ -106,7 +103,18 @@ func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
                        _ opaque: UnsafeMutableRawPointer?) {
     guard let handle, let list, let opaque else { return }
     let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
-    let partitions = (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
+    let keys = (0..<Int(list.pointee.cnt)).map { index in
+        let element = list.pointee.elems[index]
+        return context.topics.key(topic: String(cString: element.topic), partition: element.partition)
+    }
+    let partitions = keys.compactMap { $0 }
+    var error = error
+    if partitions.count < keys.count, context.fatalError == nil {
+        context.fatalError = KafkaError(configuration: """
+            more topics (\(KafkaTopics.maximumCount)) or partitions per topic (2^20) than one consumer reads: narrow the pattern
+            """)
+        error = RD_KAFKA_RESP_ERR__INVALID_ARG
+    }
     switch error {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS where !context.isClosing && context.pending == nil:
         context.pending = .init(rebalance: .assigned(partitions), origin: .group)
@@ -124,9 +132,8 @@ func rebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
         // does not do that): stop consuming rather than guess.
         if context.fatalError == nil {
             context.fatalError = context.pending == nil
-                ? KafkaError(code: error, topic: context.topic)
-                : KafkaError(code: error, message: "a rebalance arrived before the previous one was completed", isFatal: true,
-                             topic: context.topic)
+                ? KafkaError(code: error)
+                : KafkaError(code: error, message: "a rebalance arrived before the previous one was completed", isFatal: true)
         }
         context.assigned = []
         context.pending = nil

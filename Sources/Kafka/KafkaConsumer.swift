@@ -1,48 +1,7 @@
 import CRdKafka
 import Foundation
 
-/// A change of the partitions a consumer reads, handed to its owner by `poll` (never through a
-/// callback): the owner finishes what it must (loads positions, flushes in-flight work) and then
-/// completes it with `assign(startingAt:)` or `release()`. Until then `poll` fetches nothing new.
-public enum KafkaRebalance: Sendable, Equatable {
-    /// These partitions are now this consumer's: say where each starts with `assign(startingAt:)`.
-    case assigned([Int32])
-    /// These partitions are being taken away. They are still this consumer's (nobody else reads
-    /// them) until `release()`: finish in-flight work for them first.
-    case revoked([Int32])
-    /// These partitions were taken away without a handover (the session timed out, or the
-    /// consumer did not poll within max.poll.interval.ms): another member may own them already.
-    /// Complete with `release()`.
-    case lost([Int32])
-
-    public var partitions: [Int32] {
-        switch self {
-        case .assigned(let partitions), .revoked(let partitions), .lost(let partitions): partitions
-        }
-    }
-
-    /// The partitions a revocation or a loss takes away (nil for an assignment).
-    public var revokedPartitions: [Int32]? {
-        switch self {
-        case .assigned: nil
-        case .revoked(let partitions), .lost(let partitions): partitions
-        }
-    }
-}
-
-/// One consumed message; valid only inside the `poll` callback.
-public struct KafkaMessage {
-    public let partition: Int32
-    public let offset: Int64
-    /// nil for a null value (a tombstone).
-    public let value: UnsafeRawBufferPointer?
-    public let key: UnsafeRawBufferPointer?
-    /// The Kafka timestamp (producer's create time or broker's log-append time), milliseconds
-    /// since the Unix epoch; nil when the message has none.
-    public let timestamp: Int64?
-}
-
-/// A high-level (group) consumer of one topic with offsets managed by its owner: auto-commit is
+/// A high-level (group) consumer of topics (by name or pattern) with offsets managed by its owner: auto-commit is
 /// off, positions come from the owner when it completes a `KafkaRebalance`, and `commit` exists
 /// only for lag monitoring.
 ///
@@ -52,32 +11,64 @@ public struct KafkaMessage {
 /// `pendingRebalance` after `poll` returns. `handle` and `queue` are owned here and destroyed in
 /// `close()` / `deinit`; `context` is passed to librdkafka unretained and outlives `handle`.
 public final class KafkaConsumer {
-    public let topic: String
+    /// What the consumer reads: topics by name, or a pattern.
+    public let subscription: Subscription
     public let group: String
+    /// The topics met so far and the partition keys of their partitions.
+    public let topics: KafkaTopics
     let handle: OpaquePointer
     private let queue: OpaquePointer
     let context: RebalanceContext
     private var isClosed = false
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
+    /// The topic handle of the last message and its topic's number: messages come in runs of
+    /// one topic, so looking the number up is rarely needed.
+    private var lastTopic: (handle: OpaquePointer, number: Int32)?
 
     /// Which partitions a consumer reads.
     public enum Assignment: Sendable, Equatable {
-        /// Join the consumer group: the group protocol shares the topic's partitions out.
+        /// Join the consumer group: the group protocol shares the topics' partitions out.
         case group
-        /// Static assignment without group membership: every partition of the topic.
+        /// Static assignment without group membership: every partition of each topic.
         case allPartitions
-        /// Static assignment without group membership: these partitions.
+        /// Static assignment without group membership: these partitions of each topic.
         case partitions([Int32])
+    }
+
+    /// The topics a consumer reads.
+    public enum Subscription: Sendable, Equatable, CustomStringConvertible {
+        /// These topics (numbered in this order in `topics`).
+        case topics([String])
+        /// Every topic whose name matches this regular expression (librdkafka's syntax), now and
+        /// as topics appear (seen at librdkafka's next metadata refresh,
+        /// `topic.metadata.refresh.interval.ms`). Group membership only.
+        case pattern(String)
+
+        public var description: String {
+            switch self {
+            case .topics(let names): names.joined(separator: ",")
+            case .pattern(let pattern): "^" + pattern.drop { $0 == "^" }
+            }
+        }
+    }
+
+    /// One topic: `init(configuration:group:subscription:...)` with `.topics([topic])`.
+    public convenience init(configuration: KafkaConfiguration, group: String, topic: String,
+                            assignment: Assignment = .group, batchSize: Int = 10_000) throws {
+        try self.init(configuration: configuration, group: group, subscription: .topics([topic]),
+                      assignment: assignment, batchSize: batchSize)
     }
 
     /// - Parameters:
     ///   - configuration: librdkafka properties; `bootstrap.servers` is required.
     ///   - assignment: with a static assignment, `pendingRebalance` is `.assigned` with those
-    ///     partitions from the start, and nothing is ever revoked (`group` still names the offsets
-    ///     committed for lag tools).
-    public init(configuration: KafkaConfiguration, group: String, topic: String,
+    ///     partitions of every topic from the start, and nothing is ever revoked (`group` still
+    ///     names the offsets committed for lag tools). A pattern needs group membership.
+    ///   - topics: the table to number topics in (shared with the owner, which resolves keys on
+    ///     other threads); default: a new one. The subscribed topics are numbered first, in order.
+    public init(configuration: KafkaConfiguration, group: String, subscription: Subscription, topics: KafkaTopics = KafkaTopics(),
                 assignment: Assignment = .group, batchSize: Int = 10_000) throws {
-        self.topic = topic
+        self.subscription = subscription
         self.group = group
         var configuration = configuration
         configuration["group.id"] = group
@@ -86,7 +77,9 @@ public final class KafkaConsumer {
         if configuration["auto.offset.reset"] == nil { configuration["auto.offset.reset"] = "earliest" }
         if configuration["enable.partition.eof"] == nil { configuration["enable.partition.eof"] = "false" }
         let conf = try configuration.makeConf()
-        context = RebalanceContext(topic: topic)
+        if case .topics(let names) = subscription { topics.add(names) }
+        self.topics = topics
+        context = RebalanceContext(topics: topics)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         Self.installErrorCallback(on: conf)
@@ -101,42 +94,11 @@ public final class KafkaConsumer {
         messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: batchSize)
 
         // Fully initialized from here: a throw runs deinit, which frees the handle and queue.
-        switch assignment {
-        case .group: try subscribe()
-        case .allPartitions: context.pending = .staticAssignment((0..<(try partitionCount())).map(Int32.init))
-        case .partitions(let partitions):
-            let count = try partitionCount()
-            if let missing = partitions.first(where: { $0 >= count }) {
-                throw KafkaError(code: RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
-                                 message: "partition \(missing) does not exist: \(topic) has \(count) partition(s), 0-\(count - 1)",
-                                 topic: topic, partition: missing)
-            }
-            context.pending = .staticAssignment(partitions)
+        if assignment == .group {
+            try subscribe()
+        } else {
+            context.pending = .staticAssignment(try staticPartitionKeys(assignment))
         }
-    }
-
-    private func subscribe() throws {
-        let subscription = rd_kafka_topic_partition_list_new(1)
-        rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA)
-        defer { rd_kafka_topic_partition_list_destroy(subscription) }
-        let error = rd_kafka_subscribe(handle, subscription)
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error, topic: topic) }
-    }
-
-    /// The topic's partition count, from the cluster's metadata (waits up to 10 s).
-    private func partitionCount() throws -> Int {
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            throw KafkaError(code: rd_kafka_last_error(), topic: topic)
-        }
-        defer { rd_kafka_topic_destroy(topicHandle) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, 10_000)
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(code: error, topic: topic) }
-        defer { rd_kafka_metadata_destroy(metadata) }
-        guard metadata.pointee.topic_cnt == 1 else { throw KafkaError(code: RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, topic: topic) }
-        let description = metadata.pointee.topics[0]
-        guard description.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: description.err, topic: topic) }
-        return Int(description.partition_cnt)
     }
 
     deinit {
@@ -157,7 +119,7 @@ public final class KafkaConsumer {
         let count = messages.withUnsafeMutableBufferPointer { buffer in
             rd_kafka_consume_batch_queue(queue, timeoutMilliseconds, buffer.baseAddress, max(1, min(maxMessages, buffer.count)))
         }
-        guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error(), topic: topic) }
+        guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error()) }
         var delivered = 0
         for index in 0..<count {
             guard let message = messages[index] else { continue }
@@ -167,7 +129,7 @@ public final class KafkaConsumer {
                 if fields.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
                 var fatalText = [CChar](repeating: 0, count: 512)
                 if rd_kafka_fatal_error(handle, &fatalText, fatalText.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw KafkaError(code: fields.err, message: string(fromCBuffer: fatalText), isFatal: true, topic: topic)
+                    throw KafkaError(code: fields.err, message: string(fromCBuffer: fatalText), isFatal: true)
                 }
                 continue  // consumer errors (broker down, ...) are informational: librdkafka retries
             }
@@ -175,16 +137,15 @@ public final class KafkaConsumer {
             // messages it fetched before) or re-assigned it at another offset (it fetches again
             // from there): hand out only what the current assignment reads next. A partition
             // whose revocation is pending is still this consumer's: its messages are handed out.
-            guard context.assigned.contains(fields.partition) else { continue }
-            if let floor = context.positions[fields.partition] ?? context.assignedOffsets[fields.partition],
-               floor >= 0, fields.offset < floor { continue }
-            context.positions[fields.partition] = fields.offset + 1
+            guard let key = partitionKey(fields.rkt, fields.partition), context.assigned.contains(key) else { continue }
+            if let floor = context.positions[key] ?? context.assignedOffsets[key], floor >= 0, fields.offset < floor { continue }
+            context.positions[key] = fields.offset + 1
             let timestamp = rd_kafka_message_timestamp(message, nil)
             body(KafkaMessage(
-                partition: fields.partition, offset: fields.offset,
+                partitionKey: key, offset: fields.offset,
                 value: fields.payload.map { UnsafeRawBufferPointer(start: $0, count: fields.len) },
                 key: fields.key.map { UnsafeRawBufferPointer(start: $0, count: fields.key_len) },
-                timestamp: timestamp >= 0 ? timestamp : nil))
+                timestamp: timestamp >= 0 ? timestamp : nil, message: message))
             delivered += 1
         }
         if delivered > 0 { context.brokers.markUp() }  // a fetch came back: a broker answers
@@ -193,16 +154,46 @@ public final class KafkaConsumer {
         return delivered
     }
 
-    /// Commits `offsets` (partition -> next offset) to the group, asynchronously: for lag tools
-    /// only; the truth is in PostgreSQL.
+    /// The partition key of a message's topic handle and partition (nil when it holds no more).
+    @inline(__always)
+    private func partitionKey(_ topicHandle: OpaquePointer?, _ partition: Int32) -> Int32? {
+        guard let topicHandle else { return nil }
+        if let lastTopic, lastTopic.handle == topicHandle, partition >> KafkaTopics.partitionBits == 0 {
+            return lastTopic.number << KafkaTopics.partitionBits | partition
+        }
+        guard let key = topics.key(topic: String(cString: rd_kafka_topic_name(topicHandle)), partition: partition) else { return nil }
+        lastTopic = (topicHandle, key >> KafkaTopics.partitionBits)
+        return key
+    }
+
+    /// Commits `offsets` (partition key -> next offset) to the group, asynchronously: for lag
+    /// tools only; the truth is in PostgreSQL.
     public func commit(_ offsets: [Int32: Int64]) {
         guard !offsets.isEmpty, !isClosed else { return }
-        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
+        let list = partitionList(offsets.keys) { offsets[$0]! }
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (partition, offset) in offsets {
-            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
-        }
         rd_kafka_commit(handle, list, 1)
+    }
+
+    /// A librdkafka list of the partitions of `keys`, each at `offset(key)` when given.
+    /// The caller destroys it.
+    func partitionList(_ keys: some Collection<Int32>, offset: ((Int32) -> Int64)? = nil)
+        -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+        let list = rd_kafka_topic_partition_list_new(Int32(keys.count))!
+        for key in keys {
+            let element = rd_kafka_topic_partition_list_add(list, topics.topic(of: key), KafkaTopics.partition(of: key))!
+            if let offset { element.pointee.offset = offset(key) }
+        }
+        return list
+    }
+
+    /// The partition keys of a librdkafka list, in its order (nil for an entry beyond what a key
+    /// holds: more than `KafkaTopics.maximumCount` topics).
+    func partitionKeys(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>) -> [Int32?] {
+        (0..<Int(list.pointee.cnt)).map { index in
+            let element = list.pointee.elems[index]
+            return topics.key(topic: String(cString: element.topic), partition: element.partition)
+        }
     }
 
     /// Stops fetching the assigned partitions (backpressure) while `poll` keeps serving the group
@@ -218,9 +209,9 @@ public final class KafkaConsumer {
         withAssignmentList { rd_kafka_resume_partitions(handle, $0) }
     }
 
-    /// The partitions currently assigned.
+    /// The partition keys currently assigned.
     public var assignment: [Int32] {
-        withAssignmentList { list in (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }.sorted() } ?? []
+        withAssignmentList { partitionKeys($0).compactMap { $0 }.sorted() } ?? []
     }
 
     /// Calls `body` with librdkafka's current assignment list (nil when it cannot be read).

@@ -61,6 +61,9 @@ struct Backfill: ParsableCommand {
                 throw ValidationError("--source-name must be non-empty letters, digits and - _ . : / @, not '\(sourceName)'")
             }
         }
+        if case .header = try engine.mapper()?.tenant {
+            throw ValidationError("--tenant-from header:NAME reads Kafka headers: files have none (use consume, or field:PATH)")
+        }
         if ChangedSourcePolicy(rawValue: ifChanged) == nil {
             throw ValidationError("--if-changed must be refuse or new-source, not \(ifChanged)")
         }
@@ -130,13 +133,15 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("""
         The messages' format: native (the wire contract), cloudtrail (records or S3 delivery files \
         with {"Records": [...]}), k8s-audit (audit.k8s.io/v1 Event), ocsf (API Activity 6003, \
-        Authentication 3002) or cloudevents (structured JSON). Other formats need --tenant-from.
+        Authentication 3002) or cloudevents (structured JSON; with consume also binary mode: ce_* \
+        headers, the value is the data). Other formats need --tenant-from.
         """, valueName: "format"))
     var format: String = EventFormat.native.rawValue
 
     @Option(help: ArgumentHelp("""
-        Where a mapped event's tenant comes from: fixed:UUID, or field:PATH (a dot path into the \
-        record whose value is a UUID).
+        Where a mapped event's tenant comes from: fixed:UUID, field:PATH (a dot path into the \
+        record whose value is a UUID), or header:NAME (consume: a Kafka header whose value is a \
+        UUID; a message without it is dead-lettered as invalid uuid: tenant_id).
         """, valueName: "rule"))
     var tenantFrom: String?
 
@@ -149,9 +154,9 @@ struct EngineOptions: ParsableArguments {
             if tenantFrom != nil { throw ValidationError("--tenant-from applies to --format other than native") }
             return nil
         }
-        guard let tenantFrom else { throw ValidationError("--format \(format) needs --tenant-from fixed:UUID or field:PATH") }
+        guard let tenantFrom else { throw ValidationError("--format \(format) needs --tenant-from fixed:UUID, field:PATH or header:NAME") }
         guard let rule = TenantRule(tenantFrom) else {
-            throw ValidationError("--tenant-from must be fixed:UUID or field:PATH, not \(tenantFrom)")
+            throw ValidationError("--tenant-from must be fixed:UUID, field:PATH or header:NAME, not \(tenantFrom)")
         }
         return FormatMapper(format: eventFormat, tenant: rule)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditCore
 import Foundation
 import Kafka
 import Logging
@@ -10,17 +11,30 @@ import ServiceLifecycle
 
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Consume audit events from a Kafka topic into PostgreSQL, exactly once.",
+        abstract: "Consume audit events from Kafka topics into PostgreSQL, exactly once.",
         discussion: """
-            Joins consumer group --group on --topic and stores every message in audit_log or, when \
-            it is not a valid event (null values and tombstones included), in audit_dead_letter. \
-            Positions are stored in PostgreSQL (ingest_offsets, source kafka:GROUP:TOPIC) in the \
-            same transaction as the rows: after a crash or a rebalance every message lands exactly \
+            Joins consumer group --group on the --topic(s) (or every topic --topic-pattern \
+            matches) and stores every message in audit_log or, when it is not a valid event (null \
+            values and tombstones included), in audit_dead_letter. Positions are stored in \
+            PostgreSQL (ingest_offsets, source kafka:GROUP:TOPIC for each topic) in the same \
+            transaction as the rows: after a crash or a rebalance every message lands exactly \
             once. A new group starts at the earliest offset. Run more processes with the same \
             group to share the partitions. Offsets are also committed to Kafka, for lag tools only.
 
-            --partitions all (or a list such as 0-3,8) reads those partitions without joining the \
-            group, as Flink and Spark do: no group join (about 3 s) and no rebalances, for a single \
+            --instance-id makes the member static (KIP-345, group.instance.id): a restarted \
+            process with the same id takes its partitions back at once, without a rebalance, if it \
+            returns within session.timeout.ms (45 s by default; raise it, e.g. -X \
+            session.timeout.ms=120000, to cover a deploy). Give each process its own id.
+
+            --kafka-metadata keeps topic, partition, offset, Kafka timestamp, key and headers \
+            in custom_metadata under "kafka"; --keep-traceparent keeps a valid W3C traceparent \
+            header (and tracestate) under "traceparent" ("tracestate"). Mapped formats can take \
+            the tenant from a header (--tenant-from header:NAME), and --format cloudevents reads \
+            binary mode (ce_* headers, the value is the data) beside structured JSON.
+
+            --partitions all (or a list such as 0-3,8: those partitions of every --topic) reads \
+            without joining the group, as Flink and Spark do (not with --topic-pattern or \
+            --instance-id): no group join (about 3 s) and no rebalances, for a single \
             process or a fixed split. Positions still come from PostgreSQL. Processes must not \
             overlap: a process that finds a partition committed by another one since it started \
             stops with an error and writes nothing (fencing).
@@ -33,13 +47,38 @@ struct Consume: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bootstrap brokers, host:port,... Default: $KAFKA_BROKERS.", valueName: "list"))
     var brokers: String?
 
-    @Option(help: "Topic to consume.")
-    var topic: String
+    @Option(help: ArgumentHelp("""
+        A topic to consume (repeatable). Each topic's positions are stored under \
+        kafka:GROUP:TOPIC, so a topic added later keeps the positions it had alone.
+        """, valueName: "name"))
+    var topic: [String] = []
+
+    @Option(help: ArgumentHelp("""
+        Consume every topic whose name matches this regular expression (librdkafka's syntax, \
+        anchored at the start); topics created later are picked up at the next metadata refresh \
+        (-X topic.metadata.refresh.interval.ms, 300000 by default). Instead of --topic.
+        """, valueName: "regex"))
+    var topicPattern: String?
+
+    @Option(help: ArgumentHelp("""
+        Static group membership (group.instance.id, KIP-345): a restart within \
+        session.timeout.ms keeps this member's partitions without a rebalance. Unique per process.
+        """, valueName: "id"))
+    var instanceId: String?
+
+    @Flag(help: "Keep topic, partition, offset, timestamp, key and headers in custom_metadata under \"kafka\".")
+    var kafkaMetadata = false
+
+    @Flag(help: "Keep a valid W3C traceparent header (and tracestate) in custom_metadata under \"traceparent\".")
+    var keepTraceparent = false
 
     @Option(help: "Consumer group.")
     var group: String = "audit-ingest"
 
-    @Option(help: ArgumentHelp("Read these partitions without group membership: all, or a list like 0-3,8.", valueName: "list"))
+    @Option(help: ArgumentHelp("""
+        Read these partitions of every --topic without group membership: all, or a list like 0-3,8 \
+        (not with --topic-pattern or --instance-id).
+        """, valueName: "list"))
     var partitions: String?
 
     @Option(help: ArgumentHelp("""
@@ -72,6 +111,22 @@ struct Consume: AsyncParsableCommand {
     @OptionGroup var admin: AdminOptions
     @OptionGroup var location: Migrate.Location
 
+    func validate() throws {
+        switch (topic.isEmpty, topicPattern) {
+        case (true, nil): throw ValidationError("give --topic NAME (repeatable) or --topic-pattern REGEX")
+        case (false, .some): throw ValidationError("--topic and --topic-pattern exclude each other")
+        default: break
+        }
+        if Set(topic).count != topic.count { throw ValidationError("--topic names a topic twice") }
+        if partitions != nil, topicPattern != nil {
+            throw ValidationError("--partitions needs topics by name: a --topic-pattern is followed through the group")
+        }
+        if partitions != nil, instanceId != nil {
+            throw ValidationError("--instance-id is a group member's id: --partitions reads without the group")
+        }
+        if instanceId?.isEmpty == true { throw ValidationError("--instance-id must not be empty") }
+    }
+
     func run() async throws {
         let assignment = try partitions.map(Self.parseAssignment) ?? .group
         var kafka = KafkaConfiguration()
@@ -80,13 +135,17 @@ struct Consume: AsyncParsableCommand {
         }
         kafka["bootstrap.servers"] = brokers
         do { try kafka.apply(properties) } catch { throw ValidationError("\(error)") }
+        if let instanceId { kafka["group.instance.id"] = instanceId }
+        var configuration = try engine.configuration()
+        configuration.contextMetadata = ContextMetadata(kafka: kafkaMetadata, traceparent: keepTraceparent)
 
         // The consumer, and with it the admin API and the rollup, run as services of one group:
         // SIGTERM/SIGINT shut them down gracefully, the consumer first (it drains and commits).
         // With an admin port, the pipeline's swift-metrics values are exported on /metrics.
         let registry = admin.port.map { _ in PrometheusCollectorRegistry() }
         if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
-        let source = KafkaSource(kafka: kafka, topic: topic, group: group, options: KafkaSource.Options(
+        let subscription: KafkaConsumer.Subscription = topicPattern.map { .pattern($0) } ?? .topics(topic)
+        let source = KafkaSource(kafka: kafka, subscription: subscription, group: group, options: KafkaSource.Options(
             assignment: assignment, exitWhenIdle: exitWhenIdle.map { .milliseconds(Int($0 * 1000)) },
             reportEvery: .milliseconds(Int(max(reportInterval, 0.1) * 1000))))
         var deadLetterSink: (any DeadLetterSink)?
@@ -107,7 +166,7 @@ struct Consume: AsyncParsableCommand {
                 stop: StopSignal(), alerts: source.status)))
         }
         let consumer = KafkaIngestService(
-            engine: IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
+            engine: IngestEngine(database: try database.configuration(), configuration: configuration,
                                  logger: Logger(label: "audit-ingest.consume")),
             source: source, stopTimeout: .milliseconds(Int(stopTimeout * 1000)), deadLetterSink: deadLetterSink)
         services.append(.init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup))

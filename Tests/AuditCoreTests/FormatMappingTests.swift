@@ -102,7 +102,7 @@ import Testing
         #expect(fields?["tenant_id"] as? String == Self.tenant)
         let refused = Array(bad.utf8).withUnsafeBytes { mapper.map($0) }
         #expect(throws: Rejection.self) { try refused[0].get() }
-        #expect(TenantRule("fixed:acme") == nil && TenantRule("header:x") == nil)
+        #expect(TenantRule("fixed:acme") == nil && TenantRule("header:") == nil && TenantRule("header:x") == .header("x"))
     }
 
     @Test func derivedIdsAreStable() throws {

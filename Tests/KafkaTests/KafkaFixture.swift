@@ -37,8 +37,11 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
         return (postgres, try KafkaFixture(partitions: partitions, databaseURL: postgres.url))
     }
 
-    /// Produces sample events (and `extra` raw values, nil for a tombstone), spread over partitions.
-    func produce(events: Int, invalidRatio: Double = 0, seed: UInt64 = 42, extra: [[UInt8]?] = []) throws {
+    /// Produces sample events (and `extra` raw values, nil for a tombstone), spread over
+    /// partitions: the fixture's topic's, or `partitions` of `topic`.
+    func produce(events: Int, invalidRatio: Double = 0, seed: UInt64 = 42, extra: [[UInt8]?] = [],
+                 topic: String? = nil, partitions: Int? = nil) throws {
+        let (topic, partitions) = (topic ?? self.topic, partitions ?? self.partitions)
         var index = 0
         for event in SampleEvents(.init(count: events, tenants: 6, months: 3, invalidRatio: invalidRatio, seed: seed, tenantSeed: 42)) {
             try producer.send(topic: topic, partition: Int32(index % partitions), value: Array(SampleEvents.ndjson(event).utf8))
@@ -52,9 +55,10 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
         produced += index
     }
 
-    /// `audit-ingest consume` arguments for this cluster and database.
-    func consumeArguments(group: String = "tests", exitWhenIdle: Double? = 3, shards: Int = 2) -> [String] {
-        var arguments = ["consume", "--brokers", cluster.bootstrapServers, "--topic", topic, "--group", group,
+    /// `audit-ingest consume` arguments for this cluster and database; `subscription` replaces
+    /// `--topic TOPIC` (several topics, a pattern).
+    func consumeArguments(group: String = "tests", exitWhenIdle: Double? = 3, shards: Int = 2, subscription: [String]? = nil) -> [String] {
+        var arguments = ["consume", "--brokers", cluster.bootstrapServers] + (subscription ?? ["--topic", topic]) + ["--group", group,
                          "--database-url", database.url, "--shards", "\(shards)", "--batch-size", "500",
                          "--report-interval", "1",
                          // A killed consumer's partitions move after the session timeout: keep it short.

@@ -45,5 +45,7 @@ import Testing
         let result = try Shell.run(binary, ["backfill", "--unknown-tenants", "maybe", "x.ndjson"])
         #expect(result.exitCode == 64)
         #expect(result.output.contains("--unknown-tenants must be dead-letter or accept"))
+        let header = try Shell.run(binary, ["backfill", "--format", "cloudevents", "--tenant-from", "header:x-tenant", "x.ndjson"])
+        #expect(header.exitCode == 64 && header.output.contains("--tenant-from header:NAME reads Kafka headers"), "\(header.output)")
     }
 }

@@ -100,7 +100,7 @@ private final class ScriptedSource: IngestSource {
         let connection = try PostgresConnection(configuration: fixture.database)
         defer { connection.close() }
         let layout = try store.adopt(partitions: [0], shardCount: 1, on: connection).byPartition[0]?.layout ?? 0
-        let transaction = FlushTransaction(source: "flush:test", shard: 0, store: store, partitions: PartitionManager(),
+        let transaction = FlushTransaction(streams: .single("flush:test"), shard: 0, partitions: PartitionManager(),
                                            logger: .init(label: "test"))
         let result = try transaction.run(rows: &rows, deadLetters: [], from: [0: 0], to: [0: Mark(next: 20, prefixHash: nil)],
                                          layouts: [0: layout], splittingOnTimeout: false, on: connection)

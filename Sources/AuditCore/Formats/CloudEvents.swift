@@ -1,3 +1,5 @@
+import Foundation
+
 /// CloudEvents 1.0, structured JSON mode: `id` and `source` (unique together), `type`,
 /// `subject`, `time`, `data`; the extension `severity` when present.
 enum CloudEvents {
@@ -19,5 +21,32 @@ enum CloudEvents {
             timestamp: try FormatField.required(record, "time", format: format),
             ipAddress: nil,
             userAgent: nil)
+    }
+}
+
+extension CloudEvents {
+    /// A binary-mode message (CloudEvents Kafka protocol binding) as the structured record it
+    /// stands for: each `ce_NAME` header is attribute NAME, `content-type` is `datacontenttype`,
+    /// and the value is `data`: parsed when the content type is JSON (`application/json`,
+    /// `...+json`, or none), else text, else `data_base64`. An empty value has no data.
+    static func binaryRecord(data: UnsafeRawBufferPointer, context: MessageContext) -> [String: Any] {
+        var record: [String: Any] = [:]
+        for header in context.headers where header.name.hasPrefix("ce_") {
+            if let value = header.value.flatMap(MessageContext.text) { record[String(header.name.dropFirst(3))] = value }
+        }
+        let contentType = context.header("content-type")
+        if let contentType { record["datacontenttype"] = contentType }
+        guard data.count > 0 else { return record }
+        let bytes = Data(data)
+        let mediaType = contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        if mediaType == nil || mediaType == "application/json" || mediaType!.hasSuffix("+json"),
+           let json = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) {
+            record["data"] = json
+        } else if let text = MessageContext.text(Array(data)) {
+            record["data"] = text
+        } else {
+            record["data_base64"] = bytes.base64EncodedString()
+        }
+        return record
     }
 }

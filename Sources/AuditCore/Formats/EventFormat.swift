@@ -10,7 +10,7 @@ public enum EventFormat: String, Sendable, CaseIterable {
     case k8sAudit = "k8s-audit"
     /// OCSF API Activity (class 6003) and Authentication (3002) events.
     case ocsf
-    /// CloudEvents 1.0 in structured JSON mode.
+    /// CloudEvents 1.0 in structured JSON mode, or binary mode over Kafka (`ce_` headers).
     case cloudevents
 }
 
@@ -20,13 +20,17 @@ public enum TenantRule: Sendable, Equatable {
     case fixed(String)
     /// A dot-separated path into the record (e.g. `requestParameters.tenant`); its value must be a UUID.
     case field([String])
+    /// A message header (Kafka) whose value is a UUID.
+    case header(String)
 
-    /// `fixed:UUID` or `field:PATH`.
+    /// `fixed:UUID`, `field:PATH` or `header:NAME`.
     public init?(_ text: String) {
         if text.hasPrefix("fixed:"), UUIDValue(String(text.dropFirst(6))) != nil {
             self = .fixed(String(text.dropFirst(6)).lowercased())
         } else if text.hasPrefix("field:"), text.count > 6 {
             self = .field(text.dropFirst(6).split(separator: ".").map(String.init))
+        } else if text.hasPrefix("header:"), text.count > 7 {
+            self = .header(String(text.dropFirst(7)))
         } else {
             return nil
         }
@@ -59,8 +63,19 @@ public struct FormatMapper: Sendable {
         self.tenant = tenant
     }
 
-    /// Each record of `message` as wire-contract JSON, or the reason it has none.
-    public func map(_ message: UnsafeRawBufferPointer) -> [Result<[UInt8], Rejection>] {
+    /// True when mapping reads the message's context (headers): a header tenant, or CloudEvents
+    /// (binary mode is told by its `ce_specversion` header).
+    public var readsMessageContext: Bool {
+        if case .header = tenant { return true }
+        return format == .cloudevents
+    }
+
+    /// Each record of `message` as wire-contract JSON, or the reason it has none. `context`
+    /// gives headers (a header tenant, CloudEvents binary mode).
+    public func map(_ message: UnsafeRawBufferPointer, context: MessageContext? = nil) -> [Result<[UInt8], Rejection>] {
+        if format == .cloudevents, let context, context.header("ce_specversion") != nil {
+            return [mapRecord(CloudEvents.binaryRecord(data: message, context: context), context: context)]
+        }
         guard let json = try? JSONSerialization.jsonObject(with: Data(message)) else {
             return [.failure(Rejection(.invalidJSON, "not a JSON document (\(format.rawValue))"))]
         }
@@ -72,13 +87,13 @@ public struct FormatMapper: Sendable {
                 guard let record = record as? [String: Any] else {
                     return .failure(Rejection(.notAnObject, "a CloudTrail record is a JSON object"))
                 }
-                return mapRecord(record)
+                return mapRecord(record, context: context)
             }
         }
-        return [mapRecord(object)]
+        return [mapRecord(object, context: context)]
     }
 
-    private func mapRecord(_ record: [String: Any]) -> Result<[UInt8], Rejection> {
+    private func mapRecord(_ record: [String: Any], context: MessageContext?) -> Result<[UInt8], Rejection> {
         do throws(Rejection) {
             let event: MappedEvent = switch format {
             case .native: throw Rejection(.wrongType, "native events are not mapped")
@@ -87,22 +102,30 @@ public struct FormatMapper: Sendable {
             case .ocsf: try OCSF.map(record)
             case .cloudevents: try CloudEvents.map(record)
             }
-            return .success(try encode(event, record: record))
+            return .success(try encode(event, record: record, tenantID: try tenantID(of: record, context: context)))
         } catch {
             return .failure(error)
         }
     }
 
-    private func encode(_ event: MappedEvent, record: [String: Any]) throws(Rejection) -> [UInt8] {
-        let tenantID: String
+    /// The tenant `tenant` names for `record`.
+    private func tenantID(of record: [String: Any], context: MessageContext?) throws(Rejection) -> String {
         switch tenant {
-        case .fixed(let id): tenantID = id
+        case .fixed(let id): return id
         case .field(let path):
             guard let value = FormatField.string(record, path), UUIDValue(value) != nil else {
                 throw Rejection(.invalidUUID, field: "tenant_id", "\(path.joined(separator: ".")) is missing or not a UUID")
             }
-            tenantID = value.lowercased()
+            return value.lowercased()
+        case .header(let name):
+            guard let value = context?.header(name), UUIDValue(value) != nil else {
+                throw Rejection(.invalidUUID, field: "tenant_id", "header \(name) is missing or not a UUID")
+            }
+            return value.lowercased()
         }
+    }
+
+    private func encode(_ event: MappedEvent, record: [String: Any], tenantID: String) throws(Rejection) -> [UInt8] {
         var native: [String: Any] = [
             "id": event.id, "tenant_id": tenantID, "action": event.action, "severity": event.severity,
             "timestamp": event.timestamp, "metadata": ["source_format": format.rawValue, "record": record],

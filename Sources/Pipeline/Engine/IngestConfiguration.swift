@@ -23,6 +23,13 @@ public struct IngestConfiguration: Sendable {
     /// during a run (each run also folds when it ends): keeps the delta table small under a
     /// consume that never ends. Default: 60 s.
     public var foldEvery: Duration = .seconds(60)
+    /// What of a message's context (Kafka topic, headers, ...) is kept in `custom_metadata`.
+    /// Default: nothing.
+    public var contextMetadata = ContextMetadata()
+
+    /// True when messages must come with their context (`IngestFeed.message(...context:)`):
+    /// something is kept from it, or the mapper reads headers. Sources build none otherwise.
+    public var needsMessageContext: Bool { !contextMetadata.isEmpty || mapper?.readsMessageContext == true }
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,

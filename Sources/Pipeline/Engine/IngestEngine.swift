@@ -63,12 +63,12 @@ public final class IngestEngine: Sendable {
         defer { control.close() }
         let name = try source.identify(on: control)
         let createdBefore = partitions.created
-        let shards = ShardGroup(source: name, configuration: configuration, database: database, partitions: partitions,
+        let shards = ShardGroup(streams: source.streams(named: name), configuration: configuration, database: database, partitions: partitions,
                                 knownTenants: tenants.snapshot,
                                 statistics: IngestStatistics(source: name, factory: metricsFactory),
                                 deadLetterSink: deadLetterSink, logger: logger)
         shards.start()
-        let feed = IngestFeed(source: name, configuration: configuration, database: database, shards: shards, tenants: tenants,
+        let feed = IngestFeed(streams: shards.streams, configuration: configuration, database: database, shards: shards, tenants: tenants,
                               control: control, stop: stop, progress: progress, logger: logger)
         defer { feed.close(keeping: control) }
         let totals: SourceTotals

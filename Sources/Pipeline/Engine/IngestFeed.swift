@@ -7,12 +7,14 @@ import Postgres
 /// positions to, in order, on its one thread. Each message goes decode → route → encode →
 /// hand-off (`ShardGroup`); the flushers commit it with its position.
 public final class IngestFeed {
-    /// The name positions are stored under.
+    /// The run's name (the one source positions are stored under, unless `streams` says more).
     public let source: String
+    /// Where each partition is stored.
+    public let streams: SourceStreams
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
     let shards: ShardGroup
-    private let store: OffsetStore
+    private let store: StreamOffsets
     private let database: PostgresConfiguration
     private let tenants: TenantDirectory
     private let stop: StopSignal
@@ -24,10 +26,11 @@ public final class IngestFeed {
     private var lastProgress = ContinuousClock.now
     private var lastTenantRefresh = ContinuousClock.now
 
-    init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration, shards: ShardGroup,
+    init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration, shards: ShardGroup,
          tenants: TenantDirectory, control: PostgresConnection, stop: StopSignal,
          progress: ((IngestStatistics.Snapshot) -> Void)?, logger: Logger) {
-        self.source = source
+        self.source = streams.name
+        self.streams = streams
         self.configuration = configuration
         self.database = database
         self.shards = shards
@@ -37,7 +40,7 @@ public final class IngestFeed {
         self.stop = stop
         self.progress = progress
         self.logger = logger
-        store = OffsetStore(source: source)
+        store = StreamOffsets(streams: streams)
     }
 
     /// True once the run was asked to stop or a flusher failed: the source should return.
@@ -79,7 +82,7 @@ public final class IngestFeed {
     @discardableResult
     public func revoke(_ partitions: [Int32], within limit: Duration? = nil) throws -> Bool {
         logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
-        defer { statistics.metrics?.forgetLag(partitions) }
+        defer { statistics.metrics?.forgetLag(partitions, streams: streams) }
         if shards.drain(deadline: limit.map { ContinuousClock.now + $0 }) { return true }
         guard !shards.isAborted, !stop.isRaised, let limit else { return false }
         throw IngestError(.interrupted, """
@@ -88,10 +91,11 @@ public final class IngestFeed {
             """)
     }
 
-    /// One message at `offset`; `next` is where the source goes on after it.
-    public func message(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer) {
+    /// One message at `offset`; `next` is where the source goes on after it. `context` (when
+    /// `configuration.needsMessageContext`) is what the message came with besides its bytes.
+    public func message(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         unpublished += 1
-        shards.submit(partition: partition, offset: offset, next: next, message: bytes)
+        shards.submit(partition: partition, offset: offset, next: next, message: bytes, context: context)
     }
 
     /// A message the source could not hand over whole (an over-long line, a tombstone):

@@ -46,25 +46,29 @@ struct IngestMetrics: @unchecked Sendable {  // swift-metrics handles are thread
 
     /// Per partition: high watermark minus the next offset to read (`audit_ingest_consumer_lag`),
     /// and how long the oldest unread message has waited at most (`audit_ingest_kafka_lag_seconds`,
-    /// see `PartitionLagTimes`).
-    func recordLag(_ lag: [Int32: Int64], seconds: [Int32: Double] = [:]) {
+    /// see `PartitionLagTimes`). Labelled with the source and partition each is stored under
+    /// (`streams`: a topic's own when a run reads several).
+    func recordLag(_ lag: [Int32: Int64], seconds: [Int32: Double] = [:], streams: SourceStreams) {
         for (partition, value) in lag {
-            Gauge(label: "audit_ingest_consumer_lag", dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory)
-                .record(value)
+            Gauge(label: "audit_ingest_consumer_lag", dimensions: dimensions(partition, streams), factory: factory).record(value)
         }
         for (partition, value) in seconds {
-            Gauge(label: "audit_ingest_kafka_lag_seconds", dimensions: [("partition", "\(partition)"), ("source", source)],
-                  factory: factory).record(value)
+            Gauge(label: "audit_ingest_kafka_lag_seconds", dimensions: dimensions(partition, streams), factory: factory).record(value)
         }
     }
 
     /// Drops the lag of partitions this process no longer reads (another consumer reports them).
-    func forgetLag(_ partitions: [Int32]) {
+    func forgetLag(_ partitions: [Int32], streams: SourceStreams) {
         for partition in partitions {
             for label in ["audit_ingest_consumer_lag", "audit_ingest_kafka_lag_seconds"] {
-                Gauge(label: label, dimensions: [("partition", "\(partition)"), ("source", source)], factory: factory).destroy()
+                Gauge(label: label, dimensions: dimensions(partition, streams), factory: factory).destroy()
             }
         }
+    }
+
+    private func dimensions(_ partition: Int32, _ streams: SourceStreams) -> [(String, String)] {
+        let location = streams.locate(partition)
+        return [("partition", "\(location.partition)"), ("source", location.source)]
     }
 
     /// Messages waiting in each shard's ring.

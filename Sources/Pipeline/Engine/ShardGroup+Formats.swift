@@ -2,10 +2,11 @@ import AuditCore
 
 /// Messages of another format (`--format`): mapped into wire-contract events, then routed as usual.
 extension ShardGroup {
-    func submitMapped(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, mapper: FormatMapper) {
-        let records = mapper.map(message)
+    func submitMapped(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, mapper: FormatMapper,
+                      context: MessageContext?) {
+        let records = mapper.map(message, context: context)
         if records.count == 1, case .success(let event) = records[0] {
-            return event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: message) }
+            return event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: message, context: context) }
         }
         // One dead letter per position: a message some record of which cannot be stored (or
         // that holds none) is dead-lettered whole, none of its records stored.
@@ -14,7 +15,7 @@ extension ShardGroup {
         }
         extraRecords += records.count - 1
         for case .success(let event) in records {
-            event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: $0) }
+            event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: $0, context: context) }
         }
     }
 

@@ -12,7 +12,8 @@ import Synchronization
 public final class ShardGroup: @unchecked Sendable {  // producer-side state is used by one thread
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
-    let source: String
+    /// Where partitions are stored (the run's name is `streams.name`).
+    let streams: SourceStreams
     private let flushers: [Flusher]
     private var threads: [Thread] = []
     private let finished: [DispatchSemaphore]
@@ -34,10 +35,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private let logger: Logger
 
     /// Partitions are taken over with `resetPartitions` before their first message.
-    init(source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
+    init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, knownTenants: Set<UUIDValue>,
          statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)? = nil, logger: Logger) {
-        self.source = source
+        self.streams = streams
         self.configuration = configuration
         self.statistics = statistics
         self.knownTenants = knownTenants
@@ -46,10 +47,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         decoder = EventDecoder(configuration: configuration.decoder)
         let stop = aborted
         flushers = (0..<configuration.shards).map { shard in
-            Flusher(shard: shard, source: source, configuration: configuration, database: database,
-                    partitions: partitions, statistics: statistics,
-                    store: OffsetStore(source: source),
-                    deadLetterSink: deadLetterSink, aborted: stop, logger: logger)
+            Flusher(shard: shard, streams: streams, configuration: configuration, database: database,
+                    partitions: partitions, statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
     }
@@ -73,41 +72,56 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
     /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard's ring
     /// is full. `next` is where the source goes on after it.
-    func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer) {
+    func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         guard let mapper = configuration.mapper else {
-            return route(partition: partition, offset: offset, next: next, event: message, raw: message)
+            return route(partition: partition, offset: offset, next: next, event: message, raw: message, context: context)
         }
-        submitMapped(partition: partition, offset: offset, next: next, message: message, mapper: mapper)
+        submitMapped(partition: partition, offset: offset, next: next, message: message, mapper: mapper, context: context)
     }
 
-    /// Decodes one wire-contract event and hands it to its shard; `raw` is what a dead letter keeps.
-    func route(partition: Int32, offset: Int64, next: Mark, event message: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+    /// Decodes one wire-contract event and hands it to its shard; `raw` is what a dead letter
+    /// keeps. What `configuration.contextMetadata` asks of `context` is added to its metadata.
+    func route(partition: Int32, offset: Int64, next: Mark, event message: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer,
+               context: MessageContext? = nil) {
         switch decoder.decode(message) {
-        case .success(let event):
-            let shard = router.shard(for: event.tenantID)
-            guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
-            if configuration.unknownTenants == .deadLetter, !knownTenants.contains(event.tenantID) {
-                push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
-                                            rawMessage: Array(raw), reason: Rejection.Kind.unknownTenant.rawValue,
-                                            detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
-                return
-            }
-            encoder.removeAll()
-            event.appendCopyRow(to: &encoder)
-            let rowLength = encoder.count
-            // One exact-size allocation holding the COPY row and then the raw message.
-            let storage = [UInt8](unsafeUninitializedCapacity: rowLength + raw.count) { buffer, initialized in
-                encoder.withUnsafeBytes { row in
-                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
+        case .success(var event):
+            if let context, let members = context.metadataMembers(configuration.contextMetadata) {
+                let metadata = MetadataMerge.merge(event.metadata, adding: members)
+                return metadata.withUnsafeBytes { metadata in
+                    event.metadata = metadata
+                    enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw)
                 }
-                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: raw)
-                initialized = rowLength + raw.count
             }
-            push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
-                                 storage: storage, rowLength: rowLength)), to: shard)
+            enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw)
         case .failure(let rejection):
             reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection)
         }
+    }
+
+    /// Hands a decoded event to its shard (or dead-letters it for an unknown tenant).
+    @inline(__always)
+    private func enqueue(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, raw: UnsafeRawBufferPointer) {
+        let shard = router.shard(for: event.tenantID)
+        guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
+        if configuration.unknownTenants == .deadLetter, !knownTenants.contains(event.tenantID) {
+            push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
+                                        rawMessage: Array(raw), reason: Rejection.Kind.unknownTenant.rawValue,
+                                        detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
+            return
+        }
+        encoder.removeAll()
+        event.appendCopyRow(to: &encoder)
+        let rowLength = encoder.count
+        // One exact-size allocation holding the COPY row and then the raw message.
+        let storage = [UInt8](unsafeUninitializedCapacity: rowLength + raw.count) { buffer, initialized in
+            encoder.withUnsafeBytes { row in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
+            }
+            UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: raw)
+            initialized = rowLength + raw.count
+        }
+        push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
+                             storage: storage, rowLength: rowLength)), to: shard)
     }
 
     /// Dead-letters a message that is not an event (or that the source could not hand over

@@ -7,9 +7,8 @@ import Postgres
 /// with poison isolation, dead letters and the counts per tenant and day. Knows nothing of threads,
 /// rings or retries (`Flusher` does), so it can be run on its own against a batch.
 struct FlushTransaction {
-    let source: String
+    let streams: SourceStreams
     let shard: Int
-    let store: OffsetStore
     let partitions: PartitionManager
     let logger: Logger
 
@@ -31,7 +30,7 @@ struct FlushTransaction {
         return try connection.transaction { connection in
             // Offsets first: the compare-and-set locks this shard's rows and proves no other
             // process has moved them since, before any row is written.
-            if try !store.advance(shard: shard, from: committed, to: pending, layouts: layouts, on: connection) {
+            if try !StreamOffsets(streams: streams).advance(shard: shard, from: committed, to: pending, layouts: layouts, on: connection) {
                 logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
                 return Result(stored: rows.count, deadLetters: deadLetters)
             }
@@ -95,9 +94,10 @@ struct FlushTransaction {
         let sql = #"COPY audit_dead_letter (source, "partition", "offset", tenant_id, raw_payload, reason, sqlstate, detail) FROM STDIN (FORMAT binary)"#
         try connection.copyBinary(sql) { writer in
             for deadLetter in deadLetters {
+                let location = streams.locate(deadLetter.partition)
                 writer.encoder.beginRow(fieldCount: 8)
-                writer.encoder.appendText(source)
-                writer.encoder.appendInt32(deadLetter.partition)
+                writer.encoder.appendText(location.source)
+                writer.encoder.appendInt32(location.partition)
                 writer.encoder.appendInt64(deadLetter.offset)
                 if let tenant = deadLetter.tenantID { writer.encoder.appendUUID(tenant.bytes) } else { writer.encoder.appendNull() }
                 writer.encoder.appendBytes(deadLetter.rawMessage)

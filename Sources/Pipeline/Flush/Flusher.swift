@@ -14,7 +14,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let budget: ByteBudget
     /// Bytes of the items in the current batch.
     private var batchBytes = 0
-    private let source: String
+    private let streams: SourceStreams
     private let configuration: IngestConfiguration
     private let database: PostgresConfiguration
     private let partitions: PartitionManager
@@ -28,7 +28,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var connection: PostgresConnection?
     private var rows: [EncodedRow] = []
     private var deadLetters: [DeadLetter] = []
-    private let store: OffsetStore
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
     private var lastFold = ContinuousClock.now
@@ -36,20 +35,18 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// Set when the flusher stopped on an error it cannot get past.
     let failure = Mutex<Error?>(nil)
 
-    init(shard: Int, source: String, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, statistics: IngestStatistics, store: OffsetStore,
-         deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, logger: Logger) {
+    init(shard: Int, streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
+         partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, logger: Logger) {
         self.shard = shard
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
         self.budget = ByteBudget(limit: configuration.maxShardBytes)
-        self.source = source
+        self.streams = streams
         self.configuration = configuration
         self.database = database
         self.partitions = partitions
         self.statistics = statistics
-        self.store = store
-        transaction = FlushTransaction(source: source, shard: shard, store: store, partitions: partitions, logger: logger)
+        transaction = FlushTransaction(streams: streams, shard: shard, partitions: partitions, logger: logger)
         self.aborted = aborted
         var logger = logger
         logger[metadataKey: "shard"] = "\(shard)"
@@ -169,7 +166,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             counters.recordFlush(seconds: elapsed)
         }
         positions.commit()
-        if !result.deadLetters.isEmpty { deadLetterSink?.publish(result.deadLetters, source: source) }
+        if let deadLetterSink, !result.deadLetters.isEmpty { publish(result.deadLetters, to: deadLetterSink) }
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
@@ -187,6 +184,18 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         } catch {
             logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Hands committed dead letters to `sink` by the source they are stored under, with their
+    /// stored partition numbers.
+    private func publish(_ deadLetters: [DeadLetter], to sink: any DeadLetterSink) {
+        var bySource: [String: [DeadLetter]] = [:]
+        for var deadLetter in deadLetters {
+            let location = streams.locate(deadLetter.partition)
+            deadLetter.partition = location.partition
+            bySource[location.source, default: []].append(deadLetter)
+        }
+        for (source, deadLetters) in bySource.sorted(by: { $0.key < $1.key }) { sink.publish(deadLetters, source: source) }
     }
 
     private func connected() throws -> PostgresConnection {

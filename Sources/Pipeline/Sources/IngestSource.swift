@@ -12,6 +12,10 @@ public protocol IngestSource: AnyObject {
     /// engine's connection: a file's name depends on what earlier runs stored.
     func identify(on control: PostgresConnection) throws -> String
 
+    /// Where the run's partitions are stored, given its name from `identify`. Default: every
+    /// partition under that name (`SourceStreams.single`).
+    func streams(named name: String) -> SourceStreams
+
     /// Reads until the input ends or `feed.shouldStop`.
     func run(into feed: IngestFeed) throws -> SourceTotals
 
@@ -22,6 +26,8 @@ public protocol IngestSource: AnyObject {
 }
 
 extension IngestSource {
+    public func streams(named name: String) -> SourceStreams { .single(name) }
+
     public func finish(committed: Bool) {}
 }
 

@@ -89,7 +89,7 @@ final class KafkaMonitor {
         let lagSeconds = lagTimes.seconds(lag: lag, now: Int64(Date().timeIntervalSince1970 * 1000))
         let alerts = updatedAlerts(snapshot: snapshot, lag: lag)
         let occupancy = feed.ringOccupancy
-        statistics.metrics?.recordLag(lag, seconds: lagSeconds)
+        statistics.metrics?.recordLag(lag, seconds: lagSeconds, streams: feed.streams)
         statistics.metrics?.recordRingOccupancy(occupancy)
         let state = ConsumerState(assignedPartitions: consumer.assignment.count, brokersDown: consumer.brokersDown,
                                   pausedSince: pausedSince)
@@ -114,11 +114,16 @@ final class KafkaMonitor {
         return alerts
     }
 
+    /// A partition as operators name it: its number with one topic, else `topic/partition`.
+    private func label(_ key: Int32) -> String {
+        consumer.topics.names.count > 1 ? "\(consumer.topics.topic(of: key))/\(KafkaTopics.partition(of: key))" : "\(key)"
+    }
+
     /// The progress line: rates (last interval, whole run, since the first assignment), counts,
     /// lag, flush latency, rings, and whether the brokers answer and fetching is paused.
     private func report(rate: Double, consumed: Int64, now: ContinuousClock.Instant) {
         let snapshot = feed.statistics.snapshot
-        let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+        let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\(label($0.key)):\($0.value)" }.joined(separator: " ")
         let flushLatency = snapshot.flushes > 0 ? snapshot.flushSeconds / Double(snapshot.flushes) * 1000 : 0
         func perSecond(since start: ContinuousClock.Instant) -> String {
             let seconds = start.duration(to: now).secondsDouble

@@ -5,8 +5,10 @@ import Logging
 import Postgres
 import Synchronization
 
-/// Kafka as a source of the engine: a consumer of one topic whose positions live in PostgreSQL
-/// (`kafka:<group>:<topic>` in ingest_offsets).
+/// Kafka as a source of the engine: a consumer of topics (by name or pattern) whose positions
+/// live in PostgreSQL: each topic's under `kafka:<group>:<topic>` in ingest_offsets, with its
+/// partition numbers, whatever else the run reads. The engine sees partition keys
+/// (`KafkaTopics`), which are the partition numbers when there is one topic.
 ///
 /// Exactly once across crashes and rebalances: an assignment is completed only once the engine
 /// has adopted the stored positions (each partition resumes at the lowest position any shard
@@ -41,8 +43,10 @@ public final class KafkaSource: IngestSource {
         }
     }
 
-    public let topic: String
+    public let subscription: KafkaConsumer.Subscription
     public let group: String
+    /// The topics met so far; the consumer numbers partitions with it.
+    private let topics: KafkaTopics
     public let options: Options
     /// Where the admin server reads the live status (updated about once a second).
     public let status = PipelineStatusBox()
@@ -56,28 +60,47 @@ public final class KafkaSource: IngestSource {
     /// message shows whether the broker still had it.
     private var resumedAt: [Int32: Int64] = [:]
     private var consumed: Int64 = 0
+    /// Messages are handed over with their context (headers, ...): the run keeps or maps some.
+    private var withContext = false
     /// When partitions were first assigned and when the run finished (read by the command for
     /// its summary, after the run, on another thread).
     private let timing = Mutex<(firstAssignment: ContinuousClock.Instant?, finished: ContinuousClock.Instant?)>((nil, nil))
 
-    public init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
+    public convenience init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
+                            logger: Logger = Logger(label: "audit-ingest.consume")) {
+        self.init(kafka: kafka, subscription: .topics([topic]), group: group, options: options, logger: logger)
+    }
+
+    public init(kafka: KafkaConfiguration, subscription: KafkaConsumer.Subscription, group: String, options: Options = Options(),
                 logger: Logger = Logger(label: "audit-ingest.consume")) {
         self.kafka = kafka
-        self.topic = topic
+        self.subscription = subscription
+        if case .topics(let names) = subscription { topics = KafkaTopics(names) } else { topics = KafkaTopics() }
         self.group = group
         self.options = options
         self.logger = logger
     }
 
-    public func identify(on control: PostgresConnection) throws -> String { "kafka:\(group):\(topic)" }
+    /// `kafka:<group>:<topic>`; with several topics or a pattern, the run's name only (each
+    /// topic's positions are under its own source, see `streams(named:)`).
+    public func identify(on control: PostgresConnection) throws -> String { "kafka:\(group):\(subscription)" }
+
+    public func streams(named name: String) -> SourceStreams {
+        if case .topics(let names) = subscription, names.count == 1 { return .single(name) }
+        let (group, topics) = (group, topics)
+        return SourceStreams(name: name) { key in
+            SourceStreams.Location(source: "kafka:\(group):\(topics.topic(of: key))", partition: KafkaTopics.partition(of: key))
+        }
+    }
 
     public func run(into feed: IngestFeed) throws -> SourceTotals {
-        let consumer = try KafkaConsumer(configuration: kafka, group: group, topic: topic, assignment: options.assignment,
-                                         batchSize: min(feed.configuration.batchSize, 10_000))
+        let consumer = try KafkaConsumer(configuration: kafka, group: group, subscription: subscription, topics: topics,
+                                         assignment: options.assignment, batchSize: min(feed.configuration.batchSize, 10_000))
+        withContext = feed.configuration.needsMessageContext
         self.consumer = consumer
         let monitor = KafkaMonitor(consumer: consumer, feed: feed, status: status, options: options, logger: logger)
         self.monitor = monitor
-        logger.info("consuming", metadata: ["topic": "\(topic)", "group": "\(group)", "assignment": "\(options.assignment)",
+        logger.info("consuming", metadata: ["topic": "\(subscription)", "group": "\(group)", "assignment": "\(options.assignment)",
                                             "kafka": "\(kafka)"])
         var backpressure = Backpressure(pauseAfter: options.pauseAfter, ringCapacity: feed.configuration.ringCapacity / 2)
         while !feed.shouldStop {
@@ -149,7 +172,7 @@ public final class KafkaSource: IngestSource {
         var latest: [Int32: (next: Int64, timestamp: Int64?)] = [:]
         let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: maxMessages) { message in
             hand(message, to: feed)
-            latest[message.partition] = (message.offset + 1, message.timestamp)
+            latest[message.partitionKey] = (message.offset + 1, message.timestamp)
         }
         for (partition, last) in latest {
             try feed.watermark(partition: partition, next: Mark(next: last.next, prefixHash: nil))
@@ -191,14 +214,15 @@ public final class KafkaSource: IngestSource {
     }
 
     private func hand(_ message: KafkaMessage, to feed: IngestFeed) {
-        if let resumed = resumedAt.removeValue(forKey: message.partition), message.offset > resumed {
-            reportUnavailable(partition: message.partition, from: resumed, to: message.offset, feed.statistics)
+        if let resumed = resumedAt.removeValue(forKey: message.partitionKey), message.offset > resumed {
+            reportUnavailable(partition: message.partitionKey, from: resumed, to: message.offset, feed.statistics)
         }
         let next = Mark(next: message.offset + 1, prefixHash: nil)
         if let value = message.value {
-            feed.message(partition: message.partition, offset: message.offset, next: next, bytes: value)
+            feed.message(partition: message.partitionKey, offset: message.offset, next: next, bytes: value,
+                         context: withContext ? Self.context(of: message) : nil)
         } else {
-            feed.reject(partition: message.partition, offset: message.offset, next: next,
+            feed.reject(partition: message.partitionKey, offset: message.offset, next: next,
                         rawMessage: UnsafeRawBufferPointer(start: nil, count: 0),
                         rejection: Rejection(.emptyMessage, "null value (tombstone)"))
         }
@@ -214,5 +238,14 @@ public final class KafkaSource: IngestSource {
             "missing": "\(missing)",
         ])
         statistics.update { $0.unavailable += missing }
+    }
+}
+
+extension KafkaSource {
+    /// What `message` came with besides its value, for the engine to keep or map.
+    static func context(of message: KafkaMessage) -> MessageContext {
+        MessageContext(topic: message.topic, partition: message.partition, offset: message.offset, timestamp: message.timestamp,
+                       key: message.key.map { Array($0) },
+                       headers: message.headers().map { MessageContext.Header(name: $0.name, value: $0.value) })
     }
 }
