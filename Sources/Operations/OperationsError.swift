@@ -7,7 +7,7 @@ public struct OperationsError: Error, Sendable, CustomStringConvertible {
 
 /// The tables operations may touch: the schema's own (partitions are found from these).
 public enum ManagedTables {
-    public static let all = ["tenant", "user", "item", "audit_log", "tenant_metrics", "audit_dead_letter",
+    public static let all = ["tenant", "user", "item", "audit_log", "tenant_metrics", "tenant_metrics_delta", "audit_dead_letter",
                              "ingest_offsets", "schema_migrations"]
     public static let partitioned = ["audit_log", "tenant_metrics"]
 }

@@ -32,17 +32,30 @@ public struct OptimizeReport: Codable, Sendable {
 /// appended to audit_log_count.
 ///
 /// Runs `rollup_tenant_metrics_batch` (0007) for `batchSize` tenants per transaction, so a day of
-/// 100k tenants finishes within the statement timeout and holds the flushers' row locks on
-/// tenant_metrics only briefly.
+/// 100k tenants finishes within the statement timeout and holds its row locks on tenant_metrics
+/// only briefly.
 public enum MetricsRollup {
     /// Tenants per transaction. Default: 1000.
     public static let defaultBatchSize = 1000
 
     /// Rolls up `day` (YYYY-MM-DD, UTC); returns the tenant rows written. First folds the
     /// ingest's pending counts (tenant_metrics_delta, migration 0010) into audit_log_count, which
-    /// apportions storage.
+    /// apportions storage. A fold that fails does not stop the rollup: it runs, then the fold's
+    /// error is thrown (the counts stay exact in tenant_metrics_current meanwhile).
     public static func run(day: String, batchSize: Int = defaultBatchSize, on connection: PostgresConnection) throws -> Int {
-        try connection.execute("SELECT fold_tenant_metrics_deltas()")
+        var foldFailure: Error?
+        do { try connection.execute("SELECT fold_tenant_metrics_deltas()") } catch { foldFailure = error }
+        let written = try rollUp(day: day, batchSize: batchSize, on: connection)
+        if let foldFailure {
+            throw PostgresError(code: .unexpectedResult, message: """
+                the rollup of \(day) is done, but the ingest's counts could not be folded into tenant_metrics \
+                (they stay exact in tenant_metrics_current): \(foldFailure)
+                """)
+        }
+        return written
+    }
+
+    private static func rollUp(day: String, batchSize: Int, on connection: PostgresConnection) throws -> Int {
         var written = 0
         var after: String?
         repeat {

@@ -162,7 +162,11 @@ struct Metrics: ParsableCommand {
     struct Rollup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fill user_count, item_count, active_users and storage_used_mb of tenant_metrics for a day.",
-            discussion: "audit_log_count is kept exact by ingestion and never changed here. Running it twice gives the same rows.")
+            discussion: """
+                First folds the counts the ingest appended to tenant_metrics_delta into audit_log_count (exact at \
+                any moment in the view tenant_metrics_current); otherwise audit_log_count is not changed here. \
+                Running it twice gives the same rows.
+                """)
         @OptionGroup var database: DatabaseOptions
         @Option(help: ArgumentHelp("The UTC day, YYYY-MM-DD (default: today).", valueName: "date")) var date: String?
 

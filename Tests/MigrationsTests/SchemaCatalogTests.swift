@@ -5,9 +5,11 @@ import Testing
 /// Checks the migrated schema from pg_catalog: what an operator relies on the schema to be.
 @Suite(.timeLimit(.minutes(2))) struct SchemaCatalogTests {
     let connection: PostgresConnection
+    let database: String
 
     init() throws {
-        connection = try PostgresConnection(try TestDatabase.createMigrated())
+        database = try TestDatabase.createMigrated()
+        connection = try PostgresConnection(database)
     }
 
     @Test func tablesExist() throws {
@@ -140,6 +142,41 @@ import Testing
         let folded = try connection.execute(
             #"SELECT tenant_id::text, "date"::text, audit_log_count, user_count FROM tenant_metrics ORDER BY 1, 2"#).rows
         #expect(folded == [[a, "2026-05-01", "15", "4"], [a, "2026-05-02", "3", "0"], [b, "2026-05-01", "8", "1"]])
+    }
+
+    /// Definer functions run as the owner: each resolves names only in the schema (a function
+    /// replaced by a later migration loses the setting unless that migration sets it again).
+    @Test func everySecurityDefinerFunctionHasAFixedSearchPath() throws {
+        let unpinned = try connection.execute("""
+            SELECT proname FROM pg_proc
+            WHERE prosecdef AND pronamespace = 'public'::regnamespace
+              AND NOT coalesce(array_to_string(proconfig, ',') LIKE '%search_path=%', false)
+            ORDER BY 1
+            """).rows.map { $0[0] ?? "" }
+        #expect(unpinned == [])
+    }
+
+    /// One fold at a time: while another holds the fold lock, a fold returns 0 at once and leaves
+    /// the deltas; readers may not fold.
+    @Test func aFoldWhileAnotherRunsReturnsAtOnceAndReadersMayNotFold() throws {
+        try connection.execute("""
+            SELECT ensure_month_partitions('2026-05-01');
+            INSERT INTO tenant_metrics_delta (tenant_id, "date", audit_log_count) VALUES
+                ('00000000-0000-0000-0000-00000000000a', '2026-05-01', 2);
+            """)
+        let other = try PostgresConnection(database)
+        defer { other.close() }
+        try other.execute("BEGIN")
+        #expect(try other.execute("SELECT fold_tenant_metrics_deltas()").scalar == "1")
+        #expect(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar == "0")
+        try other.execute("ROLLBACK")
+        #expect(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar == "1")
+        #expect(throws: PostgresError.self) {
+            try connection.transaction { connection in
+                try connection.execute("SET LOCAL ROLE audit_reader")
+                try connection.execute("SELECT fold_tenant_metrics_deltas()")
+            }
+        }
     }
 
     @Test func tenantDefaultsAreTheSeeds() throws {

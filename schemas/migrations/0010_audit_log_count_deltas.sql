@@ -38,14 +38,23 @@ FULL JOIN (SELECT tenant_id, "date", sum(audit_log_count)::bigint AS audit_log_c
 GRANT SELECT ON tenant_metrics_current TO audit_reader;
 
 -- Moves the deltas into tenant_metrics.audit_log_count; returns how many delta rows it folded.
--- Deltas committed while it runs are not in its snapshot: they stay for the next fold. The
--- month partitions exist: the flush that wrote a delta made them.
+-- Deltas committed while it runs are not in its snapshot: they stay for the next fold. One fold
+-- at a time: while another holds the lock (a fold, or a whole-day rollup_tenant_metrics, which
+-- folds first and keeps it to its commit) this returns 0 at once instead of waiting behind it or
+-- taking row locks in another order. Months a dropped tenant_metrics partition left missing are
+-- made again first, so one such month cannot stop every later fold.
 CREATE FUNCTION fold_tenant_metrics_deltas() RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 DECLARE
     folded bigint;
 BEGIN
+    IF NOT pg_try_advisory_xact_lock(7022629598042026613) THEN  -- "auditprt" + 1
+        RETURN 0;
+    END IF;
+    PERFORM ensure_month_partitions(month)
+    FROM (SELECT DISTINCT date_trunc('month', "date")::date AS month FROM tenant_metrics_delta) m
+    WHERE to_regclass('tenant_metrics_' || to_char(month, 'YYYY_MM')) IS NULL;
     WITH moved AS (
         DELETE FROM tenant_metrics_delta RETURNING tenant_id, "date", audit_log_count
     ), summed AS (
@@ -85,11 +94,15 @@ $$;
 
 DO $$
 BEGIN
+    -- Definer functions resolve names only in this schema. CREATE OR REPLACE dropped the
+    -- search_path 0007 gave rollup_tenant_metrics: set it again.
     EXECUTE format('ALTER FUNCTION fold_tenant_metrics_deltas() SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION rollup_tenant_metrics(date) SET search_path = %I, pg_temp', current_schema());
 END
 $$;
 REVOKE EXECUTE ON FUNCTION fold_tenant_metrics_deltas() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fold_tenant_metrics_deltas() TO audit_ingest;
 
--- The flush no longer reads or writes tenant_metrics.
+-- The flush no longer reads or writes tenant_metrics. (An audit-ingest older than this
+-- migration, running as audit_ingest, cannot flush any more: stop it, migrate, start the new one.)
 REVOKE SELECT (tenant_id, "date", audit_log_count), INSERT, UPDATE ON tenant_metrics FROM audit_ingest;
