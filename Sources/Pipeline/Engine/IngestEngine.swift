@@ -2,6 +2,7 @@ import CoreMetrics
 import AuditCore
 import Foundation
 import Logging
+import Operations
 import Postgres
 
 /// The ingestion engine: runs any `IngestSource` through the stages every event takes —
@@ -115,7 +116,7 @@ extension IngestEngine {
     /// counts are exact in tenant_metrics_current either way, and the next fold takes them.
     func foldCounts(on control: PostgresConnection) {
         do {
-            let folded = try control.execute("SELECT fold_tenant_metrics_deltas()").scalar ?? "0"
+            let folded = try MetricsRollup.foldCounts(on: control)
             logger.debug("folded counts into tenant_metrics", metadata: ["deltas": "\(folded)"])
         } catch {
             logger.warning("could not fold counts into tenant_metrics (exact in tenant_metrics_current; the next rollup folds them)",

@@ -1,6 +1,7 @@
 import AuditCore
 import Foundation
 import Logging
+import Operations
 import Postgres
 import Synchronization
 
@@ -180,7 +181,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private func foldCounts() {
         lastFold = .now
         do {
-            try connected().execute("SELECT fold_tenant_metrics_deltas()")
+            try MetricsRollup.foldCounts(on: connected())
         } catch {
             logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: ["error": "\(error)"])
         }
