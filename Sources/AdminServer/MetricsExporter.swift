@@ -14,7 +14,7 @@ final class MetricsExporter: Sendable {
                 database: () throws -> DatabaseStatistics) -> String {
         var out = PrometheusText()
         if let pipeline {  // its counters, flush durations, lag and rings are swift-metrics values (IngestMetrics)
-            out.gauge("audit_ingest_ring_capacity", "Slots per shard ring.", [([:], Double(pipeline.ringCapacity))])
+            out.gauge("audit_ingest_ring_capacity", "Events a shard may hold, in its ring and its unflushed batch.", [([:], Double(pipeline.ringCapacity))])
             out.gauge("audit_ingest_alert", "1 while an alert fires.",
                       pipeline.alerts.sorted { $0.key < $1.key }.map { (["alert": $0.key], $0.value ? 1 : 0) })
             if let consumer = pipeline.consumer { render(consumer, taken: pipeline.taken, into: &out) }

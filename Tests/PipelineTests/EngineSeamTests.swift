@@ -88,14 +88,20 @@ private final class ScriptedSource: IngestSource {
         lines[7] = lines[3]  // same tenant, id and timestamp: 23505
         let decoder = EventDecoder()
         var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
-        var rows = try lines.enumerated().map { offset, line -> EncodedRow in
+        let batch = RowBatch(maxRows: lines.count)
+        defer { withExtendedLifetime(batch) {} }  // the rows' bytes live in it
+        for (offset, line) in lines.enumerated() {
             let event = try decoder.decode(line).get()
             encoder.removeAll()
             event.appendCopyRow(to: &encoder)
-            let row = encoder.withUnsafeBytes { Array($0) }
-            return EncodedRow(partition: 0, offset: Int64(offset), next: Mark(next: Int64(offset + 1), prefixHash: nil),
-                              tenantID: event.tenantID, timestamp: event.timestamp, storage: row + line, rowLength: row.count)
+            encoder.withUnsafeBytes { row in
+                line.withUnsafeBytes { raw in
+                    batch.append(partition: 0, offset: Int64(offset), next: Mark(next: Int64(offset + 1), prefixHash: nil),
+                                 tenantID: event.tenantID, timestamp: event.timestamp, row: row, raw: raw)
+                }
+            }
         }
+        var rows = batch.rows
         let store = OffsetStore(source: "flush:test")
         let connection = try PostgresConnection(configuration: fixture.database)
         defer { connection.close() }
@@ -106,6 +112,7 @@ private final class ScriptedSource: IngestSource {
                                          layouts: [0: layout], splittingOnTimeout: false, on: connection)
         #expect(result.stored == 19)
         #expect(result.deadLetters.map(\.offset) == [7] && result.deadLetters.first?.sqlState == "23505")
+        #expect(result.deadLetters.first?.rawMessage == lines[7], "the refused row keeps its message as received")
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 19)
         #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE \"offset\" = 7 AND sqlstate = '23505'") == 1)
         #expect(try fixture.count("SELECT next_offset FROM ingest_offsets WHERE source = 'flush:test'") == 20)

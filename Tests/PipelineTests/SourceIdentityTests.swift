@@ -193,6 +193,28 @@ import SampleData
         }
     }
 
+    /// Events trickling in on a pipe that stays open are stored as they come (within the batch
+    /// age), not when the input ends: rows decoded before the source waits for more input are
+    /// handed to the flushers first.
+    @Test func aTricklingStandardInputIsStoredAsItArrives() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 10)
+        let lines = try String(contentsOfFile: file.path, encoding: .utf8).split(separator: "\n").map { $0 + "\n" }
+        let fifo = file.path + ".fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let child = try Shell.spawn("/bin/sh", ["-c", "exec '\(binary)' backfill --no-progress --database-url '\(fixture.url)' - < '\(fifo)'"])
+        let input = try #require(FileHandle(forWritingAtPath: fifo))
+        input.write(Data(lines.prefix(5).joined().utf8))
+        let deadline = Date().addingTimeInterval(30)
+        while try fixture.count("SELECT count(*) FROM audit_log") < 5, Date() < deadline { usleep(20_000) }
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 5, "the first five lines are stored while the pipe is open")
+        input.write(Data(lines.dropFirst(5).joined().utf8))
+        try input.close()
+        let result = child.wait(timeout: 60)
+        #expect(result.exitCode == 0 && result.output.contains("stored              10"), "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 10)
+    }
+
     @Test func standardInputGivenTwiceIsAUsageError() throws {
         let result = try Shell.run(binary, ["backfill", "-", "-"])
         #expect(result.exitCode == 64, "\(result.output)")

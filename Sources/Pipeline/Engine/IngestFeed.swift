@@ -105,6 +105,12 @@ public final class IngestFeed {
         shards.reject(partition: partition, offset: offset, next: next, rawMessage: rawMessage, rejection: rejection)
     }
 
+    /// Hands the flushers the rows decoded so far. Call before waiting for input: rows are
+    /// otherwise handed over in batches, at watermarks, or when the run ends.
+    public func handOverRows() {
+        shards.handOverRows()
+    }
+
     /// Every position of `partition` below `next` has been handed over: shards that got none of
     /// them advance too. Also where the feed publishes counters, reloads the tenant list when
     /// it is stale, and reports progress.

@@ -71,7 +71,7 @@ struct IngestMetrics: @unchecked Sendable {  // swift-metrics handles are thread
         return [("partition", "\(location.partition)"), ("source", location.source)]
     }
 
-    /// Messages waiting in each shard's ring.
+    /// Events each shard holds, in its ring and its unflushed batch.
     func recordRingOccupancy(_ occupancy: [Int]) {
         for (shard, count) in occupancy.enumerated() {
             Gauge(label: "audit_ingest_ring_occupancy", dimensions: [("shard", "\(shard)")], factory: factory).record(count)

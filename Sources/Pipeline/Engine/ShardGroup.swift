@@ -24,6 +24,12 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     var knownTenants: Set<UUIDValue>
     private let aborted = StopSignal()
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    /// Per shard, rows encoded and not handed over yet. A batch goes when it is full, before
+    /// anything else is pushed to its shard (so the flusher sees every item in the order it was
+    /// made), and when the source may wait for input (`handOverRows`).
+    private var filling: [RowBatch?]
+    /// Rows per batch: at most the flush's batch size, so a flush holds about `batchSize` rows.
+    private let rowsPerBatch: Int
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
     private var skippedAsCommitted = 0
@@ -51,6 +57,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
                     partitions: partitions, statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
+        filling = Array(repeating: nil, count: configuration.shards)
+        rowsPerBatch = min(configuration.batchSize, 512)
     }
 
     func start() {
@@ -111,17 +119,20 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         }
         encoder.removeAll()
         event.appendCopyRow(to: &encoder)
-        let rowLength = encoder.count
-        // One exact-size allocation holding the COPY row and then the raw message.
-        let storage = [UInt8](unsafeUninitializedCapacity: rowLength + raw.count) { buffer, initialized in
-            encoder.withUnsafeBytes { row in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: row)
-            }
-            UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[rowLength...]).copyMemory(from: raw)
-            initialized = rowLength + raw.count
+        let needed = encoder.count + raw.count
+        if let batch = filling[shard], !batch.hasRoom(forBytes: needed) { handOver(shard) }
+        let batch: RowBatch
+        if let filled = filling[shard] {
+            batch = filled
+        } else {
+            batch = RowBatch(maxRows: rowsPerBatch, neededBytes: needed)
+            filling[shard] = batch
         }
-        push(.row(EncodedRow(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
-                             storage: storage, rowLength: rowLength)), to: shard)
+        encoder.withUnsafeBytes { row in
+            batch.append(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
+                         row: row, raw: raw)
+        }
+        if batch.isFull { handOver(shard) }
     }
 
     /// Dead-letters a message that is not an event (or that the source could not hand over
@@ -199,11 +210,12 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         aborted.raise()
     }
 
-    /// Messages waiting in each ring.
-    public var ringOccupancy: [Int] { flushers.map { $0.ring.count } }
+    /// Events each shard holds, in its ring and its unflushed batch.
+    public var ringOccupancy: [Int] { flushers.map { $0.rowBudget.heldCount } }
 
-    /// Free slots in the fullest ring: how many items can be submitted without waiting.
-    public var freeSlots: Int { flushers.map { $0.ring.capacity - $0.ring.count }.min() ?? 0 }
+    /// How many events the fullest shard can take without waiting (in room for rows and in
+    /// free ring slots, whichever is less).
+    public var freeSlots: Int { flushers.map { min($0.ring.capacity - $0.ring.count, $0.rowBudget.remaining) }.min() ?? 0 }
 
     /// True when a shard holds its whole byte budget: submitting would wait.
     public var isOverByteBudget: Bool { flushers.contains { $0.budget.isExhausted } }
@@ -219,18 +231,38 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         }
     }
 
+    /// Hands every shard the rows encoded for it so far. A source calls this before it may wait
+    /// for input, so rows never sit here while the flusher could be storing them.
+    func handOverRows() {
+        for shard in filling.indices { handOver(shard) }
+    }
+
+    private func handOver(_ shard: Int) {
+        guard let batch = filling[shard] else { return }
+        filling[shard] = nil
+        send(.rows(batch), to: shard)
+    }
+
+    /// Sends `item` after the rows encoded for `shard` before it.
     private func push(_ item: ShardItem, to shard: Int) {
+        handOver(shard)
+        send(item, to: shard)
+    }
+
+    private func send(_ item: ShardItem, to shard: Int) {
         let flusher = flushers[shard]
-        let bytes = item.byteCount
+        let bytes = item.byteCount, rows = item.rowCount
         if bytes > 0 {
-            // Backpressure in bytes: wait while the shard holds its budget (it flushes at half).
+            // Backpressure in bytes and events: wait while the shard holds its budget of either
+            // (it flushes at half the bytes, or at a batch of events).
             var rounds = 0
-            while flusher.budget.isExhausted {
+            while flusher.budget.isExhausted || (rows > 0 && flusher.rowBudget.isExhausted) {
                 if aborted.isRaised { return }
                 rounds += 1
                 usleep(rounds > 100 ? 1000 : 50)
             }
             flusher.budget.take(bytes)
+            flusher.rowBudget.take(rows)
         }
         let ring = flusher.ring
         if ring.tryPush(item) { return }

@@ -3,8 +3,8 @@ import Dispatch
 
 /// What the decoding thread hands a flusher shard through its ring.
 enum ShardItem {
-    /// A decoded event, already in binary COPY form.
-    case row(EncodedRow)
+    /// Decoded events, already in binary COPY form, in the order they were read.
+    case rows(RowBatch)
     /// A message that will not be stored in audit_log.
     case deadLetter(DeadLetter)
     /// Every position below `next` of `partition` that belongs to this shard has been sent.
@@ -17,8 +17,10 @@ enum ShardItem {
     case end
 }
 
-/// One audit_log row. `storage` holds the COPY row bytes followed by the raw message (kept in case
-/// PostgreSQL refuses the row and it must be dead-lettered): one allocation per event.
+/// One audit_log row: its key and position, and where its bytes are. The bytes (the COPY row,
+/// then the raw message, kept in case PostgreSQL refuses the row and it must be dead-lettered)
+/// live in the buffer of the `RowBatch` the row came in, which the flusher keeps until the row is
+/// flushed. A plain value: sorting and copying rows costs no reference counting.
 struct EncodedRow {
     var partition: Int32
     var offset: Int64
@@ -27,11 +29,13 @@ struct EncodedRow {
     var tenantID: UUIDValue
     /// Microseconds since 1970-01-01 UTC.
     var timestamp: Int64
-    var storage: [UInt8]
-    var rowLength: Int
+    /// The row's COPY bytes, followed by the raw message, inside its batch's buffer.
+    let bytes: UnsafeRawPointer
+    let rowLength: Int
+    let rawLength: Int
 
-    var rowBytes: ArraySlice<UInt8> { storage[..<rowLength] }
-    var rawMessage: [UInt8] { Array(storage[rowLength...]) }
+    var rowBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: rowLength) }
+    var rawMessage: [UInt8] { Array(UnsafeRawBufferPointer(start: bytes + rowLength, count: rawLength)) }
     var unixDay: Int32 { Int32(timestamp.floorDivided(by: 86_400_000_000)) }
     var month: Month { Month(unixDay: unixDay) }
 }

@@ -84,7 +84,7 @@ struct FlushTransaction {
     private func copy(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
         try connection.copyBinary("COPY audit_log (\(AuditEvent.copyColumns)) FROM STDIN (FORMAT binary)") { writer in
             for row in rows {
-                row.storage.withUnsafeBytes { writer.encoder.appendEncodedRows(UnsafeRawBufferPointer(rebasing: $0[..<row.rowLength])) }
+                writer.encoder.appendEncodedRows(row.rowBytes)
                 try writer.sendIfFull()
             }
         }

@@ -12,9 +12,14 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let shard: Int
     let ring: SPSCRing<ShardItem>
     /// Bytes held by this shard: taken by the source, given back here after each flush.
-    let budget: ByteBudget
-    /// Bytes of the items in the current batch.
+    let budget: Budget
+    /// Events held by this shard (in its ring and its batch), at most the ring's capacity plus a
+    /// batch: the ring carries rows in batches, and this keeps as many events in flight as a
+    /// ring of single events did.
+    let rowBudget: Budget
+    /// Bytes and events of the items in the current batch.
     private var batchBytes = 0
+    private var batchRows = 0
     private let streams: SourceStreams
     private let configuration: IngestConfiguration
     private let database: PostgresConfiguration
@@ -28,6 +33,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     private var connection: PostgresConnection?
     private var rows: [EncodedRow] = []
+    /// The batches `rows` came in: their buffers hold the rows' bytes, so they stay until the
+    /// flush that stores those rows is done.
+    private var batches: [RowBatch] = []
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
@@ -41,7 +49,8 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.shard = shard
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
-        self.budget = ByteBudget(limit: configuration.maxShardBytes)
+        self.budget = Budget(limit: configuration.maxShardBytes)
+        self.rowBudget = Budget(limit: configuration.ringCapacity + configuration.batchSize)
         self.streams = streams
         self.configuration = configuration
         self.database = database
@@ -96,10 +105,16 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     private func accept(_ item: ShardItem) {
         batchBytes += item.byteCount
+        batchRows += item.rowCount
         switch item {
-        case .row(let row):
-            rows.append(row)
-            advance(row.partition, to: row.next)
+        case .rows(let batch):
+            batches.append(batch)
+            rows.append(contentsOf: batch.rows)
+            // A partition's rows come in the order read: the last of each run is its furthest.
+            let added = batch.rows
+            for index in added.indices where index == added.count - 1 || added[index + 1].partition != added[index].partition {
+                advance(added[index].partition, to: added[index].next)
+            }
         case .deadLetter(let deadLetter):
             deadLetters.append(deadLetter)
             advance(deadLetter.partition, to: deadLetter.next)
@@ -169,9 +184,12 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         positions.commit()
         if let deadLetterSink, !result.deadLetters.isEmpty { publish(result.deadLetters, to: deadLetterSink) }
         rows.removeAll(keepingCapacity: true)
+        batches.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
+        rowBudget.giveBack(batchRows)
         batchBytes = 0
+        batchRows = 0
         if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
     }
 

@@ -67,7 +67,8 @@ final class FileIngestSource: IngestSource {
                                 raw_payload holds its first KiB
                                 """))
             },
-            progress: { bytes in feed.statistics.update { $0.bytesRead = bytes } })
+            progress: { bytes in feed.statistics.update { $0.bytesRead = bytes } },
+            beforeRead: feed.handOverRows)
         try feed.watermark(partition: 0, next: Mark(next: totals.end, prefixHash: totals.endPrefixHash))
         return SourceTotals(messages: totals.lines, skippedBeforeResume: totals.linesBeforeStart)
     }

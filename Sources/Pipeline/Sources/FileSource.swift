@@ -116,11 +116,12 @@ public struct FileSource: Sendable {
     /// earlier run stored (throws `PrefixChanged` otherwise, before calling `line` at all).
     /// `line` gets each line without its newline (and without a byte-order mark at the start of
     /// the input); a line over `maxLineBytes` goes to `oversized` with its first KiB. `line`
-    /// returns false to stop early. `progress` gets bytes read so far.
+    /// returns false to stop early. `progress` gets bytes read so far. `beforeRead` is called
+    /// before each read of the input, which may wait (standard input, a pipe).
     public func read(from start: ResumePoint, maxLineBytes: Int,
                      line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
                      oversized: (LinePosition, UnsafeRawBufferPointer) -> Void,
-                     progress: (Int) -> Void) throws -> ReadTotals {
+                     progress: (Int) -> Void, beforeRead: () -> Void = {}) throws -> ReadTotals {
         let input = try openInput()
         defer { input.close() }
         let capacity = max(maxLineBytes + 2, 1 << 20) + (1 << 20)
@@ -169,6 +170,7 @@ public struct FileSource: Sendable {
             return try deliver(position, UnsafeRawBufferPointer(rebasing: bytes.dropLast(newline ? 1 : 0)), maxLineBytes, line, oversized)
         }
         while true {
+            beforeRead()
             let more = try reader.fill()
             progress(reader.totalRead)
             while !reader.available.isEmpty, let newline = memchr(reader.available.baseAddress!, 0x0A, reader.available.count) {

@@ -2,8 +2,10 @@ import Postgres
 
 /// Where messages come from: a file, standard input or Kafka. A source reads on the engine's
 /// thread and hands everything to an `IngestFeed`, in order: the partitions it is given and
-/// loses (`assign`, `revoke`), each message with its position, and watermarks. It never calls
-/// back into the engine from another thread or from inside a library's callback.
+/// loses (`assign`, `revoke`), each message with its position, and watermarks. Decoded rows
+/// reach the flushers in batches: a watermark hands them over, and a source that may wait for
+/// input without one calls `feed.handOverRows()` first. It never calls back into the engine from
+/// another thread or from inside a library's callback.
 ///
 /// `IngestEngine.run` drives one: `identify`, then `run(into:)` until the input ends or the feed
 /// says stop, then (after the engine committed what it holds) `finish`.

@@ -1,0 +1,50 @@
+import AuditCore
+
+/// Rows the decoding thread encoded for one shard, handed to its flusher together: one buffer
+/// holds every row's COPY bytes and raw message, so an event costs no allocation of its own and
+/// the ring carries one item per batch instead of one per event.
+///
+/// The source thread fills it, then pushes it through the shard's ring and never touches it
+/// again; from then on only the flusher reads it. It must outlive its rows (`EncodedRow.bytes`
+/// points into it): the flusher keeps each batch until the rows it brought are flushed.
+final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, then handed over whole
+    /// Bytes a batch holds unless one event needs more.
+    static let defaultCapacity = 128 << 10
+
+    private(set) var rows: [EncodedRow] = []
+    /// Rows after which the batch is handed over even if its buffer has room.
+    let maxRows: Int
+    /// The buffer's size: what this batch keeps alive, counted against the shard's byte budget.
+    let capacity: Int
+    private(set) var usedBytes = 0
+    private let buffer: UnsafeMutableRawPointer
+
+    /// - Parameter neededBytes: the first row's bytes (row and raw message), when they exceed the default.
+    init(maxRows: Int, neededBytes: Int = 0) {
+        self.maxRows = max(1, maxRows)
+        capacity = max(Self.defaultCapacity, neededBytes)
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+        rows.reserveCapacity(min(self.maxRows, 1024))
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    var isFull: Bool { rows.count >= maxRows }
+
+    func hasRoom(forBytes count: Int) -> Bool { usedBytes + count <= capacity }
+
+    /// Copies the row's COPY bytes and its raw message into the buffer and records the row.
+    /// The caller checks `hasRoom` first.
+    func append(partition: Int32, offset: Int64, next: Mark, tenantID: UUIDValue, timestamp: Int64,
+                row: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+        precondition(hasRoom(forBytes: row.count + raw.count), "RowBatch: no room for the row")
+        let start = buffer + usedBytes
+        if let base = row.baseAddress { start.copyMemory(from: base, byteCount: row.count) }
+        if let base = raw.baseAddress { (start + row.count).copyMemory(from: base, byteCount: raw.count) }
+        usedBytes += row.count + raw.count
+        rows.append(EncodedRow(partition: partition, offset: offset, next: next, tenantID: tenantID, timestamp: timestamp,
+                               bytes: UnsafeRawPointer(start), rowLength: row.count, rawLength: raw.count))
+    }
+}
