@@ -4,9 +4,10 @@ import AuditCore
 /// holds every row's COPY bytes and raw message, so an event costs no allocation of its own and
 /// the ring carries one item per batch instead of one per event.
 ///
-/// The source thread fills it, then pushes it through the shard's ring and never touches it
-/// again; from then on only the flusher reads it. It must outlive its rows (`EncodedRow.bytes`
-/// points into it): the flusher keeps each batch until the rows it brought are flushed.
+/// The source thread fills it, then pushes it through the shard's ring and does not touch it
+/// while the flusher holds it. It must outlive its rows (`EncodedRow.bytes` points into it): the
+/// flusher keeps each batch until the rows it brought are flushed, then hands it back through
+/// the shard's `spentBatches` ring for the source to fill again.
 final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, then handed over whole
     /// Bytes a batch holds unless one event needs more.
     static let defaultCapacity = 128 << 10
@@ -32,6 +33,12 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     }
 
     var isFull: Bool { rows.count >= maxRows }
+
+    /// Empties the batch for reuse, keeping its buffer.
+    func reset() {
+        rows.removeAll(keepingCapacity: true)
+        usedBytes = 0
+    }
 
     func hasRoom(forBytes count: Int) -> Bool { usedBytes + count <= capacity }
 

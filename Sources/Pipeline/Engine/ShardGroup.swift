@@ -125,7 +125,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         if let filled = filling[shard] {
             batch = filled
         } else {
-            batch = RowBatch(maxRows: rowsPerBatch, neededBytes: needed)
+            batch = newBatch(for: shard, neededBytes: needed)
             filling[shard] = batch
         }
         encoder.withUnsafeBytes { row in
@@ -229,6 +229,15 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             $0.alreadyCommitted += skipped
             $0.extraRecords += extra
         }
+    }
+
+    /// An empty batch: one the shard's flusher has handed back when it is large enough, else a new one.
+    private func newBatch(for shard: Int, neededBytes: Int) -> RowBatch {
+        if neededBytes <= RowBatch.defaultCapacity, let spent = flushers[shard].spentBatches.tryPop() {
+            spent.reset()
+            return spent
+        }
+        return RowBatch(maxRows: rowsPerBatch, neededBytes: neededBytes)
     }
 
     /// Hands every shard the rows encoded for it so far. A source calls this before it may wait

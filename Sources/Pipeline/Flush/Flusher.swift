@@ -36,6 +36,10 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// The batches `rows` came in: their buffers hold the rows' bytes, so they stay until the
     /// flush that stores those rows is done.
     private var batches: [RowBatch] = []
+    /// Flushed batches going back to the source thread to be filled again (this thread pushes,
+    /// the source pops): in a steady run no batch is allocated. A batch that finds it full is
+    /// freed, which bounds what is kept for reuse.
+    let spentBatches = SPSCRing<RowBatch>(capacity: 64)
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
@@ -184,6 +188,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         positions.commit()
         if let deadLetterSink, !result.deadLetters.isEmpty { publish(result.deadLetters, to: deadLetterSink) }
         rows.removeAll(keepingCapacity: true)
+        for batch in batches where batch.capacity == RowBatch.defaultCapacity { _ = spentBatches.tryPush(batch) }
         batches.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
