@@ -104,7 +104,10 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Flush a partial batch after this many milliseconds.", valueName: "ms"))
     var maxBatchAge: Int = 200
 
-    @Option(help: ArgumentHelp("Slots per shard ring between the reader and its flusher (a power of two).", valueName: "slots"))
+    @Option(help: ArgumentHelp("""
+        Slots per shard ring between the reader and its flusher (a power of two). Rows travel in \
+        batches; a shard holds at most this many events plus a batch.
+        """, valueName: "slots"))
     var ringCapacity: Int = 16_384
 
     @Option(help: ArgumentHelp("Events of tenants not in the tenant table: dead-letter or accept.", valueName: "policy"))

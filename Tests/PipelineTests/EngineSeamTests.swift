@@ -50,6 +50,30 @@ private final class ScriptedSource: IngestSource {
     }
 }
 
+/// Hands over 100 messages and their watermark, then aborts the run (as a failing flusher or a
+/// stop's passed deadline does) before anything was flushed.
+private final class AbortingSource: IngestSource {
+    let events: [[UInt8]]
+
+    init(events: [[UInt8]]) {
+        self.events = events
+    }
+
+    func identify(on control: PostgresConnection) throws -> String { "aborting:test" }
+
+    func run(into feed: IngestFeed) throws -> SourceTotals {
+        _ = try #require(try feed.assign([0]))
+        for (offset, event) in events.enumerated() {
+            event.withUnsafeBytes {
+                feed.message(partition: 0, offset: Int64(offset), next: Mark(next: Int64(offset + 1), prefixHash: nil), bytes: $0)
+            }
+        }
+        try feed.watermark(partition: 0, next: Mark(next: Int64(events.count), prefixHash: nil))
+        feed.shards.abort()
+        return SourceTotals(messages: Int64(events.count))
+    }
+}
+
 @Suite(.serialized) struct EngineSeamTests {
     private func sampleEvents(_ count: Int) -> [[UInt8]] {
         SampleEvents(.init(count: count, tenants: 6)).map { Array(SampleEvents.ndjson($0).utf8) }
@@ -67,6 +91,17 @@ private final class ScriptedSource: IngestSource {
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 200)
         #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 200)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 200)
+    }
+
+    /// After an abort nothing more is committed, not even rows and a watermark the flushers
+    /// already hold: the source may have dropped items while waiting for room, and a later
+    /// watermark or drain must not move a position past them.
+    @Test func nothingIsCommittedAfterAnAbort() throws {
+        let fixture = try PipelineFixture()
+        let engine = fixture.engine(shards: 2, batchSize: 10_000, maxBatchAge: .seconds(3600))
+        #expect(throws: IngestError.self) { try engine.run(AbortingSource(events: sampleEvents(100))) }
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
+        #expect(try fixture.count("SELECT coalesce(max(next_offset), 0) FROM ingest_offsets WHERE source = 'aborting:test'") == 0)
     }
 
     /// A run folds the counts during the run too (`foldEvery`), not only at its end: with one

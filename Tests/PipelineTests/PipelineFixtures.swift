@@ -24,9 +24,9 @@ struct PipelineFixture {
 
     var database: PostgresConfiguration { PostgresConfiguration(connectionString: ConnectionString(url)) }
 
-    func engine(shards: Int = 3, batchSize: Int = 500, unknownTenants: UnknownTenantPolicy = .deadLetter,
+    func engine(shards: Int = 3, batchSize: Int = 500, maxBatchAge: Duration = .milliseconds(50), unknownTenants: UnknownTenantPolicy = .deadLetter,
                 foldEvery: Duration = .seconds(60), metrics: MetricsFactory = MetricsSystem.factory) -> IngestEngine {
-        var configuration = IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(50),
+        var configuration = IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: maxBatchAge,
                                                 unknownTenants: unknownTenants)
         configuration.foldEvery = foldEvery
         return IngestEngine(database: database, configuration: configuration, metricsFactory: metrics)

@@ -9,7 +9,8 @@ public struct IngestConfiguration: Sendable {
     public var batchSize: Int
     /// A partial batch is flushed once its oldest item is this old. Default: 200 ms.
     public var maxBatchAge: Duration
-    /// Slots per shard ring (a power of two). Default: 16,384.
+    /// Slots per shard ring (a power of two). Default: 16,384. Rows travel in batches, so a shard
+    /// holds at most `eventsInFlight` events in its ring and unflushed batch.
     public var ringCapacity: Int
     /// What to do with events of tenants not in `tenant`. Default: dead-letter them.
     public var unknownTenants: UnknownTenantPolicy
@@ -30,6 +31,10 @@ public struct IngestConfiguration: Sendable {
     /// True when messages must come with their context (`IngestFeed.message(...context:)`):
     /// something is kept from it, or the mapper reads headers. Sources build none otherwise.
     public var needsMessageContext: Bool { !contextMetadata.isEmpty || mapper?.readsMessageContext == true }
+
+    /// Events one shard may hold, in its ring and its unflushed batch: as many as a ring of
+    /// single events plus a batch held.
+    public var eventsInFlight: Int { ringCapacity + batchSize }
 
     public init(shards: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 10_000,
                 maxBatchAge: Duration = .milliseconds(200), ringCapacity: Int = 16_384,

@@ -133,11 +133,13 @@ public final class IngestFeed {
     }
 
     /// How many messages can be handed over now without waiting (0 while a shard holds its byte
-    /// budget). Each takes a slot in its shard's ring, and each partition's watermark one in
-    /// every ring: half the free slots, whatever the number of partitions.
+    /// budget). Each counts against its shard's events in flight and takes at most a slot in
+    /// its ring (rows travel in batches), and each partition's watermark a slot in every ring:
+    /// half of what the fullest shard can take, whatever the number of partitions.
     public var room: Int { shards.isOverByteBudget ? 0 : shards.freeSlots / 2 }
 
-    /// Messages waiting in each shard's ring.
+    /// Per shard, the events it holds in its ring and unflushed batch (or the ring slots in use,
+    /// when more), out of `IngestConfiguration.eventsInFlight`.
     public var ringOccupancy: [Int] { shards.ringOccupancy }
 
     /// Per partition, the lowest position any shard stored (nil when PostgreSQL cannot say now).

@@ -25,8 +25,25 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
         self.maxRows = max(1, maxRows)
         capacity = max(Self.defaultCapacity, neededBytes)
         buffer = .allocate(byteCount: capacity, alignment: 16)
-        rows.reserveCapacity(min(self.maxRows, 1024))
+        rows.reserveCapacity(min(self.maxRows, 256))
     }
+
+    /// A copy of `other` in a buffer just large enough for its rows.
+    init(fitting other: RowBatch) {
+        maxRows = max(1, other.rows.count)
+        capacity = other.usedBytes
+        buffer = .allocate(byteCount: max(1, capacity), alignment: 16)
+        buffer.copyMemory(from: other.buffer, byteCount: other.usedBytes)
+        usedBytes = other.usedBytes
+        rows = other.rows.map { row in
+            var moved = row
+            moved.bytes = UnsafeRawPointer(buffer + UnsafeRawPointer(other.buffer).distance(to: row.bytes))
+            return moved
+        }
+    }
+
+    /// What this batch keeps alive: its buffer and its row list.
+    var byteCount: Int { capacity + rows.capacity * MemoryLayout<EncodedRow>.stride }
 
     deinit {
         buffer.deallocate()

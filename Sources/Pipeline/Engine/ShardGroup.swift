@@ -78,7 +78,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     public var isAborted: Bool { aborted.isRaised }
 
     /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
-    /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard's ring
+    /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard holds its
+    /// events in flight or its bytes, or its ring
     /// is full. `next` is where the source goes on after it.
     func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         guard let mapper = configuration.mapper else {
@@ -210,8 +211,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         aborted.raise()
     }
 
-    /// Events each shard holds, in its ring and its unflushed batch.
-    public var ringOccupancy: [Int] { flushers.map { $0.rowBudget.heldCount } }
+    /// Per shard, the events it holds (in its ring and its unflushed batch), or the ring slots in
+    /// use when more (watermarks of many partitions), out of `IngestConfiguration.eventsInFlight`.
+    public var ringOccupancy: [Int] { flushers.map { max($0.rowBudget.heldCount, $0.ring.count) } }
 
     /// How many events the fullest shard can take without waiting (in room for rows and in
     /// free ring slots, whichever is less).
@@ -247,9 +249,17 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     }
 
     private func handOver(_ shard: Int) {
-        guard let batch = filling[shard] else { return }
-        filling[shard] = nil
-        send(.rows(batch), to: shard)
+        guard let batch = filling[shard], !batch.rows.isEmpty else { return }
+        if batch.usedBytes * 4 < batch.capacity {
+            // Mostly empty (a watermark or a wait for input came first): send a copy that fits,
+            // so a shard's bytes count what its rows hold, and keep filling this buffer.
+            let fitted = RowBatch(fitting: batch)
+            batch.reset()
+            send(.rows(fitted), to: shard)
+        } else {
+            filling[shard] = nil
+            send(.rows(batch), to: shard)
+        }
     }
 
     /// Sends `item` after the rows encoded for `shard` before it.
@@ -258,7 +268,11 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         send(item, to: shard)
     }
 
+    /// Once the run is aborted nothing more is sent: an item dropped while waiting must not be
+    /// followed by one that moves its shard's position past it (the flushers commit nothing
+    /// after an abort either).
     private func send(_ item: ShardItem, to shard: Int) {
+        if aborted.isRaised { return }
         let flusher = flushers[shard]
         let bytes = item.byteCount, rows = item.rowCount
         if bytes > 0 {

@@ -30,7 +30,7 @@ struct EncodedRow {
     /// Microseconds since 1970-01-01 UTC.
     var timestamp: Int64
     /// The row's COPY bytes, followed by the raw message, inside its batch's buffer.
-    let bytes: UnsafeRawPointer
+    var bytes: UnsafeRawPointer
     let rowLength: Int
     let rawLength: Int
 

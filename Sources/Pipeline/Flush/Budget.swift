@@ -25,7 +25,7 @@ extension ShardItem {
     /// The bytes this item keeps alive.
     var byteCount: Int {
         switch self {
-        case .rows(let batch): batch.capacity
+        case .rows(let batch): batch.byteCount
         case .deadLetter(let deadLetter): deadLetter.rawMessage.count + (deadLetter.detail?.utf8.count ?? 0)
         case .watermark, .resetPartition, .flushNow, .end: 0
         }

@@ -11,11 +11,12 @@ import Synchronization
 final class Flusher: @unchecked Sendable {  // state below is touched only by the flusher thread
     let shard: Int
     let ring: SPSCRing<ShardItem>
-    /// Bytes held by this shard: taken by the source, given back here after each flush.
+    /// Bytes held by this shard (its rows' buffers in the ring and the unflushed batch): taken by
+    /// the source, given back here after each flush.
     let budget: Budget
-    /// Events held by this shard (in its ring and its batch), at most the ring's capacity plus a
-    /// batch: the ring carries rows in batches, and this keeps as many events in flight as a
-    /// ring of single events did.
+    /// Events held by this shard (in its ring and its batch), at most
+    /// `configuration.eventsInFlight`: the ring carries rows in batches, and this keeps as many
+    /// events in flight as a ring of single events did.
     let rowBudget: Budget
     /// Bytes and events of the items in the current batch.
     private var batchBytes = 0
@@ -39,7 +40,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// Flushed batches going back to the source thread to be filled again (this thread pushes,
     /// the source pops): in a steady run no batch is allocated. A batch that finds it full is
     /// freed, which bounds what is kept for reuse.
-    let spentBatches = SPSCRing<RowBatch>(capacity: 64)
+    let spentBatches = SPSCRing<RowBatch>(capacity: 16)
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
@@ -54,7 +55,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
         self.budget = Budget(limit: configuration.maxShardBytes)
-        self.rowBudget = Budget(limit: configuration.ringCapacity + configuration.batchSize)
+        self.rowBudget = Budget(limit: configuration.eventsInFlight)
         self.streams = streams
         self.configuration = configuration
         self.database = database
@@ -142,6 +143,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// is back (or a stop is requested). Throws only what retrying cannot fix.
     private func flush() throws {
         oldestPending = nil
+        // After an abort the source may have dropped items while later ones (a watermark, a
+        // drain) still arrived: committing now could store a position past dropped rows.
+        guard !aborted.isRaised else { return }
         guard !rows.isEmpty || !deadLetters.isEmpty || positions.moved else { return }
         let started = ContinuousClock.now
         var attempt = 0

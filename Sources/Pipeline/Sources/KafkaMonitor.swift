@@ -94,7 +94,7 @@ final class KafkaMonitor {
         let state = ConsumerState(assignedPartitions: consumer.assignment.count, brokersDown: consumer.brokersDown,
                                   pausedSince: pausedSince)
         status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: occupancy,
-                                      ringCapacity: feed.configuration.ringCapacity + feed.configuration.batchSize, alerts: alerts,
+                                      ringCapacity: feed.configuration.eventsInFlight, alerts: alerts,
                                       lagSeconds: lagSeconds, consumer: state))
     }
 
