@@ -48,6 +48,24 @@ import Testing
         #expect(dead.first?[1]?.contains("record 2 of 3") == true, "\(dead)")
     }
 
+    /// A record PostgreSQL refuses (here a second record with the first one's id and time) is
+    /// dead-lettered with its SQLSTATE; the message's other records are stored and counted.
+    @Test func aRecordPostgreSQLRefusesDoesNotUncountItsSiblings() throws {
+        let fixture = try PipelineFixture()
+        let tenant = try tenantOf(fixture)
+        let record = #"{"eventID":"3d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T08:15:30Z","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
+        let other = #"{"eventID":"4d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T09:15:30Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
+        try Data(#"{"Records":[\#(record),\#(other),\#(record)]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
+                                            "--tenant-from", "fixed:\(tenant)", path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(result.output.contains("stored              2"), "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 2)
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE sqlstate = '23505'") == 1)
+        #expect(try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics") == 2)
+    }
+
     @Test func aFormatWithoutATenantRuleIsAUsageError() throws {
         let fixture = try PipelineFixture()
         let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "--format", "k8s-audit",

@@ -38,26 +38,22 @@ struct FlushTransaction {
             // index insert lands next to the previous one (FACTS.md: a third less CPU than random).
             rows.sort { ($0.tenantID, $0.timestamp) < ($1.tenantID, $1.timestamp) }
             let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], splittingOnTimeout: splittingOnTimeout, on: connection)
-            let rejectedPositions = Set(rejected.map { Position(partition: $0.partition, offset: $0.offset) })
-            let stored = rejected.isEmpty
-                ? rows[...]
-                : ArraySlice(rows.filter { !rejectedPositions.contains(Position(partition: $0.partition, offset: $0.offset)) })
-            let allDeadLetters = deadLetters + rejected
+            // By index, not position: the records of one message (a CloudTrail delivery file)
+            // share its position, and those PostgreSQL took are stored and counted.
+            let rejectedRows = Set(rejected.map(\.index))
+            let stored = rejected.isEmpty ? rows[...] : ArraySlice(rows.indices.filter { !rejectedRows.contains($0) }.map { rows[$0] })
+            let allDeadLetters = deadLetters + rejected.map(\.deadLetter)
             if !allDeadLetters.isEmpty { try insertDeadLetters(allDeadLetters, on: connection) }
             if !stored.isEmpty { try countEvents(stored, on: connection) }
             return Result(stored: stored.count, deadLetters: allDeadLetters)
         }
     }
 
-    private struct Position: Hashable {
-        var partition: Int32
-        var offset: Int64
-    }
-
     /// COPYs `rows`; when PostgreSQL refuses them for a data reason, bisects (each attempt under a
-    /// savepoint) down to the offending rows and returns them as dead letters with the SQLSTATE.
+    /// savepoint) down to the offending rows and returns them (their index in `rows`) as dead
+    /// letters with the SQLSTATE.
     private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, splittingOnTimeout: Bool,
-                                     on connection: PostgresConnection) throws -> [DeadLetter] {
+                                     on connection: PostgresConnection) throws -> [(index: Int, deadLetter: DeadLetter)] {
         try connection.execute("SAVEPOINT batch")
         do {
             try copy(rows, on: connection)
@@ -70,10 +66,10 @@ struct FlushTransaction {
                 let row = rows.first!
                 logger.warning("row refused by PostgreSQL, dead-lettered", metadata: [
                     "partition": "\(row.partition)", "offset": "\(row.offset)", "sqlstate": "\(error.sqlState ?? "")"])
-                return [DeadLetter(partition: row.partition, offset: row.offset, next: row.next, tenantID: row.tenantID,
-                                   rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,
-                                   detail: [error.message, error.detail].compactMap { $0 }.joined(separator: ": "),
-                                   sqlState: error.sqlState)]
+                return [(rows.startIndex, DeadLetter(partition: row.partition, offset: row.offset, next: row.next, tenantID: row.tenantID,
+                                                     rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,
+                                                     detail: [error.message, error.detail].compactMap { $0 }.joined(separator: ": "),
+                                                     sqlState: error.sqlState))]
             }
             let middle = rows.startIndex + rows.count / 2
             return try copyIsolatingPoison(rows[..<middle], splittingOnTimeout: splittingOnTimeout, on: connection)
