@@ -71,6 +71,18 @@ import SampleData
         #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'empty message'") == 1)
     }
 
+    /// An event larger than a row batch's buffer (its raw line carries a 300 KiB field the
+    /// decoder skips) arriving after small ones of the same shard is stored like any other.
+    @Test func anEventLargerThanARowBatchIsStored() throws {
+        let fixture = try PipelineFixture()
+        let lines = SampleEvents(.init(count: 3, tenants: 1)).map { SampleEvents.ndjson($0) }
+        let padded = lines[1].replacingOccurrences(of: #"{"id""#, with: #"{"padding":""# + String(repeating: "x", count: 300 << 10) + #"","id""#)
+        let file = try sampleFile(events: 0, extraLines: [lines[0], padded, lines[2]])
+        let summary = try fixture.engine(shards: 1).ingest(try FileSource(path: file.path))
+        #expect(summary.isComplete && summary.stored == 3, "\(summary)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 3)
+    }
+
     @Test func poisonRowsPostgreSQLRefusesAreIsolatedByBisection() throws {
         // The decoder cannot know that an event id repeats: PostgreSQL's primary key refuses the
         // second copy (23505). The batch is bisected down to that row; the rest is stored.

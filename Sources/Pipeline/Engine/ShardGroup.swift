@@ -79,8 +79,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
     /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard holds its
-    /// events in flight or its bytes, or its ring
-    /// is full. `next` is where the source goes on after it.
+    /// events in flight or its bytes, or its ring is full. `next` is where the source goes on
+    /// after it.
     func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         guard let mapper = configuration.mapper else {
             return route(partition: partition, offset: offset, next: next, event: message, raw: message, context: context)
@@ -120,15 +120,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         }
         encoder.removeAll()
         event.appendCopyRow(to: &encoder)
-        let needed = encoder.count + raw.count
-        if let batch = filling[shard], !batch.hasRoom(forBytes: needed) { handOver(shard) }
-        let batch: RowBatch
-        if let filled = filling[shard] {
-            batch = filled
-        } else {
-            batch = newBatch(for: shard, neededBytes: needed)
-            filling[shard] = batch
-        }
+        let batch = fillingBatch(for: shard, withRoomFor: encoder.count + raw.count)
         encoder.withUnsafeBytes { row in
             batch.append(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
                          row: row, raw: raw)
@@ -231,6 +223,20 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             $0.alreadyCommitted += skipped
             $0.extraRecords += extra
         }
+    }
+
+    /// The batch `shard`'s rows go into, with room for `bytes` more: the one being filled, else
+    /// (that one handed over) its kept buffer when large enough, a batch the flusher handed
+    /// back, or a new one.
+    private func fillingBatch(for shard: Int, withRoomFor bytes: Int) -> RowBatch {
+        if let batch = filling[shard] {
+            if batch.hasRoom(forBytes: bytes) { return batch }
+            handOver(shard)
+            if let kept = filling[shard], kept.hasRoom(forBytes: bytes) { return kept }
+        }
+        let batch = newBatch(for: shard, neededBytes: bytes)
+        filling[shard] = batch
+        return batch
     }
 
     /// An empty batch: one the shard's flusher has handed back when it is large enough, else a new one.
