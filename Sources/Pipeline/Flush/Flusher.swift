@@ -18,9 +18,8 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// `configuration.eventsInFlight`: the ring carries rows in batches, and this keeps as many
     /// events in flight as a ring of single events did.
     let rowBudget: Budget
-    /// Bytes and events of the items in the current batch.
+    /// Bytes of the items in the current batch (its events are `rows.count`).
     private var batchBytes = 0
-    private var batchRows = 0
     private let streams: SourceStreams
     private let configuration: IngestConfiguration
     private let database: PostgresConfiguration
@@ -110,7 +109,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     private func accept(_ item: ShardItem) {
         batchBytes += item.byteCount
-        batchRows += item.rowCount
         switch item {
         case .rows(let batch):
             batches.append(batch)
@@ -191,14 +189,13 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         }
         positions.commit()
         if let deadLetterSink, !result.deadLetters.isEmpty { publish(result.deadLetters, to: deadLetterSink) }
+        rowBudget.giveBack(rows.count)
         rows.removeAll(keepingCapacity: true)
         for batch in batches where batch.capacity == RowBatch.defaultCapacity { _ = spentBatches.tryPush(batch) }
         batches.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
-        rowBudget.giveBack(batchRows)
         batchBytes = 0
-        batchRows = 0
         if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
     }
 
