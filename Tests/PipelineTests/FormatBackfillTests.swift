@@ -66,6 +66,36 @@ import Testing
         #expect(try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics") == 2)
     }
 
+    /// The records of one message are committed in one flush, whatever the batch size: a flush
+    /// stores the message's position, and had it taken only some of its records, a crash before
+    /// the next flush would lose the others. A trigger deferred to each COMMIT records what
+    /// audit_log holds beside the position committed.
+    @Test func theRecordsOfOneMessageAreCommittedTogether() throws {
+        let fixture = try PipelineFixture()
+        let tenant = try tenantOf(fixture)
+        try fixture.connection.execute("""
+            CREATE TABLE commit_log (next_offset bigint, stored bigint);
+            CREATE FUNCTION log_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO commit_log SELECT NEW.next_offset, count(*) FROM audit_log; RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER log_commit AFTER INSERT OR UPDATE ON ingest_offsets
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit();
+            """)
+        // 100 records of about 2 KiB each: more than one row batch's rows and buffer.
+        let agent = String(repeating: "a", count: 1000)
+        let records = (0..<100).map { index in
+            #"{"eventID":"5d2e3f40-5162-4738-8a9b-\#(String(format: "%012d", index))","eventTime":"2026-10-03T08:\#(String(format: "%02d:%02d", index / 60, index % 60))Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","userAgent":"\#(agent)"}"#
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
+        try Data(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
+                                            "--tenant-from", "fixed:\(tenant)", "--shards", "1", "--batch-size", "10", path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 100)
+        let commits = try fixture.connection.execute("SELECT next_offset, stored FROM commit_log WHERE next_offset > 0").rows
+        #expect(!commits.isEmpty)
+        #expect(commits.allSatisfy { $0[1] == "100" }, "a commit stored the position with only some records: \(commits)")
+    }
+
     @Test func aFormatWithoutATenantRuleIsAUsageError() throws {
         let fixture = try PipelineFixture()
         let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "--format", "k8s-audit",

@@ -29,9 +29,19 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     }
 
     /// A copy of `other` in a buffer just large enough for its rows.
-    init(fitting other: RowBatch) {
-        maxRows = max(1, other.rows.count)
-        capacity = other.usedBytes
+    convenience init(fitting other: RowBatch) {
+        self.init(copying: other, capacity: other.usedBytes, maxRows: other.rows.count)
+    }
+
+    /// A copy of `other` with room for `bytes` more: the records of one message grow their
+    /// shard's batch rather than being split over two (`ShardGroup.keepingRecordsTogether`).
+    convenience init(growing other: RowBatch, toFit bytes: Int) {
+        self.init(copying: other, capacity: max(2 * other.capacity, other.usedBytes + bytes), maxRows: other.maxRows)
+    }
+
+    private init(copying other: RowBatch, capacity: Int, maxRows: Int) {
+        self.maxRows = max(1, maxRows)
+        self.capacity = capacity
         buffer = .allocate(byteCount: max(1, capacity), alignment: 16)
         buffer.copyMemory(from: other.buffer, byteCount: other.usedBytes)
         usedBytes = other.usedBytes

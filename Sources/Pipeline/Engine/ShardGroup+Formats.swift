@@ -14,8 +14,10 @@ extension ShardGroup {
             return reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: problem)
         }
         extraRecords += records.count - 1
-        for case .success(let event) in records {
-            event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: $0, context: context) }
+        keepingRecordsTogether {
+            for case .success(let event) in records {
+                event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: $0, context: context) }
+            }
         }
     }
 

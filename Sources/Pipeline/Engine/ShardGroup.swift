@@ -30,6 +30,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private var filling: [RowBatch?]
     /// Rows per batch: at most the flush's batch size, so a flush holds about `batchSize` rows.
     private let rowsPerBatch: Int
+    /// True while the records of one message are routed (`keepingRecordsTogether`): no batch is
+    /// handed over until they all are in.
+    private var routingRecords = false
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
     private var skippedAsCommitted = 0
@@ -125,7 +128,19 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             batch.append(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
                          row: row, raw: raw)
         }
-        if batch.isFull { handOver(shard) }
+        if batch.isFull, !routingRecords { handOver(shard) }
+    }
+
+    /// Routes the records of one message (`body` routes each) so that each shard gets its records
+    /// of it in one batch. A flusher commits the batches it accepted whole, and with each row the
+    /// message's `next`: were a message's records split over two flushes, the first would store
+    /// the position past the message with its later records still in flight, and a crash between
+    /// the two would lose them.
+    func keepingRecordsTogether(_ body: () -> Void) {
+        routingRecords = true
+        body()
+        routingRecords = false
+        for shard in filling.indices where filling[shard]?.isFull == true { handOver(shard) }
     }
 
     /// Dead-letters a message that is not an event (or that the source could not hand over
@@ -231,6 +246,11 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     private func fillingBatch(for shard: Int, withRoomFor bytes: Int) -> RowBatch {
         if let batch = filling[shard] {
             if batch.hasRoom(forBytes: bytes) { return batch }
+            if routingRecords {
+                let grown = RowBatch(growing: batch, toFit: bytes)
+                filling[shard] = grown
+                return grown
+            }
             handOver(shard)
             if let kept = filling[shard], kept.hasRoom(forBytes: bytes) { return kept }
         }
