@@ -1,3 +1,5 @@
+import CLibPQ
+
 /// Encodes rows in PostgreSQL's binary COPY format (docs: COPY, "Binary Format").
 ///
 /// All integers are big-endian. A row is an int16 field count, then per field an int32 length
@@ -150,6 +152,18 @@ public struct BinaryCopyEncoder: ~Copyable {
     /// Appends rows encoded earlier by another encoder (bytes after the header, without trailer).
     public mutating func appendEncodedRows(_ rows: UnsafeRawBufferPointer) {
         appendRaw(rows)
+    }
+
+    /// Starts loading `count` bytes at `bytes` into the cache, to be appended soon: rows written
+    /// by another thread a while ago are cold, and copying them one after another waits on
+    /// memory for each.
+    @inline(__always)
+    public static func prefetch(_ bytes: UnsafeRawPointer, count: Int) {
+        var line = 0
+        while line < count {
+            audit_prefetch(bytes + line)
+            line += 64
+        }
     }
 
     @inline(__always)
