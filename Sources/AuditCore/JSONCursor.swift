@@ -47,28 +47,41 @@ struct JSONCursor {
 
     /// Reads a string starting at its opening quote.
     mutating func readString() throws(Rejection) -> StringValue {
-        index += 1  // opening quote
-        let start = index
-        // Eight bytes at a time while none is a quote, a backslash or a control character.
-        while index + 8 <= count {
-            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-            if hasQuoteBackslashOrControl(word) { break }
-            index += 8
-        }
-        while index < count {
-            let byte = base[index]
-            if byte == 0x22 {  // closing quote: no escapes, a view into the message
-                let value = UnsafeRawBufferPointer(start: base + start, count: index - start)
-                index += 1
-                return StringValue(bytes: value, containsNUL: false)
+        let start = index + 1  // after the opening quote
+        var position = start
+        // Eight bytes at a time to the first quote, backslash or control character.
+        while position + 8 <= count {
+            let special = quoteBackslashOrControl(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+            if special != 0 {
+                return try endString(from: start, at: position + special.trailingZeroBitCount >> 3)
             }
-            if byte == 0x5C { return try readEscapedString(from: start) }
-            if byte < 0x20 { throw invalid("control character in string") }
-            index += 1
+            position += 8
         }
+        while position < count {
+            let byte = base[position]
+            if byte == 0x22 || byte == 0x5C || byte < 0x20 { return try endString(from: start, at: position) }
+            position += 1
+        }
+        index = count
         throw invalid("unterminated string")
     }
 
+    /// At the first quote, backslash or control character of the string that starts at `start`.
+    @inline(__always)
+    private mutating func endString(from start: Int, at position: Int) throws(Rejection) -> StringValue {
+        index = position
+        switch base[position] {
+        case 0x22:  // closing quote: no escapes, a view into the message
+            index += 1
+            return StringValue(bytes: UnsafeRawBufferPointer(start: base + start, count: position - start), containsNUL: false)
+        case 0x5C:
+            return try readEscapedString(from: start)
+        default:
+            throw invalid("control character in string")
+        }
+    }
+
+    @inline(never)
     private mutating func readEscapedString(from start: Int) throws(Rejection) -> StringValue {
         let output = scratch + scratchUsed
         var written = index - start
@@ -149,16 +162,17 @@ struct JSONCursor {
 private let ones: UInt64 = 0x0101_0101_0101_0101
 private let highBits: UInt64 = 0x8080_8080_8080_8080
 
-/// True when some byte of `word` is `"`, `\\` or below 0x20 (may also be true for a byte right
-/// after one of those; the byte loop then decides).
+/// The high bit of each byte of `word` (little-endian) that is `"`, `\\` or below 0x20, or 0.
+/// Bytes after the first such byte may be flagged wrongly (a borrow carries into them), never
+/// bytes before it: the lowest set bit marks the first one exactly.
 @inline(__always)
-private func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
+private func quoteBackslashOrControl(_ word: UInt64) -> UInt64 {
     let quote = word ^ (ones &* 0x22)
     let backslash = word ^ (ones &* 0x5C)
     let zeroInQuote = (quote &- ones) & ~quote
     let zeroInBackslash = (backslash &- ones) & ~backslash
     let control = (word &- ones &* 0x20) & ~word
-    return (zeroInQuote | zeroInBackslash | control) & highBits != 0
+    return (zeroInQuote | zeroInBackslash | control) & highBits
 }
 
 /// Writes `scalar` as UTF-8 and returns the byte count.

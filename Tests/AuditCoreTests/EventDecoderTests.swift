@@ -1,4 +1,4 @@
-import AuditCore
+@testable import AuditCore
 import Foundation
 import Testing
 
@@ -120,6 +120,28 @@ import Testing
         if case .failure(let rejection) = decoder.decode(surrogate) { #expect(rejection.reason == "invalid UTF-8") }
     }
 
+    /// A bad byte is found wherever it is in a long ASCII run (read 32 and 8 bytes at a time).
+    @Test func invalidUTF8AnywhereInALongMessage() {
+        for position in 0..<100 {
+            let text = Array(repeating: UInt8(ascii: "a"), count: position) + [0xFF] + Array(repeating: UInt8(ascii: "a"), count: 100 - position)
+            let bytes = Array(#"{"action":""#.utf8) + text + Array(#""}"#.utf8)
+            guard case .failure(let rejection) = decoder.decode(bytes) else {
+                Issue.record("accepted 0xFF at position \(position)")
+                continue
+            }
+            #expect(rejection.reason == "invalid UTF-8", "0xFF at position \(position)")
+        }
+        // Valid at every length: the fast paths stop at the end of the message, here followed
+        // by a byte that is not UTF-8.
+        for length in 0..<100 {
+            let bytes = Array(#"{"action":""#.utf8) + Array(repeating: UInt8(ascii: "a"), count: length) + Array(#""}"#.utf8)
+            let result = (bytes + [0xFF]).withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0.prefix(bytes.count))) }
+            if case .failure(let rejection) = result {
+                #expect(rejection.reason != "invalid UTF-8", "valid at \(bytes.count) bytes")
+            }
+        }
+    }
+
     @Test func rawControlCharacterIsInvalidJSON() {
         #expect(reason(with("action", "\"a\u{01}b\"")) == "invalid JSON")
     }
@@ -194,6 +216,39 @@ import Testing
     @Test(arguments: [#""256.1.1.1""#, #""1.2.3""#, #""10.0.0.1/24""#, #""fe80::1%eth0""#, #""::g""#, #""localhost""#])
     func malformedIPAddresses(value: String) {
         #expect(reason(with("ip_address", value)) == "invalid ip_address: ip_address")
+    }
+
+    /// IPv4 addresses are parsed without inet_pton but must be read exactly as it reads them:
+    /// the same verdict and the same address for random text of digits and dots (and a few
+    /// other bytes), and for the edge cases.
+    @Test func ipv4IsReadAsInetPtonReadsIt() {
+        let alphabet = Array("0123456789.".utf8) + Array("0.1.5x ".utf8)
+        var generator = SystemRandomNumberGenerator()
+        var samples = ["0.0.0.0", "255.255.255.255", "256.0.0.1", "01.2.3.4", "1.2.3.04", "1.02.3.4", "0.00.1.2",
+                       "1..2.3", ".1.2.3", "1.2.3.4.", "1.2.3.4.5", "1.2.3", "999.1.1.1", "1.2.3.255", "1.2.3.256",
+                       "00.0.0.0", "1.2.3.4 ", "12.34.56.78"]
+        for _ in 0..<20_000 {
+            // Four parts of one to three digits, then often one byte changed, added or dropped.
+            var bytes = Array((0..<4).map { _ in String(Int.random(in: 0...999, using: &generator)).prefix(Int.random(in: 1...3, using: &generator)) }
+                .joined(separator: ".").utf8)
+            let position = Int.random(in: 0..<bytes.count, using: &generator)
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0: bytes[position] = alphabet.randomElement(using: &generator)!
+            case 1: bytes.insert(alphabet.randomElement(using: &generator)!, at: position)
+            case 2: bytes.remove(at: position)
+            default: break
+            }
+            samples.append(String(decoding: bytes, as: UTF8.self))
+        }
+        var valid = 0
+        for sample in samples {
+            var expected = in_addr()
+            let reference: UInt32? = inet_pton(AF_INET, sample, &expected) == 1 ? UInt32(bigEndian: expected.s_addr) : nil
+            let parsed = Array(sample.utf8).withUnsafeBytes { IPAddress(parsing: $0) }
+            #expect(parsed == reference.map { .v4($0) }, "\(sample)")
+            if reference != nil { valid += 1 }
+        }
+        #expect(valid > 1000 && valid < samples.count - 1000, "the samples hold valid and invalid addresses")
     }
 
     @Test(arguments: ["[1]", #""text""#, "3", "true"])
