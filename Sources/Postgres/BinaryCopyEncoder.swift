@@ -159,9 +159,10 @@ public struct BinaryCopyEncoder: ~Copyable {
     /// memory for each.
     @inline(__always)
     public static func prefetch(_ bytes: UnsafeRawPointer, count: Int) {
-        var line = 0
-        while line < count {
-            audit_prefetch(bytes + line)
+        let end = UInt(bitPattern: bytes + count)
+        var line = UInt(bitPattern: bytes) & ~63  // every cache line the bytes touch
+        while line < end {
+            audit_prefetch(UnsafeRawPointer(bitPattern: line))
             line += 64
         }
     }

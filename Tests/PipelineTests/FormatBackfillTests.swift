@@ -80,20 +80,27 @@ import Testing
             CREATE CONSTRAINT TRIGGER log_commit AFTER INSERT OR UPDATE ON ingest_offsets
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit();
             """)
-        // 100 records of about 2 KiB each: more than one row batch's rows and buffer.
+        // A delivery of 3 records, then one of 100 records of about 2 KiB each: more than one row
+        // batch's rows and buffer, added to a batch that holds the first delivery's records.
         let agent = String(repeating: "a", count: 1000)
-        let records = (0..<100).map { index in
-            #"{"eventID":"5d2e3f40-5162-4738-8a9b-\#(String(format: "%012d", index))","eventTime":"2026-10-03T08:\#(String(format: "%02d:%02d", index / 60, index % 60))Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","userAgent":"\#(agent)"}"#
+        func delivery(_ records: Range<Int>) -> String {
+            let events = records.map { index in
+                #"{"eventID":"5d2e3f40-5162-4738-8a9b-\#(String(format: "%012d", index))","eventTime":"2026-10-03T08:\#(String(format: "%02d:%02d", index / 60, index % 60))Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","userAgent":"\#(agent)"}"#
+            }
+            return #"{"Records":[\#(events.joined(separator: ","))]}"# + "\n"
         }
+        let (first, second) = (delivery(0..<3), delivery(3..<103))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
-        try Data(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try Data((first + second).utf8).write(to: URL(fileURLWithPath: path))
         let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
                                             "--tenant-from", "fixed:\(tenant)", "--shards", "1", "--batch-size", "10", path])
         #expect(result.exitCode == 0, "\(result.output)")
-        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 100)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 103)
+        // Each committed position with exactly the records of the deliveries before it.
+        let recordsBefore = ["\(first.utf8.count)": "3", "\(first.utf8.count + second.utf8.count)": "103"]
         let commits = try fixture.connection.execute("SELECT next_offset, stored FROM commit_log WHERE next_offset > 0").rows
         #expect(!commits.isEmpty)
-        #expect(commits.allSatisfy { $0[1] == "100" }, "a commit stored the position with only some records: \(commits)")
+        #expect(commits.allSatisfy { recordsBefore[$0[0] ?? ""] == $0[1] }, "a commit stored a position with only some records: \(commits)")
     }
 
     @Test func aFormatWithoutATenantRuleIsAUsageError() throws {

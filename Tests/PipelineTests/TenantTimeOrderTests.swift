@@ -43,4 +43,16 @@ struct TenantTimeOrderTests {
         expectStableOrder(rows(2, tenants: sequential, times: 0...0))
         expectStableOrder([])
     }
+
+    /// The months a flush needs partitions for: each month of its rows once.
+    @Test func distinctMonthsAreEachMonthOfTheRowsOnce() {
+        let tenants = [UUIDValue(high: 1, low: 2)]
+        let day: Int64 = 86_400_000_000
+        for span in [0 ... day / 2, -400 * day ... 400 * day] {
+            let sample = rows(2_000, tenants: tenants, times: span)
+            #expect(Set(sample.distinctMonths) == Set(sample.map(\.month)))
+            #expect(sample.distinctMonths.count == Set(sample.map(\.month)).count)
+        }
+        #expect([EncodedRow]().distinctMonths.isEmpty)
+    }
 }

@@ -151,7 +151,7 @@ public final class IngestFeed {
     private func refreshTenants() throws {
         do {
             try tenants.refresh(on: try controlConnection())
-            shards.knownTenants = tenants.snapshot
+            shards.knownTenants = TenantTable(tenants.snapshot)
         } catch let error as PostgresError where error.isRetriable {
             // PostgreSQL restarting: keep the tenants known so far; the flushers wait for it,
             // and the next refresh reconnects.

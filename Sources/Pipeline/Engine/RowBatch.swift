@@ -8,16 +8,19 @@ import AuditCore
 /// while the flusher holds it. It must outlive its rows (`EncodedRow.bytes` points into it): the
 /// flusher keeps each batch until the rows it brought are flushed, then hands it back through
 /// the shard's `spentBatches` ring for the source to fill again.
+///
+/// Its state is `@exclusivity(unchecked)`: one thread uses it at a time, and run-time checks on
+/// each appended row cost more than the append.
 final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, then handed over whole
     /// Bytes a batch holds unless one event needs more.
     static let defaultCapacity = 128 << 10
 
-    private(set) var rows: [EncodedRow] = []
+    @exclusivity(unchecked) private(set) var rows: [EncodedRow] = []
     /// Rows after which the batch is handed over even if its buffer has room.
     let maxRows: Int
     /// The buffer's size: what this batch keeps alive, counted against the shard's byte budget.
     let capacity: Int
-    private(set) var usedBytes = 0
+    @exclusivity(unchecked) private(set) var usedBytes = 0
     private let buffer: UnsafeMutableRawPointer
 
     /// - Parameter neededBytes: the first row's bytes (row and raw message), when they exceed the default.

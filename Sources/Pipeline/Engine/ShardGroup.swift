@@ -9,6 +9,9 @@ import Synchronization
 ///
 /// One thread (the source's) calls `submit`, `watermark` and `finish`: it is the single producer
 /// of every ring. Each flusher runs on a thread of its own.
+///
+/// The producer-side state below is `@exclusivity(unchecked)`: only the source thread touches it,
+/// and the run-time checks of each access cost more than the rest of routing an event.
 public final class ShardGroup: @unchecked Sendable {  // producer-side state is used by one thread
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
@@ -21,26 +24,26 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     let decoder: EventDecoder
     /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
     /// without a lock, replaced when `IngestFeed` reloads the list.
-    var knownTenants: Set<UUIDValue>
+    @exclusivity(unchecked) var knownTenants: TenantTable
     private let aborted = StopSignal()
-    private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    @exclusivity(unchecked) private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// Per shard, rows encoded and not handed over yet. A batch goes when it is full, before
     /// anything else is pushed to its shard (so the flusher sees every item in the order it was
     /// made), and when the source may wait for input (`handOverRows`).
-    private var filling: [RowBatch?]
+    @exclusivity(unchecked) private var filling: [RowBatch?]
     /// Rows per batch: at most the flush's batch size, so a flush holds about `batchSize` rows.
     private let rowsPerBatch: Int
     /// True while the records of one message are routed (`keepingRecordsTogether`): no batch is
     /// handed over until they all are in.
-    private var routingRecords = false
+    @exclusivity(unchecked) private var routingRecords = false
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
-    private var skippedAsCommitted = 0
+    @exclusivity(unchecked) private var skippedAsCommitted = 0
     /// Records beyond the first of messages that held several (CloudTrail delivery files): each
     /// is an event of its own in the summary's accounting. Published with `skippedAsCommitted`.
-    var extraRecords = 0
+    @exclusivity(unchecked) var extraRecords = 0
     /// What earlier runs stored of each partition, as adopted: those positions are skipped.
-    private var positions: [Int32: PartitionPositions] = [:]
+    @exclusivity(unchecked) private var positions: [Int32: PartitionPositions] = [:]
     private let logger: Logger
 
     /// Partitions are taken over with `resetPartitions` before their first message.
@@ -50,7 +53,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         self.streams = streams
         self.configuration = configuration
         self.statistics = statistics
-        self.knownTenants = knownTenants
+        self.knownTenants = TenantTable(knownTenants)
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
@@ -290,6 +293,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Sends `item` after the rows encoded for `shard` before it.
     private func push(_ item: ShardItem, to shard: Int) {
+        // A message's records are checked before they are routed: none is dead-lettered alone.
+        assert(!routingRecords, "an item pushed between the records of one message would split them")
         handOver(shard)
         send(item, to: shard)
     }

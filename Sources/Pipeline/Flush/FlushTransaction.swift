@@ -26,7 +26,7 @@ struct FlushTransaction {
     /// - Parameter splittingOnTimeout: also bisect on a statement timeout (57014).
     func run(rows: inout [EncodedRow], deadLetters: [DeadLetter], from committed: [Int32: Int64], to pending: [Int32: Mark],
              layouts: [Int32: Int64], splittingOnTimeout: Bool, on connection: PostgresConnection) throws -> Result {
-        try partitions.ensure(Set(rows.map(\.month)), on: connection)
+        try partitions.ensure(rows.distinctMonths, on: connection)
         return try connection.transaction { connection in
             // Offsets first: the compare-and-set locks this shard's rows and proves no other
             // process has moved them since, before any row is written.
