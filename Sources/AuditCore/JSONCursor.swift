@@ -159,8 +159,10 @@ struct JSONCursor {
     }
 }
 
-private let ones: UInt64 = 0x0101_0101_0101_0101
-private let highBits: UInt64 = 0x8080_8080_8080_8080
+/// One in each byte of a word, and each byte's high bit: the constants of the word-at-a-time
+/// scans (strings here, ASCII runs in `isValidUTF8`).
+let ones: UInt64 = 0x0101_0101_0101_0101
+let highBits: UInt64 = 0x8080_8080_8080_8080
 
 /// The high bit of each byte of `word` (little-endian) that is `"`, `\\` or below 0x20, or 0.
 /// Bytes after the first such byte may be flagged wrongly (a borrow carries into them), never

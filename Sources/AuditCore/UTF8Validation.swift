@@ -3,7 +3,6 @@
 func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
     guard let base = bytes.baseAddress else { return true }
     let count = bytes.count
-    let highBits: UInt64 = 0x8080_8080_8080_8080
     var index = 0
     while index < count {
         // Fast paths: 32, then eight ASCII bytes (one branch for four words).

@@ -32,13 +32,14 @@ extension Array where Element == EncodedRow {
         keys.withUnsafeMutableBufferPointer { keys in
             for position in byID.indices { keys[starts[position]..<starts[position + 1]].sort { $0 < $1 } }
         }
-        permute(takingFrom: keys.map(\.index))
+        var order = keys.map(\.index)
+        permute(takingFrom: &order)
     }
 
     /// Reorders the rows in place so that row `i` is the one that was at `source[i]` (a
-    /// permutation): no second array of rows, which for a flush of 10,000 is most of a MiB.
-    private mutating func permute(takingFrom source: [Int]) {
-        var source = source
+    /// permutation, used up on the way): no second array of rows, which for a flush of 10,000 is
+    /// most of a MiB.
+    private mutating func permute(takingFrom source: inout [Int]) {
         withUnsafeMutableBufferPointer { rows in
             for start in rows.indices where source[start] != start {
                 // Follow the cycle through `start`, marking each place done as it is filled.
