@@ -221,6 +221,19 @@ import Testing
     /// IPv4 addresses are parsed without inet_pton but must be read exactly as it reads them:
     /// the same verdict and the same address for random text of digits and dots (and a few
     /// other bytes), and for the edge cases.
+    /// `text` with, three times in four, one byte changed to one of `alphabet`, one added or one dropped.
+    private static func oftenMistyped(_ text: String, from alphabet: [UInt8], using generator: inout some RandomNumberGenerator) -> String {
+        var bytes = Array(text.utf8)
+        let position = Int.random(in: 0..<bytes.count, using: &generator)
+        switch Int.random(in: 0..<4, using: &generator) {
+        case 0: bytes[position] = alphabet.randomElement(using: &generator)!
+        case 1: bytes.insert(alphabet.randomElement(using: &generator)!, at: position)
+        case 2: bytes.remove(at: position)
+        default: break
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     @Test func ipv4IsReadAsInetPtonReadsIt() {
         let alphabet = Array("0123456789.".utf8) + Array("0.1.5x ".utf8)
         var generator = SystemRandomNumberGenerator()
@@ -229,16 +242,9 @@ import Testing
                        "00.0.0.0", "1.2.3.4 ", "12.34.56.78"]
         for _ in 0..<20_000 {
             // Four parts of one to three digits, then often one byte changed, added or dropped.
-            var bytes = Array((0..<4).map { _ in String(Int.random(in: 0...999, using: &generator)).prefix(Int.random(in: 1...3, using: &generator)) }
-                .joined(separator: ".").utf8)
-            let position = Int.random(in: 0..<bytes.count, using: &generator)
-            switch Int.random(in: 0..<4, using: &generator) {
-            case 0: bytes[position] = alphabet.randomElement(using: &generator)!
-            case 1: bytes.insert(alphabet.randomElement(using: &generator)!, at: position)
-            case 2: bytes.remove(at: position)
-            default: break
-            }
-            samples.append(String(decoding: bytes, as: UTF8.self))
+            let text = (0..<4).map { _ in String(Int.random(in: 0...999, using: &generator)).prefix(Int.random(in: 1...3, using: &generator)) }
+                .joined(separator: ".")
+            samples.append(Self.oftenMistyped(text, from: alphabet, using: &generator))
         }
         var valid = 0
         for sample in samples {
@@ -249,6 +255,49 @@ import Testing
             if reference != nil { valid += 1 }
         }
         #expect(valid > 1000 && valid < samples.count - 1000, "the samples hold valid and invalid addresses")
+    }
+
+    /// Our IPv6 parser against glibc's inet_pton: every form (full, `::` anywhere, a dotted quad
+    /// at the end), then often one character changed, added or dropped.
+    @Test func ipv6IsReadAsInetPtonReadsIt() {
+        let alphabet = Array("0123456789abcdefABCDEF:.".utf8) + Array("::g 0\u{0}".utf8)
+        var generator = SystemRandomNumberGenerator()
+        var samples = ["::", "::1", "1::", "1::2", ":", ":1", "1:", ":::", "1:::2", "::1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::",
+                       "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::", "::1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7", "12345::", "::ffff:1.2.3.4",
+                       "::1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "1:2:3:4:5::1.2.3.4", "::ffff:01.2.3.4",
+                       "::ffff:1.2.3", "::1.2.3.4:5", "1.2.3.4::", "fe80::1%eth0", "2001:db8::/32", "2001:DB8:0:0:8:800:200C:417A",
+                       "::ffff:a.b.c.d", "::ffff:1234.1.1.1", "1::2:"]
+        for _ in 0..<30_000 {
+            let groups = Int.random(in: 1...8, using: &generator)
+            var parts = (0..<groups).map { _ in String(UInt16.random(in: 0...UInt16.max, using: &generator), radix: 16).prefix(Int.random(in: 1...4, using: &generator)) }.map(String.init)
+            if Bool.random(using: &generator), groups <= 6 {
+                parts.append((0..<4).map { _ in String(Int.random(in: 0...255, using: &generator)) }.joined(separator: "."))
+            }
+            var text = parts.joined(separator: ":")
+            if groups < 8 || Bool.random(using: &generator) {
+                // `::` somewhere: first, last or between two groups.
+                let colons = text.indices.filter { text[$0] == ":" }
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: text = "::" + text
+                case 1: text += "::"
+                default: if let at = colons.randomElement(using: &generator) { text.insert(":", at: at) } else { text = "::" + text }
+                }
+            }
+            samples.append(Self.oftenMistyped(text, from: alphabet, using: &generator))
+        }
+        var valid = 0
+        for sample in samples where sample.utf8.count >= 2 && sample.utf8.count <= 45 && sample.utf8.contains(0x3A) {
+            var expected = in6_addr()
+            // inet_pton reads a C string: a NUL ends it, so the reference for a text holding one is "invalid".
+            let reference: IPAddress? = !sample.utf8.contains(0) && inet_pton(AF_INET6, sample, &expected) == 1
+                ? { let (high, low) = unsafeBitCast(expected, to: (UInt64, UInt64).self)
+                    return .v6(high: UInt64(bigEndian: high), low: UInt64(bigEndian: low)) }()
+                : nil
+            let parsed = Array(sample.utf8).withUnsafeBytes { IPAddress(parsing: $0) }
+            #expect(parsed == reference, "\(sample)")
+            if reference != nil { valid += 1 }
+        }
+        #expect(valid > 3000 && valid < samples.count - 3000, "the samples hold valid and invalid addresses")
     }
 
     @Test(arguments: ["[1]", #""text""#, "3", "true"])

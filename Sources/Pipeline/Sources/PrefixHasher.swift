@@ -18,25 +18,43 @@ struct PrefixHasher {
         length += Int64(count)
         var index = 0
         if carryCount > 0 {
-            while carryCount < 8 && index < count {
-                carry |= UInt64(base.load(fromByteOffset: index, as: UInt8.self)) << (8 * carryCount)
-                carryCount += 1
-                index += 1
-            }
+            let taken = min(8 - carryCount, count)
+            carry |= Self.partialWord(at: 0, count: taken, in: bytes) << (8 * UInt64(carryCount))
+            carryCount += taken
+            index = taken
             guard carryCount == 8 else { return }
             state = Self.mix(state, carry)
             carry = 0
             carryCount = 0
         }
-        while index + 8 <= count {
+        var state = state  // one dependency chain: kept in a register, not stored per word
+        while count &- index >= 8 {
             state = Self.mix(state, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
-            index += 8
+            index &+= 8
         }
-        while index < count {
-            carry |= UInt64(base.load(fromByteOffset: index, as: UInt8.self)) << (8 * carryCount)
-            carryCount += 1
-            index += 1
+        self.state = state
+        if index < count {
+            carryCount = count - index
+            carry = Self.partialWord(at: index, count: carryCount, in: bytes)
         }
+    }
+
+    /// `count` (1...7) bytes of `bytes` from `offset`, little-endian in the low bytes of a word,
+    /// the rest zero. A chunk of 8 bytes or more gives them with one unaligned load inside it
+    /// (the 8 bytes from `offset`, or its last 8), not a loop over bytes.
+    @inline(__always)
+    private static func partialWord(at offset: Int, count: Int, in bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let mask: UInt64 = (1 << (8 * UInt64(count))) &- 1
+        guard bytes.count >= 8 else {
+            var word: UInt64 = 0
+            for index in 0..<count { word |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
+            return word
+        }
+        if offset + 8 <= bytes.count {
+            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) & mask
+        }
+        let last = bytes.count - 8
+        return (UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: last, as: UInt64.self)) >> (8 * UInt64(offset - last))) & mask
     }
 
     /// The hash of every byte given so far (a signed value, as PostgreSQL's bigint stores it).
