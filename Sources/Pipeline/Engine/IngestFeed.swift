@@ -138,6 +138,12 @@ public final class IngestFeed {
     /// half of what the fullest shard can take, whatever the number of partitions.
     public var room: Int { shards.isOverByteBudget ? 0 : shards.freeSlots / 2 }
 
+    /// Waits until `room` is at least `wanted`, or a flusher freed some, or `timeout` passed:
+    /// call it in a loop that also checks for a stop.
+    public func waitForRoom(_ wanted: Int, timeout: Duration) {
+        shards.roomFreed.wait(timeout: timeout) { room >= wanted }
+    }
+
     /// Per shard, the events it holds in its ring and unflushed batch (or the ring slots in use,
     /// when more), out of `IngestConfiguration.eventsInFlight`.
     public var ringOccupancy: [Int] { shards.ringOccupancy }

@@ -18,6 +18,8 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Where partitions are stored (the run's name is `streams.name`).
     let streams: SourceStreams
     private let flushers: [Flusher]
+    /// The flushers ring it when they free room; the source waits on it for room.
+    let roomFreed = RoomSignal()
     private var threads: [Thread] = []
     private let finished: [DispatchSemaphore]
     private let router: ShardRouter
@@ -57,10 +59,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
-        let stop = aborted
+        let stop = aborted, roomFreed = roomFreed
         flushers = (0..<configuration.shards).map { shard in
-            Flusher(shard: shard, streams: streams, configuration: configuration, database: database,
-                    partitions: partitions, statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, logger: logger)
+            Flusher(shard: shard, streams: streams, configuration: configuration, database: database, partitions: partitions,
+                    statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, roomFreed: roomFreed, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
         filling = Array(repeating: nil, count: configuration.shards)
@@ -309,11 +311,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         if bytes > 0 {
             // Backpressure in bytes and events: wait while the shard holds its budget of either
             // (it flushes at half the bytes, or at a batch of events).
-            var rounds = 0
-            while flusher.budget.isExhausted || (rows > 0 && flusher.rowBudget.isExhausted) {
+            func mustWait() -> Bool { flusher.budget.isExhausted || (rows > 0 && flusher.rowBudget.isExhausted) }
+            while mustWait() {
                 if aborted.isRaised { return }
-                rounds += 1
-                usleep(rounds > 100 ? 1000 : 50)
+                roomFreed.wait(timeout: .milliseconds(2)) { !mustWait() }
             }
             flusher.budget.take(bytes)
             flusher.rowBudget.take(rows)
@@ -321,11 +322,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         let ring = flusher.ring
         if ring.tryPush(item) { return }
         // Backpressure: the flusher is behind. Wait for room (or give up when stopping).
-        var rounds = 0
         while !ring.tryPush(item) {
             if aborted.isRaised { return }
-            rounds += 1
-            if rounds > 16 { usleep(rounds > 1000 ? 1000 : 50) }
+            roomFreed.wait(timeout: .milliseconds(2)) { ring.count < ring.capacity }
         }
     }
 }

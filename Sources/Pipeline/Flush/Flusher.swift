@@ -26,6 +26,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let partitions: PartitionManager
     private let statistics: IngestStatistics
     private let aborted: StopSignal
+    /// Rung whenever this flusher frees room: after a pop from its ring, and after a flush gave
+    /// back its budgets.
+    private let roomFreed: RoomSignal
     private let retryPolicy = RetryPolicy()
     private let transaction: FlushTransaction
     private let deadLetterSink: (any DeadLetterSink)?
@@ -50,7 +53,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let failure = Mutex<Error?>(nil)
 
     init(shard: Int, streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, logger: Logger) {
+         partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, roomFreed: RoomSignal, logger: Logger) {
         self.shard = shard
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
@@ -63,6 +66,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.statistics = statistics
         transaction = FlushTransaction(streams: streams, shard: shard, partitions: partitions, logger: logger)
         self.aborted = aborted
+        self.roomFreed = roomFreed
         var logger = logger
         logger[metadataKey: "shard"] = "\(shard)"
         self.logger = logger
@@ -75,6 +79,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             var idleRounds = 0
             while true {
                 if let item = ring.tryPop() {
+                    roomFreed.ring()
                     idleRounds = 0
                     if case .end = item { break }
                     if case .flushNow(let done) = item {
@@ -197,6 +202,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         deadLetters.removeAll()
         budget.giveBack(batchBytes)
         batchBytes = 0
+        roomFreed.ring()
         if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
     }
 

@@ -208,7 +208,7 @@ public final class KafkaSource: IngestSource {
             // before the pause took effect.
             try poll(consumer, feed, maxMessages: 1)
         } else {
-            usleep(200)  // the flushers free room within a flush
+            feed.waitForRoom(backpressure.minimumRoom, timeout: .milliseconds(2))  // a flusher frees room within a flush
         }
         return 0
     }
