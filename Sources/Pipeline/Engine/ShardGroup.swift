@@ -19,7 +19,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     let streams: SourceStreams
     private let flushers: [Flusher]
     /// The flushers ring it when they free room; the source waits on it for room.
-    let roomFreed = RoomSignal()
+    let roomFreed = Doorbell()
     private var threads: [Thread] = []
     private let finished: [DispatchSemaphore]
     private let router: ShardRouter
@@ -320,11 +320,11 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             flusher.rowBudget.take(rows)
         }
         let ring = flusher.ring
-        if ring.tryPush(item) { return }
-        // Backpressure: the flusher is behind. Wait for room (or give up when stopping).
+        // Backpressure: a full ring means the flusher is behind. Wait for room (or give up when stopping).
         while !ring.tryPush(item) {
             if aborted.isRaised { return }
             roomFreed.wait(timeout: .milliseconds(2)) { ring.count < ring.capacity }
         }
+        flusher.itemArrived.ring()
     }
 }

@@ -26,9 +26,11 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let partitions: PartitionManager
     private let statistics: IngestStatistics
     private let aborted: StopSignal
-    /// Rung whenever this flusher frees room: after a pop from its ring, and after a flush gave
-    /// back its budgets.
-    private let roomFreed: RoomSignal
+    /// Rung by the source after each item it pushes into `ring`: an idle flusher waits on it.
+    let itemArrived = Doorbell()
+    /// Rung whenever this flusher frees room: after a pop from its full ring, and after a flush
+    /// gave back its budgets.
+    private let roomFreed: Doorbell
     private let retryPolicy = RetryPolicy()
     private let transaction: FlushTransaction
     private let deadLetterSink: (any DeadLetterSink)?
@@ -53,7 +55,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let failure = Mutex<Error?>(nil)
 
     init(shard: Int, streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
-         partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, roomFreed: RoomSignal, logger: Logger) {
+         partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, aborted: StopSignal, roomFreed: Doorbell, logger: Logger) {
         self.shard = shard
         self.deadLetterSink = deadLetterSink
         self.ring = SPSCRing(capacity: configuration.ringCapacity)
@@ -79,7 +81,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             var idleRounds = 0
             while true {
                 if let item = ring.tryPop() {
-                    roomFreed.ring()
+                    // The ring was full: the source may wait for a slot (budget comes back only
+                    // with a flush, which rings too).
+                    if ring.count == ring.capacity - 1 { roomFreed.ring() }
                     idleRounds = 0
                     if case .end = item { break }
                     if case .flushNow(let done) = item {
@@ -100,9 +104,14 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                     try flush()
                     continue
                 }
-                // Empty ring: spin briefly, then sleep in short steps (a ring refill takes ~µs).
+                // Empty ring: spin briefly, then sleep until the source hands over an item, the
+                // oldest pending row is due, or 5 ms passed (the abort is checked then).
                 idleRounds += 1
-                if idleRounds > 64 { usleep(idleRounds > 1024 ? 1000 : 100) }
+                if idleRounds > 64 {
+                    var timeout = Duration.milliseconds(5)
+                    if let oldestPending { timeout = min(timeout, configuration.maxBatchAge - oldestPending.duration(to: .now)) }
+                    if timeout > .zero { itemArrived.wait(timeout: timeout) { ring.count > 0 } }
+                }
             }
             try flush()
         } catch {
