@@ -33,11 +33,15 @@ private final class ScriptedSource: IngestSource {
         storedAtRevocation = try feed.lowestStoredPositions([0, 1]) ?? [:]
         countsAtRevocation = (try check.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics"),
                               try check.count("SELECT count(*) FROM tenant_metrics_delta"))
-        let again = try #require(try feed.assign([1]))
+        let again = try #require(try feed.assign([1, 2]))
         resumedAt[2] = again.resumeOffset(partition: 1)
-        // A new owner reads from an older position than it stored: those are skipped.
-        try hand(partition: 1, 95..<100, to: feed)
-        return SourceTotals(messages: 205)
+        // A new owner reads from an older position than it stored: those are skipped, also
+        // after a message of a partition nothing was stored of (the engine remembers the last
+        // partition it looked up and from where its messages are new).
+        try hand(partition: 1, 95..<97, to: feed)
+        try hand(partition: 2, 0..<1, to: feed)
+        try hand(partition: 1, 97..<100, to: feed)
+        return SourceTotals(messages: 206)
     }
 
     private func hand(partition: Int32, _ offsets: Range<Int64>, to feed: IngestFeed) throws {
@@ -80,17 +84,18 @@ private final class AbortingSource: IngestSource {
     }
 
     /// The engine adopts positions on assignment, commits everything on revocation before the
-    /// source lets the partition go, and skips what a shard stored when a partition comes back.
+    /// source lets the partition go, and skips what a shard stored when a partition comes back,
+    /// also right after a message of a partition nothing was stored of.
     @Test func aScriptedSourceRunsThroughTheEngineWithRebalances() throws {
         let fixture = try PipelineFixture()
-        let source = ScriptedSource(events: sampleEvents(200), check: fixture)
+        let source = ScriptedSource(events: sampleEvents(300), check: fixture)
         let summary = try fixture.engine(shards: 2, batchSize: 10_000).run(source)
         #expect(source.resumedAt == [0: 0, 1: 0, 2: 100])
         #expect(source.storedAtRevocation == [0: 100, 1: 100])
-        #expect(summary.stored == 200 && summary.alreadyCommitted == 5 && summary.messages == 205, "\(summary)")
-        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 200)
-        #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 200)
-        #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 200)
+        #expect(summary.stored == 201 && summary.alreadyCommitted == 5 && summary.messages == 206, "\(summary)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 201)
+        #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 201)
+        #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 201)
     }
 
     /// After an abort nothing more is committed, not even rows and a watermark the flushers

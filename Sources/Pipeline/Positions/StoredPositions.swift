@@ -70,6 +70,11 @@ public struct PartitionPositions: Sendable, Equatable {
         shard < shards.count ? shards[shard] : 0
     }
 
+    /// No message at or past this offset was stored by an earlier run, under any layout.
+    var storedBelow: Int64 {
+        max(shards.max() ?? 0, retired.map(\.furthest).max() ?? 0)
+    }
+
     /// True when the message at `offset` (routed to `shard` now, by `tenantID` when it has one)
     /// was stored or dead-lettered by an earlier run, under this layout or a retired one.
     @inline(__always)
