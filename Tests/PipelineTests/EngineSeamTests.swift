@@ -6,7 +6,8 @@ import SampleData
 import Testing
 
 /// A source the test scripts: partitions assigned and revoked, messages handed over, in the
-/// order a Kafka consumer would — through the real engine into a real PostgreSQL.
+/// order a Kafka consumer would — through the real engine into a real PostgreSQL. It needs 300
+/// events: partition p's message at offset o is events[p * 100 + o].
 private final class ScriptedSource: IngestSource {
     let events: [[UInt8]]
     let check: PipelineFixture
@@ -113,7 +114,7 @@ private final class AbortingSource: IngestSource {
     /// shard, the flush of the revocation is followed by a fold.
     @Test func countsAreFoldedDuringARun() throws {
         let fixture = try PipelineFixture()
-        let source = ScriptedSource(events: sampleEvents(200), check: fixture)
+        let source = ScriptedSource(events: sampleEvents(300), check: fixture)
         _ = try fixture.engine(shards: 1, batchSize: 10_000, foldEvery: .zero).run(source)
         #expect(source.countsAtRevocation?.folded == 200)
         #expect(source.countsAtRevocation?.unfolded == 0)

@@ -169,11 +169,16 @@ public final class KafkaSource: IngestSource {
     }
 
     private func poll(_ consumer: KafkaConsumer, _ feed: IngestFeed, maxMessages: Int) throws {
+        // Per partition, where its last message of this poll leaves it. Messages come in runs of
+        // one partition: the run's end is recorded when the partition changes, not per message.
         var latest: [Int32: (next: Int64, timestamp: Int64?)] = [:]
+        var run: (partition: Int32, next: Int64, timestamp: Int64?)?
         let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: maxMessages) { message in
             hand(message, to: feed)
-            latest[message.partitionKey] = (message.offset + 1, message.timestamp)
+            if let ended = run, ended.partition != message.partitionKey { latest[ended.partition] = (ended.next, ended.timestamp) }
+            run = (message.partitionKey, message.offset + 1, message.timestamp)
         }
+        if let run { latest[run.partition] = (run.next, run.timestamp) }
         for (partition, last) in latest {
             try feed.watermark(partition: partition, next: Mark(next: last.next, prefixHash: nil))
             if let timestamp = last.timestamp { monitor?.read(partition: partition, timestamp: timestamp) }
@@ -214,7 +219,7 @@ public final class KafkaSource: IngestSource {
     }
 
     private func hand(_ message: KafkaMessage, to feed: IngestFeed) {
-        if let resumed = resumedAt.removeValue(forKey: message.partitionKey), message.offset > resumed {
+        if !resumedAt.isEmpty, let resumed = resumedAt.removeValue(forKey: message.partitionKey), message.offset > resumed {
             reportUnavailable(partition: message.partitionKey, from: resumed, to: message.offset, feed.statistics)
         }
         let next = Mark(next: message.offset + 1, prefixHash: nil)
