@@ -89,7 +89,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "PipelineTests", dependencies: [
-            "Pipeline", "AuditCore", "Postgres", "SampleData", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            "Pipeline", "AuditCore", "Bench", "Migrations", "Postgres", "SampleData", "TestSupport",
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "SampleData", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),

@@ -1,4 +1,6 @@
+import Bench
 import Foundation
+import Migrations
 import Postgres
 import TestSupport
 import Testing
@@ -33,6 +35,29 @@ import Testing
         let admin = try PostgresConnection(base)
         defer { admin.close() }
         #expect(try admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'audit_bench_%'").scalar == "0")
+    }
+
+    /// The baseline's database is dropped before audit-ingest's run starts: its fresh rows would
+    /// draw autovacuum into that measurement, on the same cores and in the server's CPU.
+    @Test func theBaselinesDatabaseIsGoneWhileAuditIngestIsMeasured() throws {
+        let base = try TestDatabase.baseURL()
+        var options = BenchOptions()
+        options.events = 2000
+        options.tenants = 5
+        options.databaseURL = base
+        options.migrations = try Migration.load(from: TestDatabase.migrationsDirectory)
+        let admin = try PostgresConnection(base)
+        defer { admin.close() }
+        var benchDatabasesDuringTheRun: [String]?
+        let report = try Benchmark(options) { status in
+            guard status.hasPrefix("audit-ingest") else { return }
+            benchDatabasesDuringTheRun = try? admin.execute(
+                "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database WHERE datname LIKE 'audit_bench_%'").scalar?
+                .split(separator: ",").map(String.init)
+        }.run()
+        #expect(report.stored == 2000)
+        let during = try #require(benchDatabasesDuringTheRun, "no progress report for audit-ingest's run")
+        #expect(during.allSatisfy { !$0.hasPrefix("audit_bench_copy_") }, "during audit-ingest's run: \(during)")
     }
 
     /// Without a server: a throwaway one, removed after; Kafka from the embedded cluster; a plot.
