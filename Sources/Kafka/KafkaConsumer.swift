@@ -121,6 +121,11 @@ public final class KafkaConsumer {
         }
         guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error()) }
         var delivered = 0
+        // Messages come in runs of one partition: its assignment and floor are looked up when a
+        // run starts, and where it has reached is written back when it ends.
+        var run: (key: Int32, floor: Int64, handedOut: Bool)?
+        func endRun() { if let run, run.handedOut { context.positions[run.key] = run.floor } }
+        defer { endRun() }
         for index in 0..<count {
             guard let message = messages[index] else { continue }
             defer { rd_kafka_message_destroy(message) }
@@ -137,9 +142,16 @@ public final class KafkaConsumer {
             // messages it fetched before) or re-assigned it at another offset (it fetches again
             // from there): hand out only what the current assignment reads next. A partition
             // whose revocation is pending is still this consumer's: its messages are handed out.
-            guard let key = partitionKey(fields.rkt, fields.partition), context.assigned.contains(key) else { continue }
-            if let floor = context.positions[key] ?? context.assignedOffsets[key], floor >= 0, fields.offset < floor { continue }
-            context.positions[key] = fields.offset + 1
+            guard let key = partitionKey(fields.rkt, fields.partition) else { continue }
+            if key != run?.key {
+                endRun()
+                run = nil
+                guard context.assigned.contains(key) else { continue }
+                run = (key, context.positions[key] ?? context.assignedOffsets[key] ?? -1, false)
+            }
+            if fields.offset < run!.floor { continue }  // a logical floor (BEGINNING, ...) is negative
+            run!.floor = fields.offset + 1
+            run!.handedOut = true
             let timestamp = rd_kafka_message_timestamp(message, nil)
             body(KafkaMessage(
                 partitionKey: key, offset: fields.offset,
