@@ -32,8 +32,10 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // A header only: the JSON string scan's SSE2 step (AuditCore's JSONCursor).
+        .systemLibrary(name: "CJSONScan"),
 
-        .target(name: "AuditCore"),
+        .target(name: "AuditCore", dependencies: ["CJSONScan"]),
         .target(name: "Digest"),
         .target(
             name: "Postgres",

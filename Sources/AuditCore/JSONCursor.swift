@@ -1,3 +1,6 @@
+#if arch(x86_64)
+import CJSONScan
+#endif
 import Foundation
 
 /// A position in a JSON message, with the lexing the decoder needs. Strings without escapes are
@@ -49,7 +52,16 @@ struct JSONCursor {
     mutating func readString() throws(Rejection) -> StringValue {
         let start = index + 1  // after the opening quote
         var position = start
-        // Eight bytes at a time to the first quote, backslash or control character.
+        #if arch(x86_64)
+        // Sixteen bytes at a time (SSE2) to the first quote, backslash or control character:
+        // most strings of an event (keys, UUIDs, names) end within one step.
+        while position + 16 <= count {
+            let stops = audit_json_string_stops16(base + position)
+            if stops != 0 { return try endString(from: start, at: position + stops.trailingZeroBitCount) }
+            position += 16
+        }
+        #endif
+        // Eight bytes at a time: the rest of the message on x86-64, everything elsewhere.
         while position + 8 <= count {
             let special = quoteBackslashOrControl(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
             if special != 0 {

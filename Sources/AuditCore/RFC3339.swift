@@ -9,7 +9,7 @@ public enum RFC3339 {
     /// Microseconds since the Unix epoch, or why the text is not an RFC 3339 date-time.
     static func parse(_ text: UnsafeRawBufferPointer) -> Result<Int64, FailureBox> {
         let count = text.count
-        func digits(_ start: Int, _ length: Int) -> Int? {
+        @inline(__always) func digits(_ start: Int, _ length: Int) -> Int? {
             guard start + length <= count else { return nil }
             var value = 0
             for index in start..<(start + length) {

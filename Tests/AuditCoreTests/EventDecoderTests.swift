@@ -142,6 +142,31 @@ import Testing
         }
     }
 
+    /// A string is read to its end, and an escape or a control character is found, at every
+    /// length and position: the scan reads 16 bytes at a time (x86-64), then 8, then one, and
+    /// `user_agent` is the last field, so its string also ends near the message's end.
+    @Test func stringsAreReadToTheirEndAtEveryLengthAndPosition() {
+        func userAgent(_ json: String) -> [UInt8]? {
+            guard case .success(let event) = decode(with("user_agent", json)) else { return nil }
+            return event.userAgent.map { Array($0) }
+        }
+        for length in 1..<70 {
+            for position in 0..<length {
+                let before = String(repeating: "a", count: position), after = String(repeating: "b", count: length - position - 1)
+                #expect(userAgent("\"\(before)\\\"\(after)\"") == Array("\(before)\"\(after)".utf8), "escaped quote at \(position) of \(length)")
+                for plain in ["é", " ", "\u{7F}"] {
+                    #expect(userAgent("\"\(before)\(plain)\(after)\"") == Array("\(before)\(plain)\(after)".utf8), "\(plain.utf8.first!) at \(position) of \(length)")
+                }
+                for control in ["\u{01}", "\u{1F}"] {
+                    #expect(reason(with("user_agent", "\"\(before)\(control)\(after)\"")) == "invalid JSON", "control at \(position) of \(length)")
+                }
+            }
+            let plain = String(repeating: "c", count: length)
+            #expect(userAgent("\"\(plain)\"") == Array(plain.utf8), "\(length) plain bytes")
+            #expect(reason(with("user_agent", "\"\(plain)")) == "invalid JSON", "unterminated after \(length) bytes")
+        }
+    }
+
     @Test func rawControlCharacterIsInvalidJSON() {
         #expect(reason(with("action", "\"a\u{01}b\"")) == "invalid JSON")
     }
