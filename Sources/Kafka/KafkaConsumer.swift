@@ -20,6 +20,8 @@ public final class KafkaConsumer {
     private let queue: OpaquePointer
     let context: RebalanceContext
     private var isClosed = false
+    /// A member of the consumer group (not a static assignment): it leaves the group on close.
+    private let isGroupMember: Bool
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
     /// The topic handle of the last message and its topic's number: messages come in runs of
     /// one topic, so looking the number up is rarely needed.
@@ -70,6 +72,7 @@ public final class KafkaConsumer {
                 assignment: Assignment = .group, batchSize: Int = 10_000) throws {
         self.subscription = subscription
         self.group = group
+        isGroupMember = assignment == .group
         var configuration = configuration
         configuration["group.id"] = group
         configuration["enable.auto.commit"] = "false"
@@ -244,7 +247,30 @@ public final class KafkaConsumer {
         if let pending = context.pending, pending.origin == .group {
             if case .assigned = pending.rebalance { try? assign(startingAt: [:]) } else { release() }
         }
+        if isGroupMember { leaveGroup(within: .seconds(10)) }
         context.isClosing = true
         rd_kafka_consumer_close(handle)
+    }
+
+    /// Leaves the group before `rd_kafka_consumer_close`: librdkafka 2.0.2 can wait for good inside
+    /// the close when the revocation it announces there is completed from its own callback
+    /// (`rd_kafka_assign` never gets its reply; librdkafka issues 4884 and 4041). Seen here as a
+    /// test run hung in `close()`. So: unsubscribe, complete the revocation that follows as after
+    /// any poll, and drop what still arrives (the owner has flushed, and the positions are its
+    /// own), until nothing is assigned or `limit` has passed.
+    private func leaveGroup(within limit: Duration) {
+        guard rd_kafka_unsubscribe(handle) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let deadline = ContinuousClock.now.advanced(by: limit)
+        while ContinuousClock.now < deadline {
+            switch context.pending?.rebalance {
+            case .assigned?: try? assign(startingAt: [:])
+            case .revoked?, .lost?: release()
+            case nil: if context.assigned.isEmpty { return }
+            }
+            let count = messages.withUnsafeMutableBufferPointer { buffer in
+                rd_kafka_consume_batch_queue(queue, 100, buffer.baseAddress, buffer.count)
+            }
+            for index in 0..<max(0, count) { if let message = messages[index] { rd_kafka_message_destroy(message) } }
+        }
     }
 }
