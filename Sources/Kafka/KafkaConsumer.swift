@@ -267,10 +267,8 @@ public final class KafkaConsumer {
             case .revoked?, .lost?: release()
             case nil: if context.assigned.isEmpty { return }
             }
-            let count = messages.withUnsafeMutableBufferPointer { buffer in
-                rd_kafka_consume_batch_queue(queue, 100, buffer.baseAddress, buffer.count)
-            }
-            for index in 0..<max(0, count) { if let message = messages[index] { rd_kafka_message_destroy(message) } }
+            // What still arrives is dropped; a fatal error ends the wait (the close follows).
+            guard (try? poll(timeoutMilliseconds: 100) { _ in }) != nil else { return }
         }
     }
 }
