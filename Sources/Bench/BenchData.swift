@@ -19,8 +19,8 @@ struct BenchData {
         var csv = [UInt8]()
         var months = Set<Month>()
         var validRows = 0
+        // Last month: every partition the run needs exists before it starts, whatever today is.
         let sample = SampleEvents.Options(count: options.events, tenants: options.tenants, months: options.months,
-                                          // Last month: no timestamp lies in the future.
                                           endMonth: Month(unixDay: Int32(Date().timeIntervalSince1970 / 86_400)).previous,
                                           invalidRatio: options.invalidRatio)
         for var event in SampleEvents(sample) {

@@ -4,26 +4,40 @@ import Foundation
 /// Deterministic, realistic audit events for the demo, tests and benchmarks: a mix of actions,
 /// severities, IPv4/IPv6, user agents and small metadata objects, spread over tenants and months.
 /// The same seed gives the same events.
+///
+/// No event lies in the future: every timestamp, with its UTC offset applied, is before the start
+/// of the current UTC day (see `Options.latestDay`), so generated data passes the decoder's
+/// plausibility window whatever the day of the month.
 public struct SampleEvents: Sequence, IteratorProtocol {
     public struct Options: Sendable {
         public var count: Int
         public var tenants: Int
         /// Months back from `endMonth`, inclusive.
         public var months: Int
-        public var endMonth: Month
+        /// The last month of events: by default the month of `latestDay`; a later month is
+        /// clamped to it.
+        public let endMonth: Month
+        /// The latest local calendar day an event may have (days since 1970-01-01): two days
+        /// before "now". Local times run up to 5 hours behind UTC (`-05:00`), so the latest
+        /// instant generated is 05:00 UTC yesterday.
+        public let latestDay: Int64
         /// Fraction (0–1) of lines that are broken in one of several ways.
         public var invalidRatio: Double
         public var seed: UInt64
         /// Seed of the tenant ids (default: `seed`): keep it fixed to vary events, not tenants.
         public var tenantSeed: UInt64
 
-        public init(count: Int, tenants: Int = 8, months: Int = 3, endMonth: Month = Month(year: 2026, month: 10),
-                    invalidRatio: Double = 0, seed: UInt64 = 42, tenantSeed: UInt64? = nil) {
+        /// `now` is the generator's clock (default: the system's); pass a fixed one for events
+        /// that do not depend on the day they are generated.
+        public init(count: Int, tenants: Int = 8, months: Int = 3, endMonth: Month? = nil,
+                    invalidRatio: Double = 0, seed: UInt64 = 42, tenantSeed: UInt64? = nil, now: Date = Date()) {
             self.tenantSeed = tenantSeed ?? seed
             self.count = count
             self.tenants = Swift.max(1, tenants)
             self.months = Swift.max(1, months)
-            self.endMonth = endMonth
+            latestDay = Int64((now.timeIntervalSince1970 / 86_400).rounded(.down)) - 2
+            let latestMonth = Month(unixDay: Int32(latestDay))
+            self.endMonth = Swift.min(endMonth ?? latestMonth, latestMonth)
             self.invalidRatio = invalidRatio
             self.seed = seed
         }
@@ -70,7 +84,9 @@ public struct SampleEvents: Sequence, IteratorProtocol {
         let monthOffset = Int(random.next() % UInt64(options.months))
         var month = options.endMonth
         for _ in 0..<monthOffset { month = month.previous }
-        let day = 1 + Int(random.next() % 28)
+        // Days 1-28 of every month but the latest, which ends at `latestDay`.
+        let days = Swift.min(28, options.latestDay - month.firstUnixDay + 1)
+        let day = 1 + Int(random.next() % UInt64(days))
         let seconds = Int(random.next() % 86_400)
         let micros = Int(random.next() % 1_000_000)
         let offsetMinutes = [0, 0, 0, 60, -300, 330][Int(random.next() % 6)]
@@ -146,12 +162,13 @@ public struct SampleEvents: Sequence, IteratorProtocol {
     }
 }
 
-/// A small, fast, seedable generator (Steele, Lea, Flood: SplitMix64).
-struct SplitMix64 {
+/// A small, fast, seedable generator (Steele, Lea, Flood: SplitMix64): the same seed gives the
+/// same numbers, so generated data and a test's random choices can be replayed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -17,7 +17,10 @@ struct Generate: ParsableCommand {
     @Option(help: "Number of events.") var events: Int = 10_000
     @Option(help: "Number of tenants.") var tenants: Int = 8
     @Option(help: "Months the timestamps cover, ending with --end-month.") var months: Int = 3
-    @Option(help: "Last month (YYYY-MM).") var endMonth: String = "2026-10"
+    @Option(help: """
+        Last month (YYYY-MM). Default: the month of the day before yesterday. No event lies in \
+        the future: a later month is clamped, and the last month ends two days before today.
+        """) var endMonth: String?
     @Option(help: "Fraction (0-1) of deliberately broken lines.") var invalidRatio: Double = 0
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "ndjson or csv (csv omits broken lines).") var format: String = "ndjson"
@@ -26,7 +29,10 @@ struct Generate: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        guard let end = Month(endMonth) else { throw ValidationError("--end-month must look like 2026-10") }
+        let end = try endMonth.map { text in
+            guard let month = Month(text) else { throw ValidationError("--end-month must look like 2026-10, not \(text)") }
+            return month
+        }
         guard format == "ndjson" || format == "csv" else { throw ValidationError("--format must be ndjson or csv") }
         if registerTenants {
             let connection = try database.connect()
@@ -45,9 +51,16 @@ struct Generate: ParsableCommand {
         } else {
             handle = FileHandle.standardOutput
         }
+        let options = SampleEvents.Options(count: events, tenants: tenants, months: months, endMonth: end,
+                                           invalidRatio: invalidRatio, seed: seed)
+        if let end, options.endMonth < end {
+            FileHandle.standardError.write(Data("""
+                note: --end-month \(end) lies in the future: the events end in \(options.endMonth) instead
+
+                """.utf8))
+        }
         var buffer = ""
-        for event in SampleEvents(.init(count: events, tenants: tenants, months: months, endMonth: end,
-                                        invalidRatio: invalidRatio, seed: seed)) {
+        for event in SampleEvents(options) {
             guard let line = format == "csv" ? SampleEvents.csv(event) : SampleEvents.ndjson(event) else { continue }
             buffer += line
             buffer += "\n"

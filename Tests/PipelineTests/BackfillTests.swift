@@ -146,7 +146,7 @@ import SampleData
 @Suite(.timeLimit(.minutes(2))) struct MetricsRollupServiceTests {
     @Test func rollupRaisesTheStorageQuotaAlert() throws {
         let fixture = try PipelineFixture(tenants: 2)
-        let file = try sampleFile(events: 2000, tenants: 2, months: 1, endMonth: nil)
+        let file = try sampleFile(events: 2000, tenants: 2, months: 1)
         _ = try fixture.engine().ingest(try FileSource(path: file.path))
         let box = PipelineStatusBox()
         let service = MetricsRollupService(database: fixture.database, interval: .seconds(60), stop: StopSignal(), alerts: box)

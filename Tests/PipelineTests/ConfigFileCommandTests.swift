@@ -121,7 +121,7 @@ import Testing
 
     @Test func theExampleFileRunsABackfill() throws {
         let fixture = try PipelineFixture()
-        let events = try sampleFile(events: 300, months: 24, endMonth: nil)  // partly beyond the example's 400 days
+        let events = try sampleFile(events: 300, months: 24)  // partly beyond the example's 400 days
         let result = try Shell.run(binary, ["backfill", events.path],
                                    environment: ["AUDIT_INGEST_CONFIG": Self.example.path, "DATABASE_URL": fixture.url])
         #expect(result.exitCode == 0, "\(result.output)")

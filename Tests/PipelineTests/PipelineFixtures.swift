@@ -47,13 +47,11 @@ struct PipelineFixture {
 
 /// Writes sample events to a temporary NDJSON file; returns its path and line count.
 func sampleFile(events: Int, tenants: Int = 6, months: Int = 3, invalidRatio: Double = 0, seed: UInt64 = 42,
-                endMonth: Month? = Month(year: 2026, month: 10), extraLines: [String] = []) throws -> (path: String, lines: Int) {
-    // nil endMonth: the current month, so today's rollup has storage to estimate.
-    let now = Date().timeIntervalSince1970
-    let end = endMonth ?? Month(unixDay: Int32(now / 86_400))
+                endMonth: Month? = nil, extraLines: [String] = []) throws -> (path: String, lines: Int) {
+    // nil endMonth: the latest month with days that lie wholly in the past (SampleEvents).
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("events-\(UUID()).ndjson").path
     var text = ""
-    for event in SampleEvents(.init(count: events, tenants: tenants, months: months, endMonth: end, invalidRatio: invalidRatio, seed: seed)) {
+    for event in SampleEvents(.init(count: events, tenants: tenants, months: months, endMonth: endMonth, invalidRatio: invalidRatio, seed: seed)) {
         text += SampleEvents.ndjson(event) + "\n"
     }
     for line in extraLines { text += line + "\n" }
