@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -87,9 +88,20 @@ let package = Package(
             ]
         ),
 
-        // Tests talk to a real PostgreSQL started by scripts/test (see README).
-        .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
+        // Two tiers (scripts/test --unit runs the first alone, in parallel, without a database):
+        // unit targets (AuditCoreTests, SampleDataTests, *UnitTests) are pure, in process and quick;
+        // the others talk to a real PostgreSQL started by scripts/test, and to real child processes.
+        .target(name: "TestSupport", dependencies: [
+            "Digest", "Migrations", "Postgres", "SampleData", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
+        .testTarget(name: "SampleDataTests", dependencies: ["AuditCore", "SampleData"]),
+        .testTarget(name: "PipelineUnitTests", dependencies: ["AuditCore", "Kafka", "Pipeline"]),
+        // The engine's hand-off between threads, end to end against PostgreSQL (also run under TSan).
+        .testTarget(name: "PipelineConcurrencyTests", dependencies: ["Pipeline", "Postgres", "SampleData", "TestSupport"]),
+        .testTarget(name: "KafkaUnitTests", dependencies: ["Kafka"]),
+        .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"]),
+        .testTarget(name: "AuditReadUnitTests", dependencies: ["AuditRead", "Digest"]),
         .testTarget(name: "PipelineTests", dependencies: [
             "Pipeline", "AuditCore", "Bench", "Migrations", "Postgres", "SampleData", "TestSupport",
             .product(name: "MetricsTestKit", package: "swift-metrics"),
@@ -101,3 +113,13 @@ let package = Package(
         .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Digest", "Postgres", "TestSupport"]),
     ]
 )
+
+// `scripts/test` runs the pipeline's thread-crossing tests under ThreadSanitizer. Everything is
+// built again for that, so that build keeps only the pipeline and those tests: no HTTP server,
+// no command line (minutes less on 2 cores).
+if ProcessInfo.processInfo.environment["AUDIT_INGEST_THREAD_SANITIZER_TESTS"] == "1" {
+    let kept: Set = ["CLibPQ", "CRdKafka", "CJSONScan", "AuditCore", "Digest", "Postgres", "Kafka", "Migrations",
+                     "Operations", "Pipeline", "SampleData", "TestSupport", "PipelineUnitTests", "PipelineConcurrencyTests"]
+    package.targets.removeAll { !kept.contains($0.name) }
+    package.products = []
+}

@@ -42,10 +42,9 @@ import Testing
         /// Polls until `count` events were seen in all (or 60 s passed). Transactions of other
         /// test suites on the same cluster may hold the feed back for a while.
         func pollUntil(count: Int) throws {
-            let deadline = ContinuousClock.now + .seconds(60)
-            while seen.count < count && ContinuousClock.now < deadline {
+            waitUntil(interval: .milliseconds(20)) {
                 try poll()
-                if seen.count < count { usleep(20_000) }
+                return seen.count >= count
             }
         }
     }
@@ -108,15 +107,13 @@ import Testing
         }
         let poller = try Poller(url: fixture.url, tenant: tenant)
         var backfillResult: Shell.Result?
-        let deadline = ContinuousClock.now + .seconds(200)
-        while ContinuousClock.now < deadline {
+        // Polled as a SIEM polls, at short intervals; correctness does not depend on them.
+        waitUntil(timeout: .seconds(200), interval: .milliseconds(10)) {
             try poller.poll()
             if backfillResult == nil, kill(backfill.pid, 0) != 0 || waitpidExited(backfill.pid) { backfillResult = backfill.wait() }
-            if backfillResult != nil && writersDone.load(ordering: .acquiring) == 3 {
-                let stored = try fixture.owner.execute("SELECT count(*) FROM audit_log WHERE tenant_id = '\(tenant)'").scalar
-                if poller.seen.count >= Int(stored ?? "0")! { break }
-            }
-            usleep(10_000)  // a polling interval, as a SIEM has; correctness does not depend on it
+            guard backfillResult != nil && writersDone.load(ordering: .acquiring) == 3 else { return false }
+            let stored = try fixture.owner.execute("SELECT count(*) FROM audit_log WHERE tenant_id = '\(tenant)'").scalar
+            return poller.seen.count >= Int(stored ?? "0")!
         }
         #expect(backfillResult?.exitCode == 0, "\(backfillResult?.output ?? "backfill still running")")
         #expect(writerFailures.withLock { $0 }.isEmpty)

@@ -62,12 +62,9 @@ import Testing
     /// The feed's first cursor. Polls: the feed holds rows back while any older transaction runs
     /// on the cluster (other test suites' too).
     static func firstFeedCursor(_ server: AdminServerProcess, path: String, token: String) throws -> String? {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if let cursor = try server.request(path, token: token).nextCursor { return cursor }
-            usleep(50_000)
-        }
-        return nil
+        var cursor: String?
+        waitUntil { cursor = try server.request(path, token: token).nextCursor; return cursor != nil }
+        return cursor
     }
 
     @Test func tokensDecideWhoReadsWhichTenant() throws {

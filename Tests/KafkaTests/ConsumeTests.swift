@@ -81,13 +81,13 @@ import SampleData
     @Test func killedConsumerRestartedAtRandomPointsStoresEverythingExactlyOnce() throws {
         let fixture = try KafkaFixture(partitions: 8)  // ≤ 2.5 MB per partition: the mock keeps about 5 MB
         try fixture.produce(events: 40_000, invalidRatio: 0.01)
+        var generator = SeededGenerator(seed: 81)
         var kills = 0
         for _ in 0..<3 {
             let before = try fixture.database.accounted()
             let consumer = try fixture.startConsumer()
-            let deadline = Date().addingTimeInterval(60)
-            while try fixture.database.accounted() == before, Date() < deadline { usleep(20_000) }
-            usleep(UInt32.random(in: 0...400_000))
+            waitUntil(interval: .milliseconds(20)) { try fixture.database.accounted() != before }
+            randomPause(upTo: .milliseconds(400), using: &generator)
             consumer.signal(SIGKILL)
             if consumer.wait().exitCode == 128 + SIGKILL { kills += 1 }
             if try fixture.database.accounted() >= fixture.produced { break }
@@ -126,13 +126,11 @@ import SampleData
         try fixture.cluster.setBroker(1, up: false)
         // Keep it down until the consumer has visibly stalled (nothing new for half a second).
         var last = try fixture.database.accounted()
-        var quietPolls = 0
-        let deadline = Date().addingTimeInterval(20)
-        while quietPolls < 10, Date() < deadline {
-            usleep(50_000)
+        var quietSince = ContinuousClock.now
+        waitUntil(timeout: .seconds(20)) {
             let now = try fixture.database.accounted()
-            quietPolls = now == last ? quietPolls + 1 : 0
-            last = now
+            if now != last { (last, quietSince) = (now, .now) }
+            return quietSince.duration(to: .now) >= .milliseconds(500)
         }
         try fixture.cluster.setBroker(1, up: true)
         #expect(try fixture.waitForStored(atLeast: fixture.produced, timeout: 120))
@@ -149,8 +147,7 @@ import SampleData
         try postgres.restart()
         try fixture.produce(events: 10_000, seed: 13)  // work that can only be stored after the restart
         let check = try PipelineDatabase(url: postgres.url)
-        let deadline = Date().addingTimeInterval(120)
-        while (try? check.accounted()) ?? 0 < fixture.produced, Date() < deadline { usleep(100_000) }
+        waitUntil(timeout: .seconds(120)) { try check.accounted() >= fixture.produced }
         consumer.signal(SIGTERM)
         let result = consumer.wait()
         #expect(result.exitCode == 0, "\(result.output)")
@@ -175,14 +172,11 @@ import SampleData
         try fixture.produce(events: 20_000, seed: 21)  // far more than the rings hold
         // The outage lasts until the consumer has paused fetching and then for twice
         // max.poll.interval.ms: long enough that a consumer that stopped polling would be out of the group.
-        let paused = Date().addingTimeInterval(60)
-        while !consumer.outputSoFar.contains("pausing fetches"), Date() < paused { usleep(100_000) }
-        let outageEnd = Date().addingTimeInterval(12)
-        while Date() < outageEnd, consumer.outputSoFar.contains("pausing fetches") { usleep(200_000) }
+        waitUntil { consumer.outputSoFar.contains("pausing fetches") }
+        Thread.sleep(forTimeInterval: 12)  // the outage itself, not a wait for something: 2 x max.poll.interval.ms
         try postgres.start()
         let check = try PipelineDatabase(url: postgres.url)
-        let deadline = Date().addingTimeInterval(120)
-        while (try? check.accounted()) ?? 0 < fixture.produced, Date() < deadline { usleep(100_000) }
+        waitUntil(timeout: .seconds(120)) { try check.accounted() >= fixture.produced }
         consumer.signal(SIGTERM)
         let result = consumer.wait()
         #expect(result.exitCode == 0, "\(result.output.suffix(3000))")
@@ -211,11 +205,9 @@ import SampleData
         ]
         // The status is published about once a second: poll until it shows everything.
         var metrics = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
             metrics = try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output
-            if expected.allSatisfy(metrics.contains) { break }
-            usleep(100_000)
+            return expected.allSatisfy(metrics.contains)
         }
         consumer.signal(SIGTERM)
         #expect(consumer.wait().exitCode == 0)
@@ -233,7 +225,8 @@ import SampleData
         try fixture.produce(events: 30_000, invalidRatio: 0.01)
         let consumer = try fixture.startConsumer(shards: 3)
         #expect(try fixture.waitForStored(atLeast: 1000))
-        usleep(UInt32.random(in: 0...300_000))
+        var generator = SeededGenerator(seed: 227)
+        randomPause(upTo: .milliseconds(300), using: &generator)
         consumer.signal(SIGKILL)
         _ = consumer.wait()
         try fixture.produce(events: 5000, seed: 3)
@@ -316,10 +309,7 @@ import SampleData
         try fixture.produce(events: 3000, seed: 5)
         // Wait until the consumer holds the new messages (received, not committed).
         let received = "audit_ingest_events_received_total{source=\"kafka:tests:\(fixture.topic)\"} \(fixture.produced)"
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, try !Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output.contains(received) {
-            usleep(100_000)
-        }
+        waitUntil { try Shell.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]).output.contains(received) }
         let started = Date()
         consumer.signal(SIGTERM)
         let result = consumer.wait(timeout: 60)

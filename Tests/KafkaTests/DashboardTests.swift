@@ -25,7 +25,7 @@ import Testing
         // The pipeline's status is published about once a second: scrape until everything shows.
         var missing = used
         var scrape = ""
-        _ = waitUntil(timeout: 30) {
+        waitUntil(timeout: .seconds(30)) {
             scrape = admin.get("/metrics")?.body ?? ""
             missing = used.subtracting(Self.sampleNames(in: scrape))
             return missing.isEmpty

@@ -19,6 +19,7 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
     private(set) var produced = 0
 
     init(partitions: Int = 4, databaseURL: String? = nil) throws {
+        TestLogging.bootstrap()
         cluster = try EmbeddedKafkaCluster()
         topic = "audit-\(UUID().uuidString.prefix(8).lowercased())"
         self.partitions = partitions
@@ -73,12 +74,7 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
 
     /// Waits until audit_log + audit_dead_letter hold at least `count` rows.
     func waitForStored(atLeast count: Int, timeout: TimeInterval = 90) throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if (try? database.accounted()) ?? 0 >= count { return true }
-            usleep(50_000)
-        }
-        return false
+        waitUntil(timeout: .seconds(timeout)) { try database.accounted() >= count }
     }
 }
 

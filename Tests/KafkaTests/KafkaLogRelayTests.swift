@@ -1,5 +1,6 @@
 import Foundation
 @testable import Kafka
+import TestSupport
 import Testing
 
 /// librdkafka's log lines in swift-log: levels mapped, identical repeats folded.
@@ -48,6 +49,7 @@ import Testing
 
     /// Messages carry their Kafka timestamp (here the producer's create time).
     @Test func messagesCarryTheirKafkaTimestamp() throws {
+        TestLogging.bootstrap()
         let cluster = try EmbeddedKafkaCluster()
         try cluster.createTopic("stamped", partitions: 1)
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": cluster.bootstrapServers]))

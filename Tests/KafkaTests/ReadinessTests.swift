@@ -138,21 +138,12 @@ struct AdminPort {
 
     /// Polls `path` until a reply satisfies `condition`; that reply, or nil after `timeout` seconds.
     func waitFor(_ path: String, timeout: TimeInterval = 60, _ condition: (Reply) -> Bool) -> Reply? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let reply = get(path), condition(reply) { return reply }
-            usleep(200_000)
+        var found: Reply?
+        waitUntil(timeout: .seconds(timeout), interval: .milliseconds(200)) {
+            found = get(path).flatMap { condition($0) ? $0 : nil }
+            return found != nil
         }
-        return nil
+        return found
     }
 }
 
-/// Polls `condition` until it holds (true) or `timeout` seconds pass (false).
-func waitUntil(timeout: TimeInterval = 60, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(100_000)
-    }
-    return false
-}

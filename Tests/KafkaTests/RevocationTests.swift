@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Synchronization
+import TestSupport
 import Testing
 
 /// Completes the rebalances a consumer announces, as the engine does, and records them.
@@ -33,6 +34,7 @@ private final class AssignmentRecorder: @unchecked Sendable {  // used on its co
     /// fetches it again).
     @Test(arguments: ["range", "cooperative-sticky"])
     func messagesOfPartitionsRevokedDuringABatchAreNotHandedOut(strategy: String) throws {
+        TestLogging.bootstrap()
         let cluster = try EmbeddedKafkaCluster()
         let topic = "revoke-\(UUID().uuidString.prefix(8).lowercased())"
         try cluster.createTopic(topic, partitions: 4)

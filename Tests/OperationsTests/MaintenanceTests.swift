@@ -20,11 +20,9 @@ import Testing
 
     /// Polls `sql` on `connection` until it returns "t" (or `seconds` pass).
     func waitUntil(_ sql: String, on connection: PostgresConnection, seconds: Double = 30) throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try connection.execute(sql).scalar == "t" { return true }
+        TestSupport.waitUntil(timeout: .milliseconds(Int(seconds * 1000)), interval: .milliseconds(10)) {
+            try connection.execute(sql).scalar == "t"
         }
-        return false
     }
 
     @Test func interruptedReindexLeavesNoInvalidIndex() throws {

@@ -13,15 +13,14 @@ import Testing
         let binary = Shell.executable(named: "audit-ingest")
         let arguments = ["backfill", "--database-url", fixture.url, "--shards", "3", "--batch-size", "700",
                          "--no-progress", file.path]
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(seed: 16)
         var kills = 0
         for round in 0..<3 {
             let before = try fixture.count("SELECT count(*) FROM audit_log")
             let child = try Shell.spawn(binary, arguments)
             // Wait until this run has committed something, then kill it at a random moment.
-            let deadline = Date().addingTimeInterval(60)
-            while try fixture.count("SELECT count(*) FROM audit_log") == before, Date() < deadline { usleep(20_000) }
-            usleep(UInt32.random(in: 0...300_000, using: &generator))
+            waitUntil(interval: .milliseconds(20)) { try fixture.count("SELECT count(*) FROM audit_log") != before }
+            randomPause(upTo: .milliseconds(300), using: &generator)
             child.signal(SIGKILL)
             let result = child.wait()
             if result.exitCode == 128 + SIGKILL { kills += 1 } else {
@@ -53,8 +52,7 @@ import Testing
             do { outcome.set(.success(try engine.ingest(try FileSource(path: file.path)))) } catch { outcome.set(.failure(error)) }
         }
         runner.start()
-        let deadline = Date().addingTimeInterval(60)
-        while (try? fixture.count("SELECT count(*) FROM audit_log")) ?? 0 < 5000, Date() < deadline { usleep(20_000) }
+        waitUntil(interval: .milliseconds(20)) { try fixture.count("SELECT count(*) FROM audit_log") >= 5000 }
         try cluster.restart()
         let summary = try outcome.wait(timeout: 240).get()
         #expect(summary.isComplete)

@@ -205,8 +205,7 @@ import SampleData
         let child = try Shell.spawn("/bin/sh", ["-c", "exec '\(binary)' backfill --no-progress --database-url '\(fixture.url)' - < '\(fifo)'"])
         let input = try #require(FileHandle(forWritingAtPath: fifo))
         input.write(Data(lines.prefix(5).joined().utf8))
-        let deadline = Date().addingTimeInterval(30)
-        while try fixture.count("SELECT count(*) FROM audit_log") < 5, Date() < deadline { usleep(20_000) }
+        waitUntil(timeout: .seconds(30)) { try fixture.count("SELECT count(*) FROM audit_log") >= 5 }
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 5, "the first five lines are stored while the pipe is open")
         input.write(Data(lines.dropFirst(5).joined().utf8))
         try input.close()
@@ -286,7 +285,7 @@ import SampleData
         let source = try FileSource(path: file.path).baseName
         var kills = 0
         for shards in [3, 2] {
-            if try killMidRun(fixture, file.path, ["--shards", "\(shards)", "--batch-size", "500"]) { kills += 1 }
+            if try killMidRun(fixture, file.path, ["--shards", "\(shards)", "--batch-size", "500"], seed: UInt64(shards)) { kills += 1 }
         }
         #expect(kills >= 1, "the test must have killed at least one run")
         let final = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "4", file.path])
@@ -307,8 +306,7 @@ import SampleData
             let fixture = try PipelineFixture()
             let options = ["backfill", "--no-progress", "--database-url", fixture.url, "--batch-size", "500"]
             let first = try Shell.spawn(binary, options + ["--shards", "2", file.path])
-            let deadline = Date().addingTimeInterval(60)
-            while try fixture.count("SELECT count(*) FROM audit_log") < startAfter, Date() < deadline { usleep(5_000) }
+            waitUntil(interval: .milliseconds(5)) { try fixture.count("SELECT count(*) FROM audit_log") >= startAfter }
             let second = try Shell.spawn(binary, options + ["--shards", "3", copy])
             for result in [first.wait(), second.wait()] {
                 #expect(result.exitCode == 0 || result.output.contains("another process committed"), "\(result.output.suffix(2000))")
@@ -339,8 +337,9 @@ import SampleData
         let file = try sampleFile(events: 0, extraLines: lines)
         let source = try FileSource(path: file.path).baseName
         var kills = 0
-        for _ in 0..<2 {
-            if try killMidRun(fixture, file.path, ["--shards", "3", "--batch-size", "400", "--max-future-skew", "0"]) { kills += 1 }
+        for round in 0..<2 {
+            if try killMidRun(fixture, file.path, ["--shards", "3", "--batch-size", "400", "--max-future-skew", "0"],
+                              seed: UInt64(round)) { kills += 1 }
         }
         #expect(kills >= 1)
         let final = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "3", file.path])
@@ -397,8 +396,7 @@ import SampleData
         let file = try sampleFile(events: 60_000, invalidRatio: 0.01)
         let arguments = ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "2", "--batch-size", "500", file.path]
         let child = try Shell.spawn(binary, arguments)
-        let deadline = Date().addingTimeInterval(60)
-        while try fixture.count("SELECT count(*) FROM audit_log") == 0, Date() < deadline { usleep(10_000) }
+        waitUntil(interval: .milliseconds(10)) { try fixture.count("SELECT count(*) FROM audit_log") > 0 }
         child.signal(SIGTERM)
         let result = child.wait(timeout: 30)
         #expect(result.exitCode == 1, "\(result.output.suffix(2000))")
@@ -412,13 +410,14 @@ import SampleData
 
     /// Starts a backfill, waits until it has committed something, kills it at a random moment.
     /// Returns true when it was killed (false: it finished first).
-    private func killMidRun(_ fixture: PipelineFixture, _ path: String, _ options: [String]) throws -> Bool {
+    private func killMidRun(_ fixture: PipelineFixture, _ path: String, _ options: [String], seed: UInt64 = 7) throws -> Bool {
+        var generator = SeededGenerator(seed: seed)
         let before = try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter")
         let child = try Shell.spawn(binary, ["backfill", "--no-progress", "--database-url", fixture.url] + options + [path])
-        let deadline = Date().addingTimeInterval(60)
-        while try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter") == before,
-              Date() < deadline { usleep(10_000) }
-        usleep(UInt32.random(in: 0...200_000))
+        waitUntil(interval: .milliseconds(10)) {
+            try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter") != before
+        }
+        randomPause(upTo: .milliseconds(200), using: &generator)
         child.signal(SIGKILL)
         let result = child.wait()
         if result.exitCode != 128 + SIGKILL { #expect(result.exitCode == 0, "\(result.output)") }
@@ -468,7 +467,7 @@ func append(events: Int, seed: UInt64, to path: String) throws {
     /// recreating the month a prune removed.
     @Test func eventsOlderThanRetentionAreDeadLetteredAndCreateNoPartition() throws {
         let fixture = try PipelineFixture()
-        let file = try sampleFile(events: 600, months: 6, endMonth: nil)
+        let file = try sampleFile(events: 600, months: 6)
         let result = try Shell.run(Shell.executable(named: "audit-ingest"), [
             "backfill", "--no-progress", "--database-url", fixture.url, "--retention-days", "62", file.path])
         #expect(result.exitCode == 0, "\(result.output)")

@@ -62,7 +62,7 @@ import Testing
             done.signal()
         }
         waiter.start()
-        while pool.statistics.waits == 0 { usleep(5_000) }  // the waiter is blocked in checkout
+        #expect(waitUntil(timeout: .seconds(15)) { pool.statistics.waits > 0 })  // the waiter is blocked in checkout
         pool.checkin(held)
         #expect(done.wait(timeout: .now() + 15) == .success)
         let statistics = pool.statistics

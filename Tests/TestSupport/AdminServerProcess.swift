@@ -30,9 +30,8 @@ public struct AdminServerProcess: Sendable {
                                      "--migrations-dir", TestDatabase.migrationsDirectory.path] + extraArguments,
                                     environment: ["ADMIN_TOKEN": token ?? ""])
         let server = AdminServerProcess(child: child, base: "http://127.0.0.1:\(port)", databaseURL: databaseURL)
-        for _ in 0..<100 {
-            if (try? server.request("/livez").status) == 200 { return server }
-            usleep(100_000)
+        if waitUntil(timeout: .seconds(10), interval: .milliseconds(20), { try server.request("/livez").status == 200 }) {
+            return server
         }
         child.signal(SIGKILL)
         throw TestDatabase.Unavailable(description: "admin server did not start: \(child.outputSoFar)")

@@ -53,16 +53,13 @@ public enum Shell {
         /// instead of hanging the suite.
         public func wait(timeout: TimeInterval = 300) -> Result {
             var status: Int32 = 0
-            let deadline = Date().addingTimeInterval(timeout)
-            while true {
+            let exited = waitUntil(timeout: .milliseconds(Int(timeout * 1000)), interval: .milliseconds(20)) {
                 let result = waitpid(pid, &status, WNOHANG)
-                if result == pid || (result == -1 && errno != EINTR) { break }
-                if Date() > deadline {
-                    kill(pid, SIGKILL)
-                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                    break
-                }
-                usleep(20_000)
+                return result == pid || (result == -1 && errno != EINTR)
+            }
+            if !exited {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
             }
             let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(atPath: outputPath)

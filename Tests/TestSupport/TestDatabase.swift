@@ -1,5 +1,8 @@
+import Digest
 import Foundation
+import Migrations
 import Postgres
+import Synchronization
 
 /// Databases for integration tests, on the PostgreSQL that `scripts/test` starts
 /// (`DATABASE_URL`). Each test gets its own database, so suites can run in parallel.
@@ -12,6 +15,7 @@ public enum TestDatabase {
 
     /// The server's base URL, `postgresql://user@host:port/db`.
     public static func baseURL() throws -> String {
+        TestLogging.bootstrap()
         guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
             throw Unavailable(description: "DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL")
         }
@@ -21,22 +25,63 @@ public enum TestDatabase {
     /// Creates an empty database with a unique name and returns its connection string.
     public static func create(prefix: String = "test") throws -> String {
         let base = try baseURL()
-        let name = "\(prefix)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
+        let name = uniqueName(prefix)
         let admin = try PostgresConnection(base)
         defer { admin.close() }
         try admin.execute("CREATE DATABASE \(name)")
         return url(base, database: name)
     }
 
-    /// Creates a database and applies the project's migrations to it.
+    /// Creates a database with the project's migrations applied: a copy of a template database
+    /// that the first call migrates (in process, through `Migrator`), so a fixture costs one
+    /// `CREATE DATABASE ... TEMPLATE` instead of a migration run.
     public static func createMigrated(prefix: String = "test") throws -> String {
-        let url = try create(prefix: prefix)
-        let status = try Shell.run(Shell.executable(named: "audit-ingest"),
-                                   ["migrate", "--database-url", url, "--migrations-dir", migrationsDirectory.path])
-        guard status.exitCode == 0 else {
-            throw Unavailable(description: "audit-ingest migrate failed (\(status.exitCode)): \(status.output)")
+        let base = try baseURL()
+        let template = try migratedTemplate(base: base)
+        let name = uniqueName(prefix)
+        let admin = try PostgresConnection(base)
+        defer { admin.close() }
+        try admin.execute("CREATE DATABASE \(name) TEMPLATE \(template)")
+        return url(base, database: name)
+    }
+
+    /// Applies the repository's migrations to the database at `url`, in process.
+    public static func migrate(_ url: String) throws {
+        let connection = try PostgresConnection(url)
+        defer { connection.close() }
+        _ = try Migrator(migrations: Migration.load(from: migrationsDirectory)).apply(on: connection)
+    }
+
+    /// The name of the migrated template on the server at `base`, made once per test process.
+    /// Named after the migrations' checksums, so a server kept from a run with other migrations
+    /// gets a template of its own.
+    private static func migratedTemplate(base: String) throws -> String {
+        try templates.withLock { templates in
+            if let name = templates[base] { return name }
+            let migrations = try Migration.load(from: migrationsDirectory)
+            let name = "audit_template_" + SHA256.hexDigest(Array(migrations.map(\.checksum).joined().utf8)).prefix(16)
+            let admin = try PostgresConnection(base)
+            defer { admin.close() }
+            // Test processes that share a server take turns making it.
+            try admin.execute("SELECT pg_advisory_lock(7022629598042026999)")
+            defer { _ = try? admin.execute("SELECT pg_advisory_unlock(7022629598042026999)") }
+            let exists = try admin.query("SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate", [name]).rows.count == 1
+            if !exists {
+                try admin.execute("DROP DATABASE IF EXISTS \(name)")
+                try admin.execute("CREATE DATABASE \(name)")
+                try migrate(url(base, database: name))
+                // Marked a template last: a run killed half-way leaves no usable-looking copy.
+                try admin.execute("ALTER DATABASE \(name) WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
+            }
+            templates[base] = name
+            return name
         }
-        return url
+    }
+
+    private static let templates = Mutex<[String: String]>([:])
+
+    private static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
     }
 
     /// `base` (a `postgresql://` URI) with its database name replaced.
@@ -70,3 +115,4 @@ public enum TestDatabase {
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 }
+
