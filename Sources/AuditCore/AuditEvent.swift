@@ -1,4 +1,4 @@
-/// A validated audit event (DESIGN.md, "The event on the wire").
+/// A validated audit event (docs/design.md, "The event on the wire").
 ///
 /// Text fields are views into the message bytes or into the decoder's scratch space: valid only
 /// until the decoder's next `decode` call. Encode or copy what you need before then.

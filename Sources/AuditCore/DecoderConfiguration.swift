@@ -29,7 +29,7 @@ public struct DecoderConfiguration: Sendable {
         self.retentionCutoff = retentionCutoff
     }
 
-    /// Field length limits in characters (DESIGN.md).
+    /// Field length limits in characters (docs/design.md, "The event on the wire").
     static let actionLimit = 100
     static let resourceTypeLimit = 100
     static let resourceIDLimit = 255

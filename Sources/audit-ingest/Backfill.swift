@@ -8,7 +8,7 @@ struct Backfill: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load NDJSON audit events from files into PostgreSQL, exactly once.",
         discussion: """
-            Each line is one event (DESIGN.md, "The event on the wire"). Lines that fail validation \
+            Each line is one event (docs/design.md, "The event on the wire"). Lines that fail validation \
             go to audit_dead_letter with a reason; month partitions are created as needed. FILE may \
             end in .gz, or be - for standard input.
 
