@@ -2,8 +2,8 @@ import Foundation
 
 /// A throwaway PostgreSQL server for `bench`: initdb in a temporary directory, tuned as
 /// production would be (shared_buffers 1 GB, max_wal_size 4 GB: an untuned server flatters
-/// every ratio: checkpoints and a small buffer cache dominate its time), TCP on a free port of 127.0.0.1, run as the `postgres` OS user
-/// when the process runs as root. `stop()` removes everything.
+/// every ratio, its checkpoints and small buffer cache dominating), TCP on a free port of
+/// 127.0.0.1, run as the `postgres` OS user when the process runs as root. `stop()` removes everything.
 public final class LocalPostgres {
     public let dataDirectory: String
     public let port: Int

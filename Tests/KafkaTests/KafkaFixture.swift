@@ -32,9 +32,7 @@ final class KafkaFixture: @unchecked Sendable {  // used by one test at a time
     /// restart the server.
     static func onPrivateCluster(partitions: Int) throws -> (PrivateCluster, KafkaFixture) {
         let postgres = try PrivateCluster()
-        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
-                                    ["migrate", "--database-url", postgres.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
-        guard migrate.exitCode == 0 else { throw TestDatabase.Unavailable(description: "migrate failed: \(migrate.output)") }
+        try TestDatabase.migrate(postgres.url)
         return (postgres, try KafkaFixture(partitions: partitions, databaseURL: postgres.url))
     }
 

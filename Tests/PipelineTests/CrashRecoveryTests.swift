@@ -41,9 +41,7 @@ import Testing
     /// lost or stored twice, and no transient error is dead-lettered.
     @Test func postgresRestartMidBackfillLosesNothing() throws {
         let cluster = try PrivateCluster()
-        let migrate = try Shell.run(Shell.executable(named: "audit-ingest"),
-                                    ["migrate", "--database-url", cluster.url, "--migrations-dir", TestDatabase.migrationsDirectory.path])
-        #expect(migrate.exitCode == 0, "\(migrate.output)")
+        try TestDatabase.migrate(cluster.url)
         let fixture = try PipelineFixture(url: cluster.url)
         let file = try sampleFile(events: 80_000, months: 3)
         let engine = fixture.engine(shards: 2, batchSize: 1000)
