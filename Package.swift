@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Hummingbird's own transport: the admin server closes a stalled export's channel.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         // Already a dependency of Hummingbird: costs no extra build.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // swift-metrics is already a dependency of Hummingbird; swift-prometheus exports it.
@@ -65,6 +67,7 @@ let package = Package(
             name: "AdminServer",
             dependencies: [
                 "AuditRead", "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

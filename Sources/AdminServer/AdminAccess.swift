@@ -1,7 +1,9 @@
 import Foundation
+import AuditRead
 import Hummingbird
 import Logging
 import Postgres
+import Synchronization
 
 /// Who may use the admin API, checked before any route runs:
 ///
@@ -19,6 +21,8 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]?
     let boundHost: String
     let allowedHosts: Set<String>
+    /// One warning per 10 s about refused hosts, with how many were not logged since.
+    let refusedHostWarnings = OccasionalWarning(interval: .seconds(10))
 
     init(token: String?, boundHost: String, allowedHosts: [String]) {
         self.token = token.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
@@ -30,7 +34,11 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         let host = request.head.authority ?? ""
         guard isAllowed(host: host) else {
-            context.logger.warning("refused a request for a host this server does not serve", metadata: ["host": "\(host)"])
+            if let unlogged = refusedHostWarnings.due() {
+                // Quoted and escaped: a client's Host header cannot add fields or controls to the log.
+                context.logger.warning("refused a request for a host this server does not serve",
+                                       metadata: ["host": "\(Self.quotedForLog(host))", "refusals_not_logged": "\(unlogged)"])
+            }
             return try AdminServer.error(
                 "Host \(host.isEmpty ? "(none)" : host) is not served here: use \(boundHost) or a name given with --admin-allowed-host",
                 status: .forbidden)
@@ -47,6 +55,12 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
             return try refusal("missing or wrong bearer token (Authorization: Bearer <ADMIN_TOKEN>)")
         }
         return try await next(request, context)
+    }
+
+    /// `text` in double quotes, its first 200 characters, controls and quotes escaped.
+    static func quotedForLog(_ text: String) -> String {
+        let cut = text.count > 200 ? String(text.prefix(200)) + "..." : text
+        return "\"" + SafeText.terminal(cut).replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     private func refusal(_ message: String) throws -> Response {
@@ -133,6 +147,26 @@ struct AdminErrorLogging<Context: RequestContext>: RouterMiddleware {
             ])
             return try AdminServer.error("internal error (\(type(of: error))); the server log has the cause",
                                          status: .internalServerError)
+        }
+    }
+}
+
+/// A warning a client can provoke at will, logged at most once per `interval`.
+final class OccasionalWarning: Sendable {
+    private let interval: Duration
+    private let state = Mutex<(last: ContinuousClock.Instant?, skipped: Int)>((nil, 0))
+
+    init(interval: Duration) { self.interval = interval }
+
+    /// nil while the last warning is recent (this one is counted); else how many were skipped.
+    func due(now: ContinuousClock.Instant = .now) -> Int? {
+        state.withLock { state in
+            if let last = state.last, now - last < interval {
+                state.skipped += 1
+                return nil
+            }
+            defer { state = (now, 0) }
+            return state.skipped
         }
     }
 }

@@ -16,7 +16,8 @@ import Prometheus
 /// `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they answer 401. Requests
 /// must name this server in their Host header (see `AdminAccess`), and a connection that sends
 /// nothing for `requestIdleTimeout` (a stalled header or body) is closed. Database work runs on
-/// Dispatch threads, never on Swift's cooperative pool, through a small connection pool of its own.
+/// Dispatch threads, never on Swift's cooperative pool, through a small connection pool of its own;
+/// tenant exports through a second one, as many at once as `ExportAdmission` admits.
 public final class AdminServer: Service, Sendable {
     public struct Configuration: Sendable {
         /// Default: 127.0.0.1.
@@ -37,6 +38,11 @@ public final class AdminServer: Service, Sendable {
         public var premake: Int
         /// `/readyz` fails once the consumer has paused fetching for longer. Default: 30 s.
         public var readyMaximumPause: Duration = .seconds(30)
+        /// Exports at once per tenant (default 2) and in all (default 4, on a pool of their own).
+        public var exportsPerTenant = 2
+        public var exports = 4
+        /// An export whose client takes nothing for this long is aborted. Default: 30 s.
+        public var exportStallTimeout: Duration = .seconds(30)
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
@@ -56,6 +62,7 @@ public final class AdminServer: Service, Sendable {
     let pipeline: (any PipelineStatusProvider)?
     private let registry: PrometheusCollectorRegistry?
     private let pool: ConnectionPool
+    private let exportPool: ConnectionPool
     private let metrics: MetricsExporter
     private let tenantRead: TenantReadAPI
     let readiness = ReadinessProbe()
@@ -74,8 +81,16 @@ public final class AdminServer: Service, Sendable {
         pool = ConnectionPool(configuration.database,
                               configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
                               logger: logger)
+        let limits = ExportAdmission.Limits(perTenant: configuration.exportsPerTenant, total: configuration.exports,
+                                            stallTimeout: configuration.exportStallTimeout)
+        // Exports never wait for a connection: admission lets in no more than the pool holds.
+        exportPool = ConnectionPool(configuration.database,
+                                    configuration: ConnectionPoolConfiguration(size: 1, maxOverflow: limits.total - 1,
+                                                                               checkoutTimeout: .seconds(10)),
+                                    logger: logger)
         metrics = MetricsExporter()
-        tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, logger: logger)
+        tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, exportPool: exportPool,
+                                   admission: ExportAdmission(limits: limits), logger: logger)
     }
 
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
@@ -89,8 +104,8 @@ public final class AdminServer: Service, Sendable {
         try await app.run()
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<AdminRequestContext> {
+        let router = Router(context: AdminRequestContext.self)
         router.add(middleware: AdminErrorLogging())
         router.add(middleware: AdminAccess(token: configuration.token, boundHost: configuration.host,
                                            allowedHosts: configuration.allowedHosts))

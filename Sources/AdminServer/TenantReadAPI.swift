@@ -1,6 +1,7 @@
 import AuditRead
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import Postgres
 import Synchronization
@@ -8,8 +9,9 @@ import Synchronization
 /// The tenant read API (`/v1/tenants/{tenant_id}/...`): search, export and the feed.
 ///
 /// Authentication is its own (`AdminAccess` still checks the Host header): the admin token reads
-/// any tenant; a tenant token (`tenant token create`) reads only its tenant (403 elsewhere). Every
-/// request then runs as `audit_reader` with that tenant set for its transaction only
+/// any tenant; a tenant token (`tenant token create`) reads only its tenant (403 elsewhere), and
+/// only while that tenant is active (403 when suspended or inactive). Every request then runs
+/// as `audit_reader` with that tenant set for its transaction only
 /// (`ReaderSession`), so row-level security keeps tenants apart.
 final class TenantReadAPI: Sendable {
     static let pathPrefix = "/v1/tenants/"
@@ -20,24 +22,30 @@ final class TenantReadAPI: Sendable {
     /// Loaded from the database at first use; the key does not change.
     private let signer = Mutex<CursorSigner?>(nil)
 
-    init(adminToken: String?, pool: ConnectionPool, logger: Logger) {
+    /// Exports run on `exportPool`, as many as `admission` lets in; everything else on `pool`.
+    private let exportPool: ConnectionPool
+    private let admission: ExportAdmission
+
+    init(adminToken: String?, pool: ConnectionPool, exportPool: ConnectionPool, admission: ExportAdmission, logger: Logger) {
         self.adminToken = adminToken.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         self.pool = pool
+        self.exportPool = exportPool
+        self.admission = admission
         self.logger = logger
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<AdminRequestContext>) {
         router.get("/v1/tenants/:tenant_id/events") { request, context in
-            try await self.answer(request, context, allowed: EventSearch.parameterNames) { tenant, parameters, connection, signer in
-                let search = try EventSearch(tenantID: tenant, parameters: parameters, signer: signer)
-                let page = try ReaderSession.run(tenantID: tenant, on: connection) { try search.page(on: $0, signer: signer) }
+            try await self.answer(request, context, allowed: EventSearch.parameterNames) { reader, parameters, connection, signer in
+                let search = try EventSearch(tenantID: reader.tenant, parameters: parameters, signer: signer)
+                let page = try reader.session(on: connection) { try search.page(on: $0, signer: signer) }
                 return Self.listing(page.events, nextCursor: page.nextCursor)
             }
         }
         router.get("/v1/tenants/:tenant_id/feed") { request, context in
-            try await self.answer(request, context, allowed: EventFeed.parameterNames) { tenant, parameters, connection, signer in
-                let feed = try EventFeed(tenantID: tenant, parameters: parameters, signer: signer)
-                let page = try ReaderSession.run(tenantID: tenant, on: connection) { try feed.page(on: $0, signer: signer) }
+            try await self.answer(request, context, allowed: EventFeed.parameterNames) { reader, parameters, connection, signer in
+                let feed = try EventFeed(tenantID: reader.tenant, parameters: parameters, signer: signer)
+                let page = try reader.session(on: connection) { try feed.page(on: $0, signer: signer) }
                 return Self.listing(page.events, nextCursor: page.nextCursor)
             }
         }
@@ -48,11 +56,23 @@ final class TenantReadAPI: Sendable {
 
     // MARK: Requests
 
-    private typealias Work = @Sendable (String, [String: String], PostgresConnection, CursorSigner) throws -> String
+    /// Who a request reads for: a tenant, with a tenant token (`activeOnly`) or the admin token.
+    struct Reader: Sendable {
+        var tenant: String
+        /// A tenant token reads only while its tenant is active; the admin token reads any.
+        var activeOnly: Bool
+
+        func session<T>(on connection: PostgresConnection, statementTimeout: Duration? = nil,
+                        _ body: (PostgresConnection) throws -> T) throws -> T {
+            try ReaderSession.run(tenantID: tenant, on: connection, statementTimeout: statementTimeout, activeOnly: activeOnly, body)
+        }
+    }
+
+    private typealias Work = @Sendable (Reader, [String: String], PostgresConnection, CursorSigner) throws -> String
 
     /// Authenticates, reads the parameters and runs `work` on a pooled connection (a Dispatch
     /// thread); `work` returns the JSON body. ReadErrors become 400/401/403/404.
-    private func answer(_ request: Request, _ context: BasicRequestContext, allowed: Set<String>,
+    private func answer(_ request: Request, _ context: AdminRequestContext, allowed: Set<String>,
                         _ work: @escaping Work) async throws -> Response {
         let token = Self.bearer(request)
         let pathTenant = context.parameters.get("tenant_id") ?? ""
@@ -60,9 +80,9 @@ final class TenantReadAPI: Sendable {
         do {
             let body = try await runBlocking {
                 try self.pool.withConnection { connection in
-                    let tenant = try self.authorize(token: token, pathTenant: pathTenant, on: connection)
+                    let reader = try self.authorize(token: token, pathTenant: pathTenant, on: connection)
                     let parameters = try Self.parameters(query, allowed: allowed)
-                    return try work(tenant, parameters, connection, try self.signer(on: connection))
+                    return try work(reader, parameters, connection, try self.signer(on: connection))
                 }
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -71,70 +91,82 @@ final class TenantReadAPI: Sendable {
         }
     }
 
-    private func export(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func export(_ request: Request, _ context: AdminRequestContext) async throws -> Response {
         let token = Self.bearer(request)
         let pathTenant = context.parameters.get("tenant_id") ?? ""
         let query = Array(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
         let export: EventExport
+        let reader: Reader
         do {
-            export = try await runBlocking {
+            (export, reader) = try await runBlocking {
                 try self.pool.withConnection { connection in
-                    let tenant = try self.authorize(token: token, pathTenant: pathTenant, on: connection)
-                    let export = try EventExport(tenantID: tenant, parameters: try Self.parameters(query, allowed: EventExport.parameterNames))
-                    try ReaderSession.run(tenantID: tenant, on: connection) { _ in }  // 404 before the 200 is sent
-                    return export
+                    let reader = try self.authorize(token: token, pathTenant: pathTenant, on: connection)
+                    let export = try EventExport(tenantID: reader.tenant, parameters: try Self.parameters(query, allowed: EventExport.parameterNames))
+                    try reader.session(on: connection) { _ in }  // 404 or 403 before the 200 is sent
+                    return (export, reader)
                 }
             }
+            try admission.admit(tenant: reader.tenant)
         } catch let error as ReadError {
             return try Self.response(for: error)
         }
         let filename = "audit-events-\(export.tenantID).\(export.format.rawValue)"
         return Response(status: .ok, headers: [.contentType: export.format.contentType,
                                                .contentDisposition: "attachment; filename=\"\(filename)\""],
-                        body: ResponseBody { writer in try await self.stream(export, to: &writer) })
+                        body: ResponseBody { writer in try await self.stream(export, as: reader, over: context.channel, to: &writer) })
     }
 
-    /// Runs the COPY on a Dispatch thread and writes its chunks as they come (chunked encoding).
-    /// An error after the first byte aborts the connection, so a client never takes a cut-off
-    /// export for a complete one.
-    private func stream(_ export: EventExport, to writer: inout any ResponseBodyWriter) async throws {
-        let channel = ExportChannel()
+    /// Runs the COPY on a Dispatch thread and writes its chunks as they come (chunked encoding),
+    /// holding the admission turn taken by `export` until the COPY has ended. An error after the
+    /// first byte aborts the connection, so a client never takes a cut-off export for a complete
+    /// one. A client that takes no chunk for the stall timeout has its export aborted and its
+    /// connection closed: the COPY's connection and turn are free again at once.
+    private func stream(_ export: EventExport, as reader: Reader, over channel: any Channel,
+                        to writer: inout any ResponseBodyWriter) async throws {
+        let chunks = ExportChannel(stallTimeout: admission.limits.stallTimeout)
         DispatchQueue.global().async {
+            defer { self.admission.release(tenant: reader.tenant) }
             do {
-                try self.pool.withConnection { connection in
-                    try ReaderSession.run(tenantID: export.tenantID, on: connection, statementTimeout: .zero) {
-                        try export.run(on: $0) { try channel.send($0) }
+                try self.exportPool.withConnection { connection in
+                    try reader.session(on: connection, statementTimeout: .zero) {
+                        try export.run(on: $0) { try chunks.send($0) }
                     }
                 }
-                channel.finish(nil)
+                chunks.finish(nil)
             } catch {
-                if !(error is ExportChannel.Cancelled) {
+                switch error {
+                case is ExportChannel.Cancelled: break
+                case is ExportChannel.Stalled:
+                    self.logger.warning("export aborted: its client took nothing for the stall timeout",
+                                        metadata: ["tenant": "\(export.tenantID)", "timeout": "\(self.admission.limits.stallTimeout)"])
+                    channel.close(promise: nil)  // ends the write that waits on the socket
+                default:
                     self.logger.error("export failed", metadata: ["tenant": "\(export.tenantID)", "error": "\(error)"])
                 }
-                channel.finish(error)
+                chunks.finish(error)
             }
         }
         do {
-            while let chunk = try await runBlocking({ try channel.receive() }) {
+            while let chunk = try await runBlocking({ try chunks.receive() }) {
                 try await writer.write(ByteBuffer(bytes: chunk))
             }
             try await writer.finish(nil)
         } catch {
-            channel.cancel()
+            chunks.cancel()
             throw error
         }
     }
 
     // MARK: Authentication and parameters
 
-    /// The tenant this request reads: 401 without a valid token, 400 for a malformed tenant id,
+    /// Who this request reads for: 401 without a valid token, 400 for a malformed tenant id,
     /// 403 for a tenant token on another tenant's path.
-    private func authorize(token: String?, pathTenant: String, on connection: PostgresConnection) throws -> String {
+    private func authorize(token: String?, pathTenant: String, on connection: PostgresConnection) throws -> Reader {
         guard let token, !token.isEmpty else {
             throw ReadError(kind: .notAuthenticated, message: "missing bearer token (Authorization: Bearer <tenant token or ADMIN_TOKEN>)")
         }
         if let adminToken, ConstantTime.equals(Array(token.utf8), adminToken) {
-            return try ReaderSession.validTenantID(pathTenant)
+            return Reader(tenant: try ReaderSession.validTenantID(pathTenant), activeOnly: false)
         }
         guard let tokenTenant = try TenantTokens.tenant(ofToken: token, on: connection) else {
             throw ReadError(kind: .notAuthenticated, message: "unknown or revoked token")
@@ -143,7 +175,7 @@ final class TenantReadAPI: Sendable {
         guard tokenTenant == tenant else {
             throw ReadError(kind: .forbidden, message: "this token reads tenant \(tokenTenant) only")
         }
-        return tenant
+        return Reader(tenant: tenant, activeOnly: true)
     }
 
     private func signer(on connection: PostgresConnection) throws -> CursorSigner {
@@ -155,7 +187,7 @@ final class TenantReadAPI: Sendable {
 
     static func bearer(_ request: Request) -> String? {
         let header: String? = request.headers[.authorization]
-        return header.flatMap { AdminAccess<BasicRequestContext>.bearerToken($0) }.map { String(Substring($0)) }
+        return header.flatMap { AdminAccess<AdminRequestContext>.bearerToken($0) }.map { String(Substring($0)) }
     }
 
     /// The query as a dictionary: unknown and repeated names are refused (a typo must not
@@ -185,11 +217,14 @@ final class TenantReadAPI: Sendable {
         let status: HTTPResponse.Status = switch error.kind {
         case .badParameter: .badRequest
         case .notAuthenticated: .unauthorized
-        case .forbidden: .forbidden
+        case .forbidden, .tenantNotActive: .forbidden
         case .unknownTenant: .notFound
+        case .busy: error.parameter == "tenant" ? .tooManyRequests : .serviceUnavailable
         }
+        if error.kind == .busy { body["parameter"] = nil }
         var response = try AdminServer.json(body, status: status)
         if error.kind == .notAuthenticated { response.headers[.wwwAuthenticate] = #"Bearer realm="audit-ingest""# }
+        if error.kind == .busy { response.headers[.retryAfter] = String(ExportAdmission.retryAfterSeconds) }
         return response
     }
 }

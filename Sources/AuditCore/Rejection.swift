@@ -23,6 +23,8 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         public static let tooLong = Kind(rawValue: "field too long")
         public static let emptyField = Kind(rawValue: "empty field")
         public static let unknownTenant = Kind(rawValue: "unknown tenant")
+        /// A native event naming another tenant than its source is bound to (`--tenant-from`).
+        public static let tenantMismatch = Kind(rawValue: "tenant mismatch")
         public static let nestingTooDeep = Kind(rawValue: "nesting too deep")
         /// Stamped before the retention cut-off: its month is (or will be) pruned.
         public static let olderThanRetention = Kind(rawValue: "older than retention")

@@ -28,8 +28,12 @@ public enum EventColumns {
     /// The names, in output order (CSV header, table columns).
     public static var names: [String] { all.map(\.name) }
 
-    /// Every field as a text column named like the JSON key.
-    static var textColumns: String {
-        all.map { "\($0.text) AS \($0.name == "timestamp" ? #""timestamp""# : $0.name)" }.joined(separator: ", ")
+    /// Every field as a text column named like the JSON key; with `spreadsheetSafe`, free-text
+    /// fields that would start a formula are prefixed with `'` (`SafeText`).
+    static func textColumns(spreadsheetSafe: Bool = false) -> String {
+        all.map { column in
+            let text = spreadsheetSafe && SafeText.freeTextColumns.contains(column.name) ? SafeText.spreadsheetCellSQL(column.text) : column.text
+            return "\(text) AS \(column.name == "timestamp" ? #""timestamp""# : column.name)"
+        }.joined(separator: ", ")
     }
 }

@@ -15,11 +15,14 @@ public struct EventExport: Sendable {
         }
     }
 
-    public static let parameterNames = EventFilter.parameterNames.union(["format"])
+    public static let parameterNames = EventFilter.parameterNames.union(["format", "csv_formulas"])
 
     public var tenantID: String
     public var filter: EventFilter
     public var format: Format
+    /// CSV: free-text cells that would start a spreadsheet formula (`= + - @`, tab, CR) get a
+    /// leading `'` (`csv_formulas=escape`, the default) or are written as stored (`keep`).
+    public var keepFormulas: Bool
 
     public init(tenantID: String, parameters: [String: String]) throws(ReadError) {
         self.tenantID = tenantID
@@ -28,18 +31,24 @@ public struct EventExport: Sendable {
             throw .badParameter("format", "must be ndjson or csv, not \(parameters["format"] ?? "")")
         }
         self.format = format
+        switch parameters["csv_formulas"]?.lowercased() {
+        case nil, "escape": keepFormulas = false
+        case "keep": keepFormulas = true
+        case let other?: throw .badParameter("csv_formulas", "must be escape or keep, not \(other)")
+        }
     }
 
-    /// The COPY statement (CSV; NDJSON is made from it row by row by `EventJSON`). COPY takes no
-    /// parameters: values are inlined as quoted literals, all validated by `EventFilter` first.
-    var sql: String {
-        var conditions = SQLConditions(binding: .literals)
+    /// The COPY statement (CSV; NDJSON is made from it row by row by `EventJSON`) and its
+    /// conditions. COPY takes no parameters: the values reach it as transaction-local settings
+    /// (`SQLConditions.bindSettings`), never as text in the statement.
+    var statement: (sql: String, conditions: SQLConditions) {
+        var conditions = SQLConditions(binding: .settings)
         conditions.add("tenant_id = " + conditions.bind(tenantID, as: "uuid"))
         filter.apply(to: &conditions)
         // Qualified: a bare name in ORDER BY would mean the output column of that name (text).
         let order = #"ORDER BY audit_log."timestamp", audit_log.id"#
-        let select = "SELECT \(EventColumns.textColumns) FROM audit_log \(conditions.whereClause) \(order)"
-        return "COPY (\(select)) TO STDOUT (FORMAT csv\(format == .csv ? ", HEADER" : ""))"
+        let select = "SELECT \(EventColumns.textColumns(spreadsheetSafe: format == .csv && !keepFormulas)) FROM audit_log \(conditions.whereClause) \(order)"
+        return ("COPY (\(select)) TO STDOUT (FORMAT csv\(format == .csv ? ", HEADER" : ""))", conditions)
     }
 
     /// Streams the export inside a `ReaderSession` (give it no statement timeout: a year takes
@@ -48,6 +57,8 @@ public struct EventExport: Sendable {
     public func run(on connection: PostgresConnection, write: ([UInt8]) throws -> Void) throws -> Int {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(Self.chunkSize + 4096)
+        let (sql, conditions) = statement
+        try conditions.bindSettings(on: connection)
         let rows = try connection.copyOut(sql) { data in  // one row per call
             if format == .ndjson {
                 EventJSON.appendLine(csvRecord: data, to: &buffer)

@@ -4,13 +4,14 @@ import Postgres
 /// that stored them, for pollers (SIEMs) that must never miss one.
 ///
 /// Rows are ordered by (ingest_xid, id, "timestamp"): the writing transaction's id (migration
-/// 0009), then the row's key. A page holds only rows whose transaction id is below the oldest
-/// transaction still running (`pg_snapshot_xmin(pg_current_snapshot())`): every transaction
-/// below it has ended, and every transaction that has not yet written gets a higher id, so no row
-/// can later appear before the cursor. A late event (an old timestamp, a backfill) lands at the
-/// end with its transaction, and a transaction that commits after a later-numbered one holds the
-/// feed back until it ends rather than being skipped. The price: a long-running transaction
-/// anywhere on the server delays the feed (not the data) until it ends.
+/// 0009), then the row's key. A page holds only rows whose transaction id is below the feed's
+/// horizon (`feed_horizon()`, migration 0011): the oldest transaction still running that may
+/// write audit_log. Every transaction below it has ended, and every writer that has not yet
+/// written gets a higher id, so no row can later appear before the cursor. A late event (an old
+/// timestamp, a backfill) lands at the end with its transaction, and a writer that commits after
+/// a later-numbered one holds the feed back until it ends rather than being skipped. Writers
+/// announce themselves (a lock on feed_writer) before they have an id; other transactions, a
+/// tenant analyst's long one included, do not hold the feed back.
 public struct EventFeed: Sendable {
     public static let parameterNames: Set<String> = ["after", "limit"]
 
@@ -39,7 +40,9 @@ public struct EventFeed: Sendable {
     public func page(on connection: PostgresConnection, signer: CursorSigner) throws -> Page {
         var conditions = SQLConditions(binding: .parameters)
         conditions.add("tenant_id = " + conditions.bind(tenantID, as: "uuid"))
-        conditions.add("ingest_xid < pg_snapshot_xmin(pg_current_snapshot())")
+        // In a statement of its own, before the rows' (see feed_horizon(), migration 0011).
+        let horizon = try connection.execute("SELECT feed_horizon()::text").scalar ?? "0"
+        conditions.add("ingest_xid < " + conditions.bind(horizon, as: "xid8"))
         if let after {
             let position = "(" + conditions.bind(after.key[0], as: "xid8") + ", " + conditions.bind(after.key[1], as: "uuid")
                 + ", " + conditions.bind(after.key[2], as: "timestamptz") + ")"
@@ -48,7 +51,7 @@ public struct EventFeed: Sendable {
         // ORDER BY names the table's columns: bare, `ingest_xid` would be the text output column
         // ("1000" < "993"), which is not the order the cursor condition follows.
         let sql = """
-            SELECT \(EventColumns.textColumns), ingest_xid::text AS feed_xid
+            SELECT \(EventColumns.textColumns()), ingest_xid::text AS feed_xid
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log.ingest_xid, audit_log.id, audit_log."timestamp" LIMIT \(limit)
             """

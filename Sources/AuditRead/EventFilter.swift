@@ -27,8 +27,10 @@ public struct EventFilter: Sendable, Equatable {
 
     public init(parameters: [String: String]) throws(ReadError) {
         for name in ["since", "until"] {
-            if let text = parameters[name], RFC3339.unixMicroseconds(text) == nil {
-                throw .badParameter(name, "\(text) is not an RFC 3339 date-time with an offset (like 2026-03-01T00:00:00Z)")
+            if let text = parameters[name], !Self.isStorableTime(text) {
+                let shown = text.count > 64 ? String(text.prefix(64)) + "..." : text
+                throw .badParameter(name, "\(shown) is not an RFC 3339 date-time with an offset from year 0001 on, with at most 9 "
+                                    + "fraction digits (like 2026-03-01T00:00:00Z)")
             }
         }
         since = parameters["since"]
@@ -58,6 +60,14 @@ public struct EventFilter: Sendable, Equatable {
         action = parameters["action"]
         resourceType = parameters["resource_type"]
         resourceID = parameters["resource_id"]
+    }
+
+    /// An RFC 3339 time PostgreSQL's `timestamptz` also reads: there is no year 0 there, and a
+    /// field longer than its input buffer (a fraction of thousands of digits) is refused.
+    static func isStorableTime(_ text: String) -> Bool {
+        guard text.utf8.count <= 40, RFC3339.unixMicroseconds(text) != nil, !text.hasPrefix("0000") else { return false }
+        let fraction = text.drop { $0 != "." }.dropFirst().prefix { $0.isNumber }
+        return fraction.count <= 9
     }
 
     /// Adds this filter's conditions on `audit_log` to `conditions`.

@@ -56,7 +56,7 @@ public struct EventSearch: Sendable {
         }
         // Qualified ORDER BY: the bare names are the text output columns, which no index serves.
         let sql = """
-            SELECT \(EventColumns.textColumns)
+            SELECT \(EventColumns.textColumns())
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log."timestamp" \(direction), audit_log.id \(direction) LIMIT \(limit + 1)
             """

@@ -10,6 +10,10 @@ public struct ReadError: Error, Sendable, Equatable, CustomStringConvertible {
         case forbidden
         /// No such tenant (HTTP 404).
         case unknownTenant
+        /// The tenant is suspended or inactive: its tokens read nothing and none are issued (HTTP 403).
+        case tenantNotActive
+        /// Too many exports at once, for this tenant or in all (HTTP 429 or 503, with Retry-After).
+        case busy
     }
 
     public var kind: Kind

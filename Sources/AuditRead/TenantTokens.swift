@@ -20,8 +20,17 @@ public enum TenantTokens {
         public var revokedAt: String?
     }
 
-    /// Makes a token for `tenantID`. Throws `ReadError.unknownTenant` when there is no such tenant.
+    /// Makes a token for `tenantID`. Throws `ReadError.unknownTenant` when there is no such tenant,
+    /// `ReadError.tenantNotActive` when it is suspended or inactive.
     public static func create(tenantID: String, name: String, on connection: PostgresConnection) throws -> Issued {
+        let status = try connection.transaction { connection in  // the tenant row is visible as that tenant
+            try connection.query("SELECT set_config('app.tenant_id', $1, true)", [tenantID])
+            return try connection.query("SELECT status FROM tenant WHERE id = $1::uuid", [tenantID]).scalar
+        }
+        guard let status else { throw ReadError(kind: .unknownTenant, message: "no tenant \(tenantID)") }
+        guard status == "active" else {
+            throw ReadError(kind: .tenantNotActive, message: "tenant \(tenantID) is \(status): tokens are issued to active tenants only")
+        }
         var generator = SystemRandomNumberGenerator()  // getrandom(2): cryptographically secure
         let random = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let token = "ait_" + random.map { String(format: "%02x", $0) }.joined()

@@ -50,6 +50,10 @@ public struct PartitionArchive: Codable, Sendable {
         return archive
     }
 
+    /// Archives, their checksums and manifests are their owner's only (an umask can only narrow
+    /// a mode, never widen it; `open` then applies it exactly).
+    static let fileMode: mode_t = 0o600
+
     /// Links `partial` to `month.csv.gz`, else `month.2.csv.gz`, ...: `link` fails rather than
     /// replace an existing file, so two prunes can never overwrite each other's archive.
     private static func link(_ partial: String, toFirstFreeNameFor month: String, in directory: String) throws -> String {
@@ -65,7 +69,7 @@ public struct PartitionArchive: Codable, Sendable {
     }
 
     private static func createExclusively(_ path: String, _ data: Data) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fileMode)
         guard fd >= 0 else { throw OperationsError("cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }

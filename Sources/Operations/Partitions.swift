@@ -157,7 +157,8 @@ final class GzipFile {
 
     init(path: String) throws {
         self.path = path
-        let output = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)  // never overwrites
+        // Never overwrites. 0600 whatever the umask: an archive holds every tenant's events.
+        let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, PartitionArchive.fileMode)
         guard output >= 0 else { throw OperationsError("cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(output) }
         var ends: [Int32] = [0, 0]

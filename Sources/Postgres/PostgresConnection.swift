@@ -105,11 +105,6 @@ public final class PostgresConnection: @unchecked Sendable {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    /// Quotes a string literal for SQL (`it's` -> `'it''s'`). Prefer parameters where possible.
-    public static func quoteLiteral(_ value: String) -> String {
-        "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
-    }
-
     // MARK: Internals shared with COPY and results
 
     /// Calls libpq with the live handle; converts a NULL result or a broken connection into an error.

@@ -49,7 +49,8 @@ struct AdminOptions: ParsableArguments {
         The tenant read API (the admin token reads any tenant; a token from `tenant token create` its own):
         GET  /v1/tenants/{id}/events           since, until, action, user_id, resource_type, resource_id,
                                                severity (minimum), metadata (JSON object), limit, cursor, order=asc
-        GET  /v1/tenants/{id}/events/export    format=ndjson|csv and the same filters; streamed
+        GET  /v1/tenants/{id}/events/export    format=ndjson|csv, csv_formulas=escape|keep and the same filters;
+                                               streamed; 429/503 with Retry-After over --admin-exports(-per-tenant)
         GET  /v1/tenants/{id}/feed             after=CURSOR, limit: every event once, in commit order
         """
 
@@ -62,9 +63,23 @@ struct AdminOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Close an admin connection that sends nothing for this long (stalled header or body).",
                                valueName: "seconds"))
     var adminRequestTimeout: Int = 10
+    @Option(help: ArgumentHelp("Tenant exports running at once for one tenant; more answer 429 with Retry-After.", valueName: "n"))
+    var adminExportsPerTenant: Int = 2
+    @Option(help: ArgumentHelp("Tenant exports running at once in all, each on a database connection of their own; more answer 503.",
+                               valueName: "n"))
+    var adminExports: Int = 4
+    @Option(help: ArgumentHelp("Abort an export whose client takes nothing for this long, freeing its connection.", valueName: "seconds"))
+    var adminExportStallTimeout: Int = 30
 
     func validate() throws {
         guard (1...3600).contains(adminRequestTimeout) else { throw ValidationError("--admin-request-timeout must be 1-3600 seconds") }
+        guard (1...64).contains(adminExports), (1...adminExports).contains(adminExportsPerTenant) else {
+            throw ValidationError("--admin-exports must be 1-64, and --admin-exports-per-tenant 1 to --admin-exports")
+        }
+        guard (1...3600).contains(adminExportStallTimeout) else { throw ValidationError("--admin-export-stall-timeout must be 1-3600 seconds") }
+        if let adminPort, !(1...65535).contains(adminPort) {
+            throw ValidationError("--admin-port must be a TCP port, 1-65535, not \(adminPort)")
+        }
     }
 
     var port: Int? { adminPort }
@@ -74,9 +89,13 @@ struct AdminOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let allowed = adminAllowedHosts + (environment["ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        return AdminServer.Configuration(host: adminHost, port: port, token: try Self.token(environment), allowedHosts: allowed,
-                                         requestIdleTimeout: .seconds(adminRequestTimeout),
-                                         database: try database.configuration(), expectedMigrations: expected)
+        var configuration = AdminServer.Configuration(host: adminHost, port: port, token: try Self.token(environment), allowedHosts: allowed,
+                                                      requestIdleTimeout: .seconds(adminRequestTimeout),
+                                                      database: try database.configuration(), expectedMigrations: expected)
+        configuration.exportsPerTenant = adminExportsPerTenant
+        configuration.exports = adminExports
+        configuration.exportStallTimeout = .seconds(adminExportStallTimeout)
+        return configuration
     }
 
     /// ADMIN_TOKEN, else the content of the file ADMIN_TOKEN_FILE names (trailing line break removed).

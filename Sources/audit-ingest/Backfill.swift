@@ -61,7 +61,7 @@ struct Backfill: ParsableCommand {
                 throw ValidationError("--source-name must be non-empty letters, digits and - _ . : / @, not '\(sourceName)'")
             }
         }
-        if case .header = try engine.mapper()?.tenant {
+        if case .header = try engine.mapper()?.tenant ?? engine.nativeTenant() {
             throw ValidationError("--tenant-from header:NAME reads Kafka headers: files have none (use consume, or field:PATH)")
         }
         if ChangedSourcePolicy(rawValue: ifChanged) == nil {
@@ -116,7 +116,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("""
         Events stamped more than this many seconds after now are dead-lettered (timestamp outside \
         plausibility window). A decision once committed stays: a later run with another window \
-        does not revisit it.
+        does not revisit it. At most a year.
         """, valueName: "seconds"))
     var maxFutureSkew: Int = 86_400
 
@@ -144,7 +144,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("""
         Where a mapped event's tenant comes from: fixed:UUID, field:PATH (a dot path into the \
         record whose value is a UUID), or header:NAME (consume: a Kafka header whose value is a \
-        UUID; a message without it is dead-lettered as invalid uuid: tenant_id).
+        UUID; a message without it is dead-lettered as invalid uuid: tenant_id). For native \
+        events, a binding: fixed:UUID or header:NAME names the only tenant the source may write, \
+        and an event whose tenant_id differs is dead-lettered as tenant mismatch.
         """, valueName: "rule"))
     var tenantFrom: String?
 
@@ -153,15 +155,24 @@ struct EngineOptions: ParsableArguments {
         guard let eventFormat = EventFormat(rawValue: format) else {
             throw ValidationError("--format must be one of \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(format)")
         }
-        guard eventFormat != .native else {
-            if tenantFrom != nil { throw ValidationError("--tenant-from applies to --format other than native") }
-            return nil
-        }
+        guard eventFormat != .native else { return nil }  // see nativeTenant()
         guard let tenantFrom else { throw ValidationError("--format \(format) needs --tenant-from fixed:UUID, field:PATH or header:NAME") }
         guard let rule = TenantRule(tenantFrom) else {
             throw ValidationError("--tenant-from must be fixed:UUID, field:PATH or header:NAME, not \(tenantFrom)")
         }
         return FormatMapper(format: eventFormat, tenant: rule)
+    }
+
+    /// `--tenant-from` for native events: the binding they must match (fixed:UUID or header:NAME).
+    func nativeTenant() throws -> TenantRule? {
+        guard format == EventFormat.native.rawValue, let tenantFrom else { return nil }
+        guard let rule = TenantRule(tenantFrom) else {
+            throw ValidationError("--tenant-from must be fixed:UUID or header:NAME, not \(tenantFrom)")
+        }
+        if case .field = rule {
+            throw ValidationError("--tenant-from field:PATH does not apply to native events: their tenant is tenant_id (bind them with fixed:UUID or header:NAME)")
+        }
+        return rule
     }
 
     func configuration() throws -> IngestConfiguration {
@@ -174,12 +185,17 @@ struct EngineOptions: ParsableArguments {
             throw ValidationError("--ring-capacity must be a power of two of at least 1024, not \(ringCapacity)")
         }
         guard (1...65_536).contains(shardMemory) else { throw ValidationError("--shard-memory must be between 1 and 65536 MiB") }
-        guard maxFutureSkew >= 0 else { throw ValidationError("--max-future-skew must be 0 or more seconds") }
-        return IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
-                                   ringCapacity: ringCapacity, unknownTenants: policy,
-                                   decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew),
-                                                                 retentionCutoff: try retentionCutoff()),
-                                   maxShardBytes: shardMemory << 20, mapper: try mapper())
+        // A year at most: the database makes partitions up to 25 months ahead and refuses later ones.
+        guard (0...31_622_400).contains(maxFutureSkew) else {
+            throw ValidationError("--max-future-skew must be 0-31622400 seconds (a year), not \(maxFutureSkew)")
+        }
+        var configuration = IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
+                                                ringCapacity: ringCapacity, unknownTenants: policy,
+                                                decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew),
+                                                                              retentionCutoff: try retentionCutoff()),
+                                                maxShardBytes: shardMemory << 20, mapper: try mapper())
+        configuration.nativeTenant = try nativeTenant()
+        return configuration
     }
 }
 

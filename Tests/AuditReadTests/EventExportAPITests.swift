@@ -53,8 +53,11 @@ import Testing
         try fixture.insertSeries(tenant: ReadFixture.tenantB, count: 10)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID().uuidString).ndjson").path
         defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("old".utf8), attributes: [.posixPermissions: 0o644]))
         let export = try fixture.cli(["events", "export", "--tenant", ReadFixture.tenantA, "--action", "action.1", "-o", file])
         #expect(export.exitCode == 0, "\(export.output)")
+        let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "a tenant's events: the owner's only, also over a wider file that was there")
         #expect(export.output.contains("exported 600 event(s)"))
         let written = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
         #expect(written.count == 600)

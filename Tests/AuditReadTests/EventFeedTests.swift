@@ -154,3 +154,26 @@ func waitpidExited(_ pid: pid_t) -> Bool {
     var info = siginfo_t()
     return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
 }
+
+/// The feed's horizon waits for writers of audit_log only (migration 0011): any other login's
+/// long transaction, a tenant analyst's included, holds back no one's feed.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct FeedHorizonTests {
+    @Test func aReadersLongTransactionHoldsBackNoFeed() throws {
+        let fixture = try ReadFixture()
+        let analyst = "analyst_\(UUID().uuidString.prefix(8).lowercased())"
+        try fixture.owner.execute("CREATE ROLE \(analyst) LOGIN IN ROLE audit_reader")
+        defer { _ = try? fixture.owner.execute("DROP ROLE IF EXISTS \(analyst)") }
+        try fixture.owner.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ($1, $2)", [analyst, ReadFixture.tenantB])
+        let session = try PostgresConnection(fixture.url.replacingOccurrences(of: "://postgres@", with: "://\(analyst)@"))
+        defer { session.close() }
+        try session.execute("BEGIN READ ONLY")
+        _ = try session.execute("SELECT pg_current_xact_id()")  // an id, held open
+
+        let poller = try EventFeedTests.Poller(url: fixture.url, tenant: ReadFixture.tenantA)
+        let events = (0..<5).map { _ in ReadFixture.Event() }
+        try fixture.insert(events)
+        try poller.pollUntil(count: 5)
+        #expect(Set(poller.seen) == Set(events.map(\.id)), "all five, while the analyst's transaction is open")
+        try session.execute("ROLLBACK")
+    }
+}

@@ -15,7 +15,7 @@ import Testing
         let event = ReadFixture.Event(action: action, resourceType: "", resourceID: nil, timestamp: "2026-05-05T05:05:05.5Z",
                                       metadata: metadata)
         try fixture.insert([event])
-        try fixture.owner.execute("UPDATE audit_log SET user_agent = \(PostgresConnection.quoteLiteral(agent))")
+        try fixture.owner.query("UPDATE audit_log SET user_agent = $1", [agent])
         let connection = try PostgresConnection(fixture.url)
         let signer = try CursorSigner.load(on: connection)
         let search = try EventSearch(tenantID: ReadFixture.tenantA, parameters: [:], signer: signer)

@@ -45,8 +45,10 @@ struct ReadFixture {
         }
     }
 
-    /// Inserts one event in `connection`'s current transaction.
+    /// Inserts one event in `connection`'s current transaction. Its first write announces the
+    /// writer to the feed (`LOCK TABLE feed_writer`) as every writer of audit_log must.
     static func insert(_ event: Event, on connection: PostgresConnection) throws {
+        try connection.execute("LOCK TABLE feed_writer IN ROW EXCLUSIVE MODE")
         try connection.query("""
             INSERT INTO audit_log (id, tenant_id, user_id, action, resource_type, resource_id, severity, "timestamp", custom_metadata)
             VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8::timestamptz, $9::jsonb)

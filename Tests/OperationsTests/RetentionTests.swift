@@ -59,9 +59,20 @@ import Testing
             #expect(manifest?["rows"] as? Int == archive.rows)
             #expect(manifest?["sha256"] as? String == archive.sha256)
             #expect(manifest?["table"] as? String == month)
+            for file in [archive.file, archive.file + ".sha256", archive.file + ".manifest.json"] {
+                let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(file): every tenant's events, its owner's only (umask \(String(Self.umask, radix: 8)))")
+            }
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         #expect(!names.contains { $0.hasSuffix(".partial") }, "\(names)")
+    }
+
+    /// The process's umask (read by setting it back).
+    static var umask: mode_t {
+        let current = Foundation.umask(0o022)
+        Foundation.umask(current)
+        return current
     }
 
     @Test func pruneFinishesTablesAnEarlierPruneDetached() throws {

@@ -17,6 +17,26 @@ import Testing
         }
     }
 
+    /// `--tenant-from fixed:UUID` binds native events to one tenant (a per-tenant topic or file):
+    /// the others are dead-lettered `tenant mismatch`, each position in exactly one table.
+    @Test func nativeEventsBoundToATenantDeadLetterAnyOther() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 300)
+        let mine = try #require(try String(contentsOfFile: file.path, encoding: .utf8).split(separator: "\n").first.flatMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["tenant_id"] as? String
+        })
+        let lines = try String(contentsOfFile: file.path, encoding: .utf8).split(separator: "\n")
+        let expected = lines.filter { $0.contains(mine) }.count
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--tenant-from", "fixed:\(mine)", file.path])
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == expected)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log WHERE tenant_id <> '\(mine)'") == 0)
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'tenant mismatch'") == lines.count - expected)
+        #expect(try fixture.accountedExactlyOnce(lines: lines.count, source: try FileSource(path: file.path).baseName))
+        let field = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "--tenant-from", "field:tenant", file.path])
+        #expect(field.exitCode == 64 && field.output.contains("does not apply to native events"), "\(field.output)")
+    }
+
     @Test func missingFileIsAClearError() throws {
         let fixture = try PipelineFixture()
         let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "/nonexistent/events.ndjson"])

@@ -59,7 +59,8 @@ import SampleData
         let tenants = try fixture.connection.execute("SELECT tenant_id, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC").rows
         let (mine, mineCount, other) = (tenants[0][0]!, Int(tenants[0][1]!)!, tenants[1][0]!)
 
-        let reader = try LoginRole(granted: "audit_reader", on: fixture.connection)
+        // An application login (audit_api: it authenticates tenants itself) acts for the tenant it sets.
+        let reader = try LoginRole(granted: "audit_api", on: fixture.connection)
         defer { reader.drop(on: fixture.connection) }
         let session = try PostgresConnection(reader.url(fixture.url))
         defer { session.close() }
@@ -135,9 +136,13 @@ import SampleData
 /// A LOGIN role of a test's own (roles are cluster-wide: unique names), trusted by the throwaway
 /// cluster's pg_hba, optionally granted a group role.
 struct LoginRole {
-    let name = "login_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased())"
+    let name: String
+
+    /// An existing role by name (one renamed by a test).
+    init(name: String) { self.name = name }
 
     init(granted group: String?, attributes: String = "", on connection: PostgresConnection) throws {
+        name = "login_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased())"
         try connection.execute("CREATE ROLE \(name) LOGIN \(attributes)")
         if let group { try connection.execute("GRANT \(group) TO \(name)") }
     }
@@ -177,5 +182,106 @@ struct LoginRole {
         try session.execute("SET ROLE audit_reader")
         #expect(try session.query("SELECT count(*) FROM audit_log WHERE tenant_id = $1", [other]).scalar == "0", "nor SET ROLE")
         #expect(throws: PostgresError.self) { try session.execute("SELECT count(*) FROM tenant_login_role") }
+    }
+}
+
+/// Bindings follow the role, fail closed, and app.tenant_id is for application roles only
+/// (migration 0011). Each case here read every tenant before.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct FailClosedBindingTests {
+    struct Setup {
+        let fixture: PipelineFixture
+        let mine: String, mineCount: String, other: String
+    }
+
+    static func setUp() throws -> Setup {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 200)
+        #expect(try Shell.run(Shell.executable(named: "audit-ingest"),
+                              ["backfill", "--no-progress", "--database-url", fixture.url, file.path]).exitCode == 0)
+        let tenants = try fixture.connection.execute("SELECT tenant_id, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC").rows
+        return Setup(fixture: fixture, mine: tenants[0][0]!, mineCount: tenants[0][1]!, other: tenants[1][0]!)
+    }
+
+    /// What `session` sees of audit_log after setting app.tenant_id to `tenant`.
+    static func visible(_ session: PostgresConnection, acting tenant: String) throws -> String? {
+        try session.query("SELECT set_config('app.tenant_id', $1, false)", [tenant])
+        return try session.execute("SELECT count(*) FROM audit_log").scalar
+    }
+
+    @Test func aMemberOfABoundRoleAndARenamedBoundRoleStayBound() throws {
+        let setup = try Self.setUp()
+        let connection = setup.fixture.connection
+        let group = "acme_\(UUID().uuidString.prefix(8).lowercased())"
+        try connection.execute("CREATE ROLE \(group) NOLOGIN IN ROLE audit_reader")
+        defer { _ = try? connection.execute("DROP ROLE IF EXISTS \(group)") }
+        try connection.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ($1, $2)", [group, setup.mine])
+        let bob = try LoginRole(granted: group, on: connection)  // CREATE ROLE bob LOGIN IN ROLE acme
+        defer { bob.drop(on: connection) }
+        let session = try PostgresConnection(bob.url(setup.fixture.url))
+        defer { session.close() }
+        #expect(try Self.visible(session, acting: setup.other) == setup.mineCount, "a member of a bound role is bound")
+
+        let analyst = try LoginRole(granted: "audit_reader", on: connection)
+        defer { analyst.drop(on: connection) }
+        try connection.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ($1, $2)", [analyst.name, setup.mine])
+        let renamed = LoginRole(name: analyst.name + "_renamed")
+        try connection.execute("ALTER ROLE \(analyst.name) RENAME TO \(renamed.name)")
+        defer { renamed.drop(on: connection) }
+        let renamedSession = try PostgresConnection(renamed.url(setup.fixture.url))
+        defer { renamedSession.close() }
+        #expect(try Self.visible(renamedSession, acting: setup.other) == setup.mineCount, "renamed, still bound")
+    }
+
+    @Test func anUnboundReaderAndOneBoundToTwoTenantsSeeNothing() throws {
+        let setup = try Self.setUp()
+        let connection = setup.fixture.connection
+        let unbound = try LoginRole(granted: "audit_reader", on: connection)
+        defer { unbound.drop(on: connection) }
+        let session = try PostgresConnection(unbound.url(setup.fixture.url))
+        defer { session.close() }
+        #expect(try Self.visible(session, acting: setup.other) == "0", "not an application role: app.tenant_id is ignored")
+        #expect(try session.execute("SELECT count(*) FROM tenant").scalar == "0")
+
+        let groups = ["a", "b"].map { "two_\($0)_\(UUID().uuidString.prefix(8).lowercased())" }
+        for (group, tenant) in zip(groups, [setup.mine, setup.other]) {
+            try connection.execute("CREATE ROLE \(group) NOLOGIN IN ROLE audit_reader")
+            try connection.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ($1, $2)", [group, tenant])
+        }
+        defer { for group in groups { _ = try? connection.execute("DROP ROLE IF EXISTS \(group)") } }
+        let both = try LoginRole(granted: groups.joined(separator: ", "), on: connection)
+        defer { both.drop(on: connection) }
+        let bothSession = try PostgresConnection(both.url(setup.fixture.url))
+        defer { bothSession.close() }
+        #expect(try Self.visible(bothSession, acting: setup.mine) == "0", "bound to two tenants: neither")
+
+        #expect(throws: PostgresError.self, "a binding must name a role") {
+            try connection.query("INSERT INTO tenant_login_role (role_name, tenant_id) VALUES ('no_such_role_x', $1)", [setup.mine])
+        }
+    }
+
+    /// The ingest credential writes the COPY's eleven columns, positive counts and plausible
+    /// months, nothing more.
+    @Test func theIngestCredentialCannotForgeFeedPositionsCountsOrMonths() throws {
+        let setup = try Self.setUp()
+        let connection = setup.fixture.connection
+        let ingest = try LoginRole(granted: "audit_ingest", on: connection)
+        defer { ingest.drop(on: connection) }
+        let session = try PostgresConnection(ingest.url(setup.fixture.url))
+        defer { session.close() }
+        try session.execute("SET ROLE audit_ingest")
+        func refusal(_ sql: String) -> String {
+            do { try session.execute(sql); return "accepted" } catch let error as PostgresError { return error.sqlState ?? "\(error)" } catch { return "\(error)" }
+        }
+        let stored = try #require(try connection.execute(#"SELECT max("timestamp")::text FROM audit_log"#).scalar)  // a month that exists
+        let values = "gen_random_uuid(), '\(setup.mine)', 'planted', 'INFO', '\(stored)'"
+        #expect(refusal(#"INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp", ingest_xid) VALUES (\#(values), '1')"#) == "42501")
+        #expect(refusal(#"INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp", ingested_at) VALUES (\#(values), '2001-01-01Z')"#) == "42501")
+        #expect(refusal(#"INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp") VALUES (\#(values))"#) == "accepted",
+                "the COPY's own columns")
+        #expect(refusal("INSERT INTO tenant_metrics_delta VALUES ('\(setup.mine)', '2026-03-01', -999999)") == "23514")
+        #expect(refusal("SELECT ensure_month_partitions('0001-01-01')") == "22008")
+        #expect(refusal("SELECT ensure_month_partitions('2999-01-01')") == "22008")
+        #expect(refusal("SELECT ensure_month_partitions(current_date)") == "accepted")
+        #expect(try connection.execute("SELECT count(*) FROM pg_class WHERE relname IN ('audit_log_0001_01', 'audit_log_2999_01')").scalar == "0")
     }
 }

@@ -39,7 +39,7 @@ struct PipelineFixture {
     /// Every line is exactly once in audit_log or audit_dead_letter.
     func accountedExactlyOnce(lines: Int, source: String) throws -> Bool {
         let stored = try count("SELECT count(*) FROM audit_log")
-        let dead = try count("SELECT count(*) FROM audit_dead_letter WHERE source = \(PostgresConnection.quoteLiteral(source))")
+        let dead = Int(try connection.query("SELECT count(*) FROM audit_dead_letter WHERE source = $1", [source]).scalar ?? "") ?? -1
         let duplicates = try count("SELECT count(*) FROM audit_dead_letter WHERE sqlstate = '23505'")
         return stored + dead == lines && duplicates == 0
     }

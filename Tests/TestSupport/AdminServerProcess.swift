@@ -6,6 +6,7 @@ public struct AdminServerProcess: Sendable {
     /// `http://127.0.0.1:PORT`.
     public let base: String
     public let databaseURL: String
+    public var port: Int { Int(base.split(separator: ":").last!)! }
 
     public init(child: Shell.Child, base: String, databaseURL: String) {
         self.child = child

@@ -20,6 +20,11 @@ public struct IngestConfiguration: Sendable {
     public var maxShardBytes: Int
     /// Maps messages of another format into the wire contract before decoding; nil for `native`.
     public var mapper: FormatMapper?
+    /// Native events only: the tenant their source may write (`fixed`) or a header naming it
+    /// (`header`, set by a trusted gateway). An event whose own tenant_id differs is
+    /// dead-lettered `tenant mismatch`, so a producer on a per-tenant topic cannot write another
+    /// tenant's trail. nil: the event's tenant_id is trusted.
+    public var nativeTenant: TenantRule?
     /// How often the first shard folds the counts in tenant_metrics_delta into tenant_metrics
     /// during a run (each run also folds when it ends): keeps the delta table small under a
     /// consume that never ends. Default: 60 s.
@@ -30,7 +35,10 @@ public struct IngestConfiguration: Sendable {
 
     /// True when messages must come with their context (`IngestFeed.message(...context:)`):
     /// something is kept from it, or the mapper reads headers. Sources build none otherwise.
-    public var needsMessageContext: Bool { !contextMetadata.isEmpty || mapper?.readsMessageContext == true }
+    public var needsMessageContext: Bool {
+        if case .header = nativeTenant { return true }
+        return !contextMetadata.isEmpty || mapper?.readsMessageContext == true
+    }
 
     /// Events one shard may hold, in its ring and its unflushed batch: as many as a ring of
     /// single events plus a batch held.

@@ -95,16 +95,22 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// after it.
     func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         guard let mapper = configuration.mapper else {
-            return route(partition: partition, offset: offset, next: next, event: message, raw: message, context: context)
+            return route(partition: partition, offset: offset, next: next, event: message, raw: message, context: context,
+                         boundTo: configuration.nativeTenant)
         }
         submitMapped(partition: partition, offset: offset, next: next, message: message, mapper: mapper, context: context)
     }
 
     /// Decodes one wire-contract event and hands it to its shard; `raw` is what a dead letter
     /// keeps. What `configuration.contextMetadata` asks of `context` is added to its metadata.
+    /// With `binding`, an event of another tenant than the binding names is dead-lettered.
     func route(partition: Int32, offset: Int64, next: Mark, event message: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer,
-               context: MessageContext? = nil) {
+               context: MessageContext? = nil, boundTo binding: TenantRule? = nil) {
         switch decoder.decode(message) {
+        case .success(let event) where binding != nil && Self.mismatch(event.tenantID, binding!, context) != nil:
+            let detail = Self.mismatch(event.tenantID, binding!, context)!
+            reject(partition: partition, offset: offset, next: next, rawMessage: raw,
+                   rejection: Rejection(.tenantMismatch, detail, tenantID: event.tenantID))
         case .success(var event):
             if let context, let members = context.metadataMembers(configuration.contextMetadata) {
                 let metadata = MetadataMerge.merge(event.metadata, adding: members)
@@ -116,6 +122,21 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw)
         case .failure(let rejection):
             reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection)
+        }
+    }
+
+    /// Why `tenant` is not the tenant `binding` names for this message, or nil when it is.
+    static func mismatch(_ tenant: UUIDValue, _ binding: TenantRule, _ context: MessageContext?) -> String? {
+        switch binding {
+        case .fixed(let bound):
+            return UUIDValue(bound) == tenant ? nil : "tenant_id \(tenant), but this source writes tenant \(bound) only"
+        case .header(let name):
+            guard let value = context?.header(name), let bound = UUIDValue(value) else {
+                return "header \(name), which names the tenant, is missing or not a UUID"
+            }
+            return bound == tenant ? nil : "tenant_id \(tenant), but header \(name) names tenant \(value.lowercased())"
+        case .field:
+            return nil  // refused by the command line: a native event's tenant is its tenant_id
         }
     }
 

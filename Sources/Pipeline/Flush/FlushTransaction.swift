@@ -28,6 +28,9 @@ struct FlushTransaction {
              layouts: [Int32: Int64], splittingOnTimeout: Bool, on connection: PostgresConnection) throws -> Result {
         try partitions.ensure(rows.distinctMonths, on: connection)
         return try connection.transaction { connection in
+            // Before this transaction has an id: the feed's horizon waits for writers that hold
+            // this lock, and only for them (migration 0011, feed_horizon()).
+            try connection.execute(Self.feedWriterLock)
             // Offsets first: the compare-and-set locks this shard's rows and proves no other
             // process has moved them since, before any row is written.
             if try !StreamOffsets(streams: streams).advance(shard: shard, from: committed, to: pending, layouts: layouts, on: connection) {
@@ -74,6 +77,8 @@ struct FlushTransaction {
                 + copyIsolatingPoison(rows[middle...], splittingOnTimeout: splittingOnTimeout, on: connection)
         }
     }
+
+    static let feedWriterLock = "LOCK TABLE feed_writer IN ROW EXCLUSIVE MODE"
 
     private func copy(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
         try connection.copyBinary("COPY audit_log (\(AuditEvent.copyColumns)) FROM STDIN (FORMAT binary)") { writer in
