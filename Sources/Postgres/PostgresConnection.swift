@@ -13,7 +13,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// When the session was opened (for pool recycling). Monotonic.
     public let openedAt: ContinuousClock.Instant
 
-    /// Opens a session. Throws `.connectionFailed` (retriable) with libpq's message.
+    /// Opens a session. Throws `.connectionFailed` (retriable) or `.loginRefused` (not) with
+    /// libpq's message.
     public init(configuration: PostgresConfiguration) throws {
         self.configuration = configuration
         self.openedAt = .now
@@ -125,13 +126,13 @@ public final class PostgresConnection: @unchecked Sendable {
         return try body(handle)
     }
 
-    /// The error for a failure that is not a server result: lost connection or libpq problem.
+    /// The error for a failure that is not a server result: libpq could not send or receive.
+    /// It is a lost connection even while libpq still reports the session OK (it notices a socket
+    /// closed by a crashed server only when it next reads): retry on a new session.
     func connectionError(fallback: String) -> PostgresError {
         let message = handle.flatMap { PQerrorMessage($0) }.map { String(cString: $0) }?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
-        return PostgresError(code: lost ? .connectionLost : .unexpectedResult,
-                             message: message.isEmpty ? fallback : message)
+        return PostgresError(code: .connectionLost, message: message.isEmpty ? fallback : message)
     }
 
     private static func connect(_ configuration: PostgresConfiguration) throws -> OpaquePointer {
@@ -157,6 +158,13 @@ public final class PostgresConnection: @unchecked Sendable {
             let message = configuration.connectionString.redact(
                 String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines))
             PQfinish(handle)
+            if PostgresError.isLoginRefusal(message) {
+                throw PostgresError(
+                    code: .loginRefused,
+                    message: "\(message) (connecting to \(configuration.connectionString.masked))",
+                    hint: "the server refused these credentials or this database: check the user, password and database in DATABASE_URL / --database-url, and pg_hba.conf"
+                )
+            }
             throw PostgresError(
                 code: .connectionFailed,
                 message: "\(message) (connecting to \(configuration.connectionString.masked))",

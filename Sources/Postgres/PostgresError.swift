@@ -9,12 +9,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
             case unexpectedResult = "unexpected result"
             case poolTimeout = "connection pool checkout timed out"
             case poolClosed = "connection pool closed"
+            case loginRefused = "login refused"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
 
         /// The server could not be reached or refused the session (bad address, auth, database).
         public static let connectionFailed = Code(.connectionFailed)
+        /// The server refused this login for good: a wrong or changed password, no pg_hba.conf
+        /// entry, an unknown role or database, no LOGIN or CONNECT privilege. Not retriable: the
+        /// same credentials fail the same way until an operator changes them.
+        public static let loginRefused = Code(.loginRefused)
         /// An established connection broke (server restart, network).
         public static let connectionLost = Code(.connectionLost)
         /// The server rejected a statement; see `sqlState`.
@@ -38,6 +43,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var detail: String?
     public var hint: String?
+    /// What was being done, in words, when the caller knows (e.g. `COPY into audit_log`).
+    public var statement: String?
 
     public init(code: Code, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil) {
         self.code = code
@@ -57,12 +64,40 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         return Self.retriableStates.contains(sqlState)
     }
 
+    /// Labels the error with what was being done (`statement`), unless an inner step did.
+    public static func labelled<T>(_ statement: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch var error as PostgresError {
+            if error.statement == nil { error.statement = statement }
+            throw error
+        }
+    }
+
     /// True when the error is about the rows sent (class 22 data exception, class 23 integrity
     /// constraint violation), so isolating the offending rows is the remedy.
     public var isDataError: Bool {
         guard let sqlState else { return false }
         return sqlState.hasPrefix("22") || sqlState.hasPrefix("23")
     }
+
+    /// Whether libpq's message for a failed connection is the server (or libpq) refusing the
+    /// credentials or the target rather than failing to answer. libpq exposes no SQLSTATE for a
+    /// failed connection, so this reads the message: PostgreSQL's own wording, in English (a
+    /// server with another lc_messages reports these as retriable connection failures).
+    public static func isLoginRefusal(_ message: String) -> Bool {
+        loginRefusals.contains { message.contains($0) }
+    }
+
+    private static let loginRefusals = [
+        "authentication failed for user",  // 28P01 password, and peer, ident, LDAP, cert, ... (28000)
+        "no pg_hba.conf entry for",  // 28000
+        "pg_hba.conf rejects connection",  // 28000
+        "is not permitted to log in",  // 28000: NOLOGIN
+        "permission denied for database",  // 42501: no CONNECT
+        "\" does not exist",  // 28000 role, 3D000 database
+        "fe_sendauth: no password supplied",  // libpq: the server asks for one and none was given
+    ]
 
     private static let retriableStates: Set<String> = [
         "40001",  // serialization_failure
@@ -80,6 +115,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
         if let detail { text += "; detail: \(detail)" }
         if let hint { text += "; hint: \(hint)" }
+        if let statement { text += "; while \(statement)" }
         return text
     }
 }

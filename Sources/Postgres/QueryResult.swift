@@ -60,9 +60,11 @@ extension PostgresError {
         let sqlState = field(Int32(UInt8(ascii: "C")))
         let primary = field(Int32(UInt8(ascii: "M")))
             ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
-        let lost = !connection.isOpen
+        // The server sends a SQLSTATE with every error it reports. An error without one is
+        // libpq's own: the socket failed (a server that crashed or failed over closes it with
+        // nothing said, and libpq may still report the session OK until it next reads).
         self.init(
-            code: lost && sqlState == nil ? .connectionLost : code,
+            code: sqlState == nil ? .connectionLost : code,
             sqlState: sqlState,
             message: primary.isEmpty ? "server error" : primary,
             detail: field(Int32(UInt8(ascii: "D"))),

@@ -37,9 +37,10 @@ import Testing
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == fixture.count("SELECT count(*) FROM audit_log"))
     }
 
-    /// PostgreSQL restarts in the middle of a backfill: flushers retry until it is back, nothing is
-    /// lost or stored twice, and no transient error is dead-lettered.
-    @Test func postgresRestartMidBackfillLosesNothing() throws {
+    /// PostgreSQL restarts in the middle of a backfill, politely or as a crash does: flushers retry
+    /// until it is back, nothing is lost or stored twice, and no transient error is dead-lettered.
+    @Test(arguments: [PrivateCluster.ShutdownMode.fast, .immediate])
+    func postgresRestartMidBackfillLosesNothing(_ mode: PrivateCluster.ShutdownMode) throws {
         let cluster = try PrivateCluster()
         try TestDatabase.migrate(cluster.url)
         let fixture = try PipelineFixture(url: cluster.url)
@@ -51,7 +52,7 @@ import Testing
         }
         runner.start()
         waitUntil(interval: .milliseconds(20)) { try fixture.count("SELECT count(*) FROM audit_log") >= 5000 }
-        try cluster.restart()
+        try cluster.restart(mode)
         let summary = try outcome.wait(timeout: 240).get()
         #expect(summary.isComplete)
         #expect(summary.stored == 80_000)

@@ -150,7 +150,7 @@ private final class AbortingSource: IngestSource {
         let transaction = FlushTransaction(streams: .single("flush:test"), shard: 0, partitions: PartitionManager(),
                                            logger: .init(label: "test"))
         let result = try transaction.run(rows: &rows, deadLetters: [], from: [0: 0], to: [0: Mark(next: 20, prefixHash: nil)],
-                                         layouts: [0: layout], splittingOnTimeout: false, on: connection)
+                                         layouts: [0: layout], on: connection)
         #expect(result.stored == 19)
         #expect(result.deadLetters.map(\.offset) == [7] && result.deadLetters.first?.sqlState == "23505")
         #expect(result.deadLetters.first?.rawMessage == lines[7], "the refused row keeps its message as received")
@@ -162,7 +162,7 @@ private final class AbortingSource: IngestSource {
         #expect(try fixture.count("SELECT count(*) FROM tenant_metrics") == 0)
 
         _ = try transaction.run(rows: &rows, deadLetters: [], from: [0: 0], to: [0: Mark(next: 20, prefixHash: nil)],
-                                layouts: [0: layout], splittingOnTimeout: false, on: connection)
+                                layouts: [0: layout], on: connection)
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 19)
         #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter") == 1)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics_current") == 19)

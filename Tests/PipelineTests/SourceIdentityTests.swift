@@ -364,29 +364,6 @@ import SampleData
         #expect(try fixture.connection.execute("SELECT tenant_id::text, sqlstate FROM audit_dead_letter").rows == [[tenants[1], "23505"]])
     }
 
-    // MARK: Statement timeouts
-
-    /// A row that always exceeds the statement timeout: after one plain retry the batch is
-    /// copied in halves down to that row, which is dead-lettered with SQLSTATE 57014.
-    @Test func aBatchThatAlwaysTimesOutIsSplitAndTheSlowRowDeadLettered() throws {
-        let fixture = try PipelineFixture()
-        try fixture.connection.execute("""
-            CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.action = 'slow.event' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$;
-            CREATE TRIGGER slow_row BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION slow_row();
-            """)
-        var lines: [String] = []
-        for event in SampleEvents(.init(count: 40, tenants: 6)) { lines.append(SampleEvents.ndjson(event)) }
-        lines[17] = lines[17].replacingOccurrences(of: #""action":"[^"]*""#, with: #""action":"slow.event""#, options: .regularExpression)
-        let file = try sampleFile(events: 0, extraLines: lines)
-        var database = fixture.database
-        database.statementTimeout = .milliseconds(700)
-        let engine = IngestEngine(database: database, configuration: IngestConfiguration(shards: 1, batchSize: 100, maxBatchAge: .milliseconds(50)))
-        let summary = try engine.ingest(try FileSource(path: file.path))
-        #expect(summary.stored == 39 && summary.isComplete, "\(summary)")
-        #expect(try fixture.connection.execute("SELECT sqlstate, reason FROM audit_dead_letter").rows == [["57014", "rejected by database"]])
-    }
-
     // MARK: Stopping
 
     /// SIGTERM in the middle of a backfill: it stops reading, commits what it read, says so and

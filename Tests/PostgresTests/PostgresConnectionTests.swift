@@ -76,3 +76,44 @@ import Testing
         #expect(!victim.isOpen)
     }
 }
+
+@Suite(.serialized) struct ServerCrashTests {
+    /// An idle session of a server that crashed (or failed over) learns it only at its next
+    /// statement, which libpq fails without a SQLSTATE: that is a lost connection, to retry.
+    @Test(arguments: [PrivateCluster.ShutdownMode.fast, .immediate])
+    func idleSessionOfARestartedServerReportsConnectionLost(_ mode: PrivateCluster.ShutdownMode) throws {
+        let cluster = try PrivateCluster()
+        let idle = try PostgresConnection(cluster.url)
+        try idle.execute("SELECT 1")
+        try cluster.restart(mode)
+        let error = try #require(throws: PostgresError.self) { try idle.execute("SELECT 1") }
+        #expect(error.code == .connectionLost, "\(error)")
+        #expect(error.isRetriable, "\(error)")
+        #expect(try PostgresConnection(cluster.url).execute("SELECT 1").scalar == "1")
+    }
+
+    /// A COPY whose server crashes under it fails as a lost connection, wherever it was.
+    @Test func copyCutByACrashReportsConnectionLost() throws {
+        let cluster = try PrivateCluster()
+        let connection = try PostgresConnection(cluster.url)
+        try connection.execute("CREATE TABLE numbers (n int)")
+        try connection.execute("BEGIN")
+        let writer = try connection.beginBinaryCopy("COPY numbers FROM STDIN (FORMAT binary)")
+        func rows(_ range: Range<Int32>) throws {
+            for n in range {
+                writer.encoder.beginRow(fieldCount: 1)
+                writer.encoder.appendInt32(n)
+                try writer.sendIfFull()
+            }
+            try writer.send()
+        }
+        let error = try #require(throws: PostgresError.self) {
+            try rows(0..<1000)
+            try cluster.restart(.immediate)
+            try rows(1000..<2000)
+            try writer.finish()
+        }
+        #expect(error.code == .connectionLost, "\(error)")
+        #expect(error.isRetriable, "\(error)")
+    }
+}

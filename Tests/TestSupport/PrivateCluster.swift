@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 
 /// A PostgreSQL cluster of a test's own, for tests that stop or restart the server (they must
 /// not disturb the shared one). initdb in a temporary directory, TCP on a free port of 127.0.0.1;
@@ -48,9 +49,32 @@ public final class PrivateCluster: @unchecked Sendable {  // used from one test 
         try pg("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
     }
 
+    /// How a restart ends the sessions: `fast` terminates each with a FATAL message (57P01);
+    /// `immediate` kills the server as a crash or a failover does, and sessions see their socket
+    /// close with nothing said.
+    public enum ShutdownMode: String, Sendable { case fast, immediate }
+
     /// Restarts the server: every open session is cut.
-    public func restart() throws {
-        try pg("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-l", dataDirectory + "/server.log", "restart"])
+    public func restart(_ mode: ShutdownMode = .fast) throws {
+        try pg("pg_ctl", ["-D", dataDirectory, "-m", mode.rawValue, "-w", "-l", dataDirectory + "/server.log", "restart"])
+    }
+
+    /// Asks every role but `postgres` for its password over TCP (SCRAM), as a production server
+    /// does; returns once the server applies it.
+    public func requirePasswords() throws {
+        let rules = """
+            local all all trust
+            host all postgres 127.0.0.1/32 trust
+            host all all 127.0.0.1/32 scram-sha-256
+
+            """
+        try Data(rules.utf8).write(to: URL(fileURLWithPath: dataDirectory + "/pg_hba.conf"))
+        try pg("pg_ctl", ["-D", dataDirectory, "reload"])
+        let probe = "postgresql://no_such_role_probe@127.0.0.1:\(port)/postgres?connect_timeout=5"
+        let applied = waitUntil(timeout: .seconds(30)) {
+            do { _ = try PostgresConnection(probe); return false } catch { return "\(error)".contains("password") }
+        }
+        guard applied else { throw TestDatabase.Unavailable(description: "pg_hba.conf was not reloaded") }
     }
 
     @discardableResult

@@ -29,6 +29,14 @@ public struct IngestConfiguration: Sendable {
     /// during a run (each run also folds when it ends): keeps the delta table small under a
     /// consume that never ends. Default: 60 s.
     public var foldEvery: Duration = .seconds(60)
+    /// How long a flush statement waits for a lock another session holds (an operator's
+    /// `CREATE INDEX`, `VACUUM FULL` or `LOCK` on a month) before it gives up and the flush is
+    /// retried (the session's `lock_timeout`; kept under the statement timeout, so a wait is
+    /// told from a slow statement). Default: 5 s.
+    public var lockTimeout: Duration = .seconds(5)
+    /// How many statement timeouts in a row, of the same flush statement, stop the run (the
+    /// batch stays uncommitted for the next run). Default: 5.
+    public var timeoutsBeforeStopping = 5
     /// What of a message's context (Kafka topic, headers, ...) is kept in `custom_metadata`.
     /// Default: nothing.
     public var contextMetadata = ContextMetadata()

@@ -69,6 +69,9 @@ public final class IngestEngine: Sendable {
                                 statistics: IngestStatistics(source: name, factory: metricsFactory),
                                 deadLetterSink: deadLetterSink, logger: logger)
         shards.start()
+        // Asked to stop, the run ends within `stopTimeout`, wherever it waits.
+        let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { shards.abort() }
+        defer { stopDeadline.cancel() }
         let feed = IngestFeed(streams: shards.streams, configuration: configuration, database: database, shards: shards, tenants: tenants,
                               control: control, stop: stop, progress: progress, logger: logger)
         defer { feed.close(keeping: control) }
@@ -83,9 +86,9 @@ public final class IngestEngine: Sendable {
             source.finish(committed: false)
             throw error
         }
-        // Commit what was handed over; asked to stop, within the deadline.
-        let committed = shards.drain(deadline: stop.isRaised ? .now + stopTimeout : nil)
-        let flusherFailed = shards.isAborted
+        // Commit what was handed over; asked to stop, within the deadline (`stopDeadline`).
+        let committed = shards.drain()
+        let flusherFailed = shards.isAborted && !stopDeadline.hasExpired
         if !committed { shards.abort() }
         let finished = Result { try shards.finish() }
         source.finish(committed: committed)

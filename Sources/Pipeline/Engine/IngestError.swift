@@ -12,6 +12,9 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
         /// The run was asked to stop and did not finish (SIGTERM): what it did not commit is read
         /// again on the next run.
         public static let interrupted = Code("interrupted")
+        /// A flush statement hit the statement timeout again and again (`timeoutsBeforeStopping`):
+        /// too slow a server or too large a batch for the limit. Nothing of the batch was stored.
+        public static let databaseTimeout = Code("databaseTimeout")
         /// Another process committed a partition this one was writing (it no longer owns it).
         public static let partitionTakenOver = Code("partitionTakenOver")
     }

@@ -22,46 +22,63 @@ struct FlushTransaction {
     /// Commits one batch: makes the months it needs, moves the shard's positions from `committed`
     /// to `pending` (compare-and-set), COPYs the rows (sorted by tenant in place), dead-letters
     /// `deadLetters` and any row PostgreSQL refuses, and counts the stored rows in tenant_metrics_delta.
-    /// Throws what PostgreSQL throws; the caller decides whether to retry.
-    /// - Parameter splittingOnTimeout: also bisect on a statement timeout (57014).
+    /// Throws what PostgreSQL throws, labelled with the step that failed (`PostgresError.statement`);
+    /// the caller decides whether to retry.
     func run(rows: inout [EncodedRow], deadLetters: [DeadLetter], from committed: [Int32: Int64], to pending: [Int32: Mark],
-             layouts: [Int32: Int64], splittingOnTimeout: Bool, on connection: PostgresConnection) throws -> Result {
-        try partitions.ensure(rows.distinctMonths, on: connection)
-        return try connection.transaction { connection in
-            // Before this transaction has an id: the feed's horizon waits for writers that hold
-            // this lock, and only for them (migration 0011, feed_horizon()).
-            try connection.execute(Self.feedWriterLock)
-            // Offsets first: the compare-and-set locks this shard's rows and proves no other
-            // process has moved them since, before any row is written.
-            if try !StreamOffsets(streams: streams).advance(shard: shard, from: committed, to: pending, layouts: layouts, on: connection) {
-                logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
-                return Result(stored: rows.count, deadLetters: deadLetters)
-            }
-            rows.sortByTenantAndTime()
-            let rejected = rows.isEmpty ? [] : try copyIsolatingPoison(rows[...], splittingOnTimeout: splittingOnTimeout, on: connection)
-            // By index, not position: the records of one message (a CloudTrail delivery file)
-            // share its position, and those PostgreSQL took are stored and counted.
-            let rejectedRows = Set(rejected.map(\.index))
-            let stored = rejected.isEmpty ? rows[...] : ArraySlice(rows.indices.filter { !rejectedRows.contains($0) }.map { rows[$0] })
-            let allDeadLetters = deadLetters + rejected.map(\.deadLetter)
-            if !allDeadLetters.isEmpty { try insertDeadLetters(allDeadLetters, on: connection) }
-            if !stored.isEmpty { try countEvents(stored, on: connection) }
-            return Result(stored: stored.count, deadLetters: allDeadLetters)
+             layouts: [Int32: Int64], on connection: PostgresConnection) throws -> Result {
+        try PostgresError.labelled("creating month partitions (ensure_month_partitions)") {
+            try partitions.ensure(rows.distinctMonths, on: connection)
+        }
+        return try PostgresError.labelled("BEGIN or COMMIT of the flush") {
+            try connection.transaction { connection in try write(rows: &rows, deadLetters: deadLetters, from: committed, to: pending,
+                                                                 layouts: layouts, on: connection) }
         }
     }
 
-    /// COPYs `rows`; when PostgreSQL refuses them for a data reason, bisects (each attempt under a
-    /// savepoint) down to the offending rows and returns them (their index in `rows`) as dead
-    /// letters with the SQLSTATE.
-    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, splittingOnTimeout: Bool,
+    private func write(rows: inout [EncodedRow], deadLetters: [DeadLetter], from committed: [Int32: Int64], to pending: [Int32: Mark],
+                       layouts: [Int32: Int64], on connection: PostgresConnection) throws -> Result {
+        // Before this transaction has an id: the feed's horizon waits for writers that hold
+        // this lock, and only for them (migration 0011, feed_horizon()).
+        try PostgresError.labelled(Self.feedWriterLock) { try connection.execute(Self.feedWriterLock) }
+        // Offsets first: the compare-and-set locks this shard's rows and proves no other
+        // process has moved them since, before any row is written.
+        let advanced = try PostgresError.labelled("advancing ingest_offsets") {
+            try StreamOffsets(streams: streams).advance(shard: shard, from: committed, to: pending, layouts: layouts, on: connection)
+        }
+        if !advanced {
+            logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
+            return Result(stored: rows.count, deadLetters: deadLetters)
+        }
+        rows.sortByTenantAndTime()
+        let rejected = rows.isEmpty ? [] : try PostgresError.labelled("COPY into audit_log") {
+            try copyIsolatingPoison(rows[...], on: connection)
+        }
+        // By index, not position: the records of one message (a CloudTrail delivery file)
+        // share its position, and those PostgreSQL took are stored and counted.
+        let rejectedRows = Set(rejected.map(\.index))
+        let stored = rejected.isEmpty ? rows[...] : ArraySlice(rows.indices.filter { !rejectedRows.contains($0) }.map { rows[$0] })
+        let allDeadLetters = deadLetters + rejected.map(\.deadLetter)
+        if !allDeadLetters.isEmpty {
+            try PostgresError.labelled("COPY into audit_dead_letter") { try insertDeadLetters(allDeadLetters, on: connection) }
+        }
+        if !stored.isEmpty {
+            try PostgresError.labelled("COPY into tenant_metrics_delta") { try countEvents(stored, on: connection) }
+        }
+        return Result(stored: stored.count, deadLetters: allDeadLetters)
+    }
+
+    /// COPYs `rows`; when PostgreSQL refuses them for a data reason (class 22 or 23), bisects (each
+    /// attempt under a savepoint) down to the offending rows and returns them (their index in
+    /// `rows`) as dead letters with the SQLSTATE. Nothing else is the rows' fault: a timeout, a
+    /// lock wait or a lost connection is thrown for the caller to retry, never dead-lettered.
+    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>,
                                      on connection: PostgresConnection) throws -> [(index: Int, deadLetter: DeadLetter)] {
         try connection.execute("SAVEPOINT batch")
         do {
             try copy(rows, on: connection)
             try connection.execute("RELEASE SAVEPOINT batch")
             return []
-        } catch let error as PostgresError
-                    where (error.isDataError && error.sqlState != "23514") || (splittingOnTimeout && error.sqlState == "57014") {
+        } catch let error as PostgresError where error.isDataError && error.sqlState != "23514" {
             try connection.execute("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
             guard rows.count > 1 else {
                 let row = rows.first!
@@ -73,8 +90,7 @@ struct FlushTransaction {
                                                      sqlState: error.sqlState))]
             }
             let middle = rows.startIndex + rows.count / 2
-            return try copyIsolatingPoison(rows[..<middle], splittingOnTimeout: splittingOnTimeout, on: connection)
-                + copyIsolatingPoison(rows[middle...], splittingOnTimeout: splittingOnTimeout, on: connection)
+            return try copyIsolatingPoison(rows[..<middle], on: connection) + copyIsolatingPoison(rows[middle...], on: connection)
         }
     }
 

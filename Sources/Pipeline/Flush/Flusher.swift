@@ -37,6 +37,15 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let logger: Logger
 
     private var connection: PostgresConnection?
+    /// The flush sessions' settings: `database` with a lock timeout under its statement timeout,
+    /// so a wait for a lock is told from a slow statement (55P03, not 57014).
+    private var sessionConfiguration: PostgresConfiguration {
+        var session = database
+        var lockTimeout = configuration.lockTimeout
+        if let statementTimeout = database.statementTimeout, statementTimeout <= lockTimeout { lockTimeout = statementTimeout / 2 }
+        session.sessionSettings["lock_timeout"] = session.sessionSettings["lock_timeout"] ?? "\(max(lockTimeout.milliseconds, 1))"
+        return session
+    }
     private var rows: [EncodedRow] = []
     /// The batches `rows` came in: their buffers hold the rows' bytes, so they stay until the
     /// flush that stores those rows is done.
@@ -162,23 +171,37 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         guard !rows.isEmpty || !deadLetters.isEmpty || positions.moved else { return }
         let started = ContinuousClock.now
         var attempt = 0
-        var timeouts = 0
+        /// Statement timeouts in a row, and the statement they hit.
+        var timeouts = (statement: String?.none, count: 0)
         var result: FlushTransaction.Result
         while true {
             do {
                 result = try transaction.run(rows: &rows, deadLetters: deadLetters, from: positions.committed, to: positions.pending,
-                                             layouts: positions.layouts, splittingOnTimeout: timeouts >= 2, on: try connected())
+                                             layouts: positions.layouts, on: try connected())
                 break
-            } catch let error as PostgresError where error.sqlState == "57014" && timeouts < 2 {
-                // A statement timeout may be a busy moment (retry once as it is) or a batch too
-                // large for the limit: then COPY in halves, down to one row, which is
-                // dead-lettered with the SQLSTATE if even it times out.
-                timeouts += 1
+            } catch let error as PostgresError where error.sqlState == "57014" {
+                // A statement timeout is a busy server, a lock wait longer than the limit or a
+                // batch too large for it: never the rows' fault, so nothing is dead-lettered.
+                // Retried; the same statement timing out again and again stops the run.
+                timeouts = timeouts.statement == error.statement ? (error.statement, timeouts.count + 1) : (error.statement, 1)
+                guard timeouts.count < configuration.timeoutsBeforeStopping else { throw timedOut(error, times: timeouts.count) }
+                attempt += 1
                 connection?.close()
                 connection = nil
-                logger.warning("flush hit the statement timeout", metadata: [
-                    "error": "\(error)", "next": "\(timeouts >= 2 ? "copy the batch in halves" : "retry")"])
+                logger.warning("flush hit the statement timeout, retrying", metadata: [
+                    "error": "\(error)", "in_a_row": "\(timeouts.count)", "stop_after": "\(configuration.timeoutsBeforeStopping)"])
                 statistics.update { $0.retries += 1 }
+                guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
+            } catch let error as PostgresError where error.sqlState == "55P03" {
+                // lock_timeout: another session holds a lock the flush needs. Wait for as long as
+                // it holds it; the batch is intact.
+                attempt += 1
+                connection?.close()
+                connection = nil
+                logger.warning("flush waits for a lock another session holds (CREATE INDEX, VACUUM FULL, LOCK ...); retrying", metadata: [
+                    "error": "\(error)", "attempt": "\(attempt)"])
+                statistics.update { $0.retries += 1 }
+                guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
             } catch let error as PostgresError where error.isRetriable {
                 attempt += 1
                 connection?.close()
@@ -215,6 +238,22 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
     }
 
+    /// The error that stops the run after `times` statement timeouts in a row, naming the
+    /// statement and the setting's value (read on a fresh session, best effort).
+    private func timedOut(_ error: PostgresError, times: Int) -> IngestError {
+        let setting = (try? PostgresConnection(configuration: database)).flatMap { session in
+            defer { session.close() }
+            return try? session.execute("SHOW statement_timeout").scalar
+        }
+        return IngestError(.databaseTimeout, """
+            PostgreSQL cancelled \(error.statement ?? "a flush statement") at the statement timeout \(times) times in a row \
+            (statement_timeout is \(setting ?? "unknown") on the ingest sessions; \(error.message)). Nothing of this batch was \
+            stored or dead-lettered: the same command retries it. If the server was only busy, run it again; if \
+            the limit is too short for the work, raise --statement-timeout (with --statement-timeout 0 the role's or \
+            the database's setting applies; one in the connection string's options wins), or lower --batch-size.
+            """)
+    }
+
     /// Moves the counts flushes appended to tenant_metrics_delta into tenant_metrics, in a
     /// transaction of its own (no lock conflict with the other shards' flushes, which only
     /// append). Best effort: the counts stay exact in tenant_metrics_current either way.
@@ -241,7 +280,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     private func connected() throws -> PostgresConnection {
         if let connection, connection.isOpen { return connection }
-        let fresh = try PostgresConnection(configuration: database)
+        let fresh = try PostgresConnection(configuration: sessionConfiguration)
         connection = fresh
         return fresh
     }
