@@ -24,7 +24,8 @@ struct Backfill: ParsableCommand {
             command continues later.
 
             Exit status: 0 when every line is in audit_log or audit_dead_letter; 1 otherwise (an \
-            error, a stop, or lines not accounted for).
+            error, a stop, or lines not accounted for); 64 when a FILE cannot be read (missing, a \
+            directory, a FIFO): every FILE is checked before any is read.
             """
     )
 
@@ -77,8 +78,7 @@ struct Backfill: ParsableCommand {
         let ingestEngine = IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
                                         logger: logger)
         var allComplete = true
-        for path in files {
-            let source = try FileSource(path: path, sourceName: path == "-" ? sourceName : nil)
+        for (path, source) in zip(files, try Self.openAll(files, sourceName: sourceName)) {
             let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
             let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!,
                                                   stop: backfillStop) { meter.update($0) }
@@ -87,6 +87,33 @@ struct Backfill: ParsableCommand {
             allComplete = allComplete && summary.isComplete
         }
         if !allComplete { throw ExitCode(1) }
+    }
+}
+
+extension Backfill {
+    /// Every FILE checked before any is read: one missing, a directory or a FIFO among
+    /// `/var/log/app/*` stops the command before it stores anything, naming each bad one (exit 64).
+    static func openAll(_ files: [String], sourceName: String?) throws -> [FileSource] {
+        var sources: [FileSource] = []
+        var problems: [String] = []
+        for path in files {
+            do {
+                sources.append(try FileSource(path: path, sourceName: path == "-" ? sourceName : nil))
+            } catch let error as IngestError {
+                problems.append(error.message)
+            }
+        }
+        guard problems.isEmpty else {
+            let list = problems.map { "  \($0)" }.joined(separator: "\n")
+            FileHandle.standardError.write(Data("""
+                Error: \(problems.count) of the \(files.count) files cannot be read, so none was read:
+                \(list)
+                Leave them out or fix them, and run the command again.
+
+                """.utf8))
+            throw ExitCode(64)
+        }
+        return sources
     }
 }
 

@@ -110,4 +110,44 @@ import Testing
         let again = try mapped("cloudevents.ndjson", .cloudevents)[0].fields?["id"] as? String
         #expect(once != nil && once == again && UUIDValue(once!) != nil)
     }
+
+    /// One line through `format`'s mapper: its first record's fields, or why it was rejected.
+    private func mapLine(_ line: String, _ format: EventFormat) -> Result<[String: Any], Rejection> {
+        let mapper = FormatMapper(format: format, tenant: .fixed(Self.tenant))
+        return Array(line.utf8).withUnsafeBytes { mapper.map($0) }[0].map {
+            (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any] ?? [:]
+        }
+    }
+
+    /// An OCSF `time` no date can hold (past a 64-bit integer, not finite in practice, beyond
+    /// year 9999) is a rejection with the field named, never a crash of the process (one such
+    /// message would stop every partition at each start).
+    @Test func ocsfTimesNoDateCanHoldAreRejectedNotACrash() throws {
+        func ocsf(time: String) -> String {
+            #"{"class_uid":6003,"time":\#(time),"metadata":{"uid":"m-1"},"api":{"operation":"Get"}}"#
+        }
+        for time in ["1e30", "9223372036854775808", "-9223372036854775809", "-1e30", "1.5e308", "253402300800000", "-62135596800001"] {
+            guard case .failure(let rejection) = mapLine(ocsf(time: time), .ocsf) else {
+                Issue.record("time \(time) was accepted")
+                continue
+            }
+            #expect(rejection.reason == "invalid timestamp: time", "\(time): \(rejection)")
+        }
+        guard case .failure(let notANumber) = mapLine(ocsf(time: #""soon""#), .ocsf) else { Issue.record("a word as time was accepted"); return }
+        #expect(notANumber.reason == "invalid timestamp: time")
+        #expect(try mapLine(ocsf(time: "-1"), .ocsf).get()["timestamp"] as? String == "1969-12-31T23:59:59.999Z")
+        #expect(try mapLine(ocsf(time: "253402300799999"), .ocsf).get()["timestamp"] as? String == "9999-12-31T23:59:59.999Z")
+    }
+
+    /// CloudEvents are unique by `source` and `id` together: no two pairs that differ make one
+    /// stored id, wherever a separator falls in them.
+    @Test func cloudEventsIdsAreUniqueForEverySourceAndIdPair() throws {
+        func id(source: String, id: String) throws -> String? {
+            let line = #"{"specversion":"1.0","id":"\#(id)","source":"\#(source)","type":"t","time":"2026-10-07T09:30:00Z"}"#
+            return try mapLine(line, .cloudevents).get()["id"] as? String
+        }
+        let first = try id(source: "urn:svc:x", id: "a:b"), second = try id(source: "urn:svc", id: "x:a:b")
+        #expect(first != nil && second != nil && first != second)
+        #expect(try id(source: "s", id: "1") == id(source: "s", id: "1"))
+    }
 }

@@ -37,11 +37,23 @@ import Testing
         #expect(field.exitCode == 64 && field.output.contains("does not apply to native events"), "\(field.output)")
     }
 
-    @Test func missingFileIsAClearError() throws {
+    /// A missing file, a directory and a FIFO among good files (`backfill /var/log/app/*`): every
+    /// argument is checked before any is read, so nothing is half done. Exit 64 names each.
+    @Test func unreadableFilesAmongGoodOnesStopTheRunBeforeAnyIsRead() throws {
         let fixture = try PipelineFixture()
-        let result = try Shell.run(binary, ["backfill", "--database-url", fixture.url, "/nonexistent/events.ndjson"])
-        #expect(result.exitCode != 0)
+        let first = try sampleFile(events: 50), last = try sampleFile(events: 50, seed: 7)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dir-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID())").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url,
+                                            first.path, "/nonexistent/events.ndjson", directory, fifo, last.path])
+        #expect(result.exitCode == 64, "\(result.output)")
+        #expect(result.output.contains("3 of the 5 files cannot be read, so none was read"), "\(result.output)")
         #expect(result.output.contains("cannot read /nonexistent/events.ndjson"))
+        #expect(result.output.contains("\(directory) is not a regular file") && result.output.contains("\(fifo) is not a regular file"))
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
+        #expect(try fixture.count("SELECT count(*) FROM ingest_offsets") == 0)
     }
 
     @Test func unmigratedDatabaseSaysToMigrate() throws {

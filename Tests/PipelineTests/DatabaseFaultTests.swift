@@ -153,4 +153,37 @@ import Testing
         #expect(final.exitCode == 0, "\(final.output.suffix(3000))")
         #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).baseName))
     }
+
+    /// Tables under month partitions' names that are not partitions (a restore's leftover
+    /// tenant_metrics_YYYY_MM, a hand-made audit_log_YYYY_MM): each is renamed `_stray` and kept,
+    /// fresh partitions take their names, and counts fold for every month. A stray table is never
+    /// taken for a detached month that prune archives and drops.
+    @Test func strayMonthTablesAreSetAsideAndCountsStillFold() throws {
+        let fixture = try PipelineFixture()
+        let file = try sampleFile(events: 3000, months: 3)
+        let text = try String(contentsOfFile: file.path, encoding: .utf8)
+        let months = Set(text.split(separator: "\n").compactMap { line -> String? in
+            guard let range = line.range(of: #""timestamp":""#) else { return nil }
+            return String(line[range.upperBound...].prefix(7)).replacingOccurrences(of: "-", with: "_")
+        }).sorted()
+        try #require(months.count == 3)
+        try fixture.connection.execute("CREATE TABLE tenant_metrics_\(months[0]) (restored_from text)")
+        try fixture.connection.execute("CREATE TABLE audit_log_\(months[2]) (note text)")
+        try fixture.connection.execute("INSERT INTO audit_log_\(months[2]) VALUES ('an operator table')")
+
+        let summary = try fixture.engine(shards: 2).ingest(try FileSource(path: file.path))
+        #expect(summary.isComplete && summary.stored == 3000, "\(summary)")
+        #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == 3000, "every month folded")
+        #expect(try fixture.count("SELECT count(*) FROM tenant_metrics_delta") == 0)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log_\(months[2])_stray WHERE note = 'an operator table'") == 1)
+        #expect(try fixture.count("SELECT count(*) FROM pg_class WHERE relname = 'tenant_metrics_\(months[0])_stray'") == 1)
+        #expect(try fixture.count("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_detached%'") == 0)
+        for month in months {
+            #expect(try fixture.count("""
+                SELECT count(*) FROM pg_inherits
+                WHERE (inhrelid, inhparent) IN (('audit_log_\(month)'::regclass, 'audit_log'::regclass),
+                                                ('tenant_metrics_\(month)'::regclass, 'tenant_metrics'::regclass))
+                """) == 2, "\(month)")
+        }
+    }
 }

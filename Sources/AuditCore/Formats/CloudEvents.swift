@@ -12,7 +12,8 @@ enum CloudEvents {
         let source = try FormatField.required(record, "source", format: format)
         let severity = FormatField.string(record, "severity")?.uppercased()
         return MappedEvent(
-            id: DerivedID.uuid("cloudevents:\(source):\(id)"),
+            // Length-prefixed: ("urn:svc:x", "a:b") and ("urn:svc", "x:a:b") are two events.
+            id: DerivedID.uuid("cloudevents:\(source.utf8.count):\(source):\(id)"),
             user: FormatField.string(record, "actor") ?? FormatField.string(record, "data.actor") ?? FormatField.string(record, "data.user"),
             action: try FormatField.required(record, "type", format: format),
             resourceType: source,

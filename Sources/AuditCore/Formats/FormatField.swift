@@ -15,11 +15,45 @@ enum FormatField {
         string(record, path.split(separator: ".").map(String.init))
     }
 
+    /// The value at a dot path as an integer: a JSON number that a 64-bit integer holds (a
+    /// fraction is cut off), or the text of one. Nil for anything else: a number too large or too
+    /// small gives nil, never a trap (`NSNumber.intValue` traps on a double beyond `Int`).
     static func int(_ record: [String: Any], _ path: String) -> Int? {
+        value(record, path).flatMap(integer)
+    }
+
+    static func value(_ record: [String: Any], _ path: String) -> Any? {
         var value: Any? = record
         for key in path.split(separator: ".") { value = (value as? [String: Any])?[String(key)] }
-        return (value as? NSNumber)?.intValue ?? (value as? String).flatMap { Int($0) }
+        return value
     }
+
+    private static func integer(_ value: Any) -> Int? {
+        if let text = value as? String { return Int(text) }
+        guard let number = value as? NSNumber else { return nil }
+        // Every double within ±2^63 (exclusive) fits; beyond it, or not finite, none does. An
+        // integer beyond Int64 (JSONSerialization makes a UInt64 or a Decimal) is a double there too.
+        let double = number.doubleValue
+        guard double.isFinite, double > -9.223_372_036_854_775e18, double < 9.223_372_036_854_775e18 else { return nil }
+        return Int(number.int64Value)
+    }
+
+    /// Epoch milliseconds at `path` (a number, or the text of one) that a date in years 1 to 9999
+    /// can hold. Throws `missing field` without a value, `invalid timestamp` for any other.
+    static func epochMilliseconds(_ record: [String: Any], _ path: String, format: String) throws(Rejection) -> Int {
+        guard let raw = value(record, path), !(raw is NSNull) else {
+            throw Rejection(.missingField, field: path, "\(format) record without \(path)")
+        }
+        guard let milliseconds = integer(raw), epochMillisecondRange.contains(milliseconds) else {
+            throw Rejection(.invalidTimestamp, field: path, """
+                \(format) \(path) must be epoch milliseconds of a date in years 1 to 9999, not \(String(describing: raw).prefix(40))
+                """)
+        }
+        return milliseconds
+    }
+
+    /// 0001-01-01T00:00:00.000Z ... 9999-12-31T23:59:59.999Z in epoch milliseconds.
+    static let epochMillisecondRange = -62_135_596_800_000...253_402_300_799_999
 
     /// A field the format requires: its value, or a rejection naming it.
     static func required(_ record: [String: Any], _ path: String, format: String) throws(Rejection) -> String {
@@ -29,8 +63,9 @@ enum FormatField {
         return value
     }
 
-    /// Epoch milliseconds as RFC 3339 UTC with milliseconds.
+    /// Epoch milliseconds (within `epochMillisecondRange`) as RFC 3339 UTC with milliseconds.
     static func rfc3339(milliseconds: Int) -> String {
+        precondition(epochMillisecondRange.contains(milliseconds), "epoch milliseconds out of range: check with epochMilliseconds")
         let seconds = milliseconds.floorDivided(by: 1000)
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")

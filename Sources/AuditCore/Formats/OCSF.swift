@@ -6,9 +6,7 @@ enum OCSF {
         guard let classID = FormatField.int(record, "class_uid"), classID == 6003 || classID == 3002 else {
             throw Rejection(.wrongType, field: "class_uid", "OCSF class_uid must be 6003 (API Activity) or 3002 (Authentication)")
         }
-        guard let time = FormatField.int(record, "time") else {
-            throw Rejection(.missingField, field: "time", "OCSF record without time")
-        }
+        let time = try FormatField.epochMilliseconds(record, "time", format: format)
         let uid = try FormatField.required(record, "metadata.uid", format: format)
         let action: String
         if classID == 6003 {
