@@ -48,6 +48,14 @@ struct Backfill: ParsableCommand {
         """, valueName: "policy"))
     var ifChanged: String = ChangedSourcePolicy.refuse.rawValue
 
+    @Option(help: ArgumentHelp("""
+        A plain file's last line without a newline: hold (default) takes it when it is whole JSON \
+        and otherwise leaves it for a later run, as its writer may be in the middle of it; take \
+        takes it as it is (a cut-off line is dead-lettered). From .gz or standard input the end \
+        of the input finishes the line.
+        """, valueName: "policy"))
+    var partialLastLine: String = FileSource.PartialLastLine.hold.rawValue
+
     @Argument(help: ArgumentHelp("NDJSON files (.gz too, - for standard input).", valueName: "file"))
     var files: [String]
 
@@ -65,6 +73,9 @@ struct Backfill: ParsableCommand {
         if case .header = try engine.mapper()?.tenant ?? engine.nativeTenant() {
             throw ValidationError("--tenant-from header:NAME reads Kafka headers: files have none (use consume, or field:PATH)")
         }
+        if FileSource.PartialLastLine(rawValue: partialLastLine) == nil {
+            throw ValidationError("--partial-last-line must be hold or take, not \(partialLastLine)")
+        }
         if ChangedSourcePolicy(rawValue: ifChanged) == nil {
             throw ValidationError("--if-changed must be refuse or new-source, not \(ifChanged)")
         }
@@ -78,7 +89,8 @@ struct Backfill: ParsableCommand {
         let ingestEngine = IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
                                         logger: logger)
         var allComplete = true
-        for (path, source) in zip(files, try Self.openAll(files, sourceName: sourceName)) {
+        for (path, var source) in zip(files, try Self.openAll(files, sourceName: sourceName)) {
+            source.partialLastLine = FileSource.PartialLastLine(rawValue: partialLastLine)!
             let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
             let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!,
                                                   stop: backfillStop) { meter.update($0) }
@@ -242,6 +254,10 @@ extension IngestSummary {
         var lines = summaryLines(title: "\(path):", counts: counts,
                                  stored: stored, deadLettered: deadLettered, partitionsCreated: partitionsCreated,
                                  seconds: seconds, eventsPerSecond: eventsPerSecond)
+        if heldBackBytes > 0 {
+            lines.append("  held back           the last line (\(heldBackBytes) bytes): no newline and not whole JSON yet, so its")
+            lines.append("                      writer may be writing it; a later run reads it (--partial-last-line take: now)")
+        }
         if !isComplete {
             lines.append("  INCOMPLETE: \(messages + Int64(extraRecords) - alreadyCommitted - Int64(stored + deadLetteredTotal)) event(s) not accounted for")
         }

@@ -122,6 +122,42 @@ import SampleData
         #expect(try fixture.accountedExactlyOnce(lines: 3, source: first.source))
     }
 
+    /// A growing file read while its writer is in the middle of a line (writers flush in blocks):
+    /// that last line is left uncommitted, and read whole by the next run. Nothing is
+    /// dead-lettered, every line is stored once. `--partial-last-line take` takes such a line as
+    /// it is (dead-lettered, being cut off), and the summary says what was held back.
+    @Test func aLastLineBeingWrittenIsHeldBackUntilItIsFinished() throws {
+        let fixture = try PipelineFixture()
+        var lines: [String] = []
+        for event in SampleEvents(.init(count: 3, tenants: 6)) { lines.append(SampleEvents.ndjson(event)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("growing-\(UUID()).ndjson").path
+        let cut = lines[1].utf8.count / 2
+        try Data((lines[0] + "\n" + String(lines[1].prefix(cut))).utf8).write(to: URL(fileURLWithPath: path))
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: path))
+        #expect(first.stored == 1 && first.deadLetteredTotal == 0 && first.isComplete, "\(first)")
+        #expect(first.heldBackBytes == cut)
+        let report = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, path])
+        #expect(report.exitCode == 0 && report.output.contains("held back           the last line (\(cut) bytes)"), "\(report.output)")
+
+        // The writer finishes that line and adds another.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data((String(lines[1].dropFirst(cut)) + "\n" + lines[2] + "\n").utf8))
+        try handle.close()
+        let second = try engine.ingest(try FileSource(path: path))
+        #expect(second.stored == 2 && second.deadLetteredTotal == 0 && second.isComplete && second.heldBackBytes == 0, "\(second)")
+        #expect(try fixture.accountedExactlyOnce(lines: 3, source: first.source))
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter") == 0)
+
+        // Asked to, a cut-off last line is taken as it is.
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID()).ndjson").path
+        try Data((lines[2] + "\n" + String(lines[0].prefix(10))).utf8).write(to: URL(fileURLWithPath: other))
+        let taken = try Shell.run(binary, ["backfill", "--no-progress", "--partial-last-line", "take", "--database-url", fixture.url, other])
+        #expect(taken.exitCode == 0 && !taken.output.contains("held back"), "\(taken.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'invalid JSON'") == 1)
+    }
+
     /// A .gz cut off mid-line (a rotated archive still being written): the run fails, and the
     /// cut-off last line is not committed, so the complete archive later stores it.
     @Test func aTruncatedArchiveDoesNotCommitItsCutOffLine() throws {

@@ -109,7 +109,7 @@ public final class IngestEngine: Sendable {
             stored: snapshot.stored, deadLettered: snapshot.deadLettered,
             partitionsCreated: partitions.created - createdBefore,
             seconds: started.duration(to: .now).secondsDouble, bytesRead: snapshot.bytesRead,
-            stopped: stop.isRaised)
+            stopped: stop.isRaised, heldBackBytes: totals.heldBackBytes)
     }
 }
 
@@ -145,6 +145,9 @@ public struct IngestSummary: Sendable {
     public var bytesRead: Int
     /// The run was asked to stop (and committed what it had read).
     public var stopped: Bool
+    /// Bytes of a file's last line left for a later run: no newline yet, and not whole JSON (its
+    /// writer may be writing it). Not counted in `messages`.
+    public var heldBackBytes: Int = 0
 
     public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
     /// Messages handled by this run per second.

@@ -48,6 +48,20 @@ public struct FileSource: Sendable {
         return "file:" + String(UInt64(bitPattern: hasher.value), radix: 16)
     }
 
+    /// What to do with a last line that has no newline (from a plain file; from gzip or standard
+    /// input the end of the input finishes it). Default: `.hold`.
+    public var partialLastLine: PartialLastLine = .hold
+
+    /// A plain file's last line without a newline may be one its writer is still writing (writers
+    /// flush in blocks, mid-line).
+    public enum PartialLastLine: String, Sendable, CaseIterable {
+        /// Take it when it is one whole JSON value (the writer finished it without a newline);
+        /// else leave it, uncommitted, for a later run to read once it is finished.
+        case hold
+        /// Take it as it is, finished or not (a cut-off line is dead-lettered `invalid JSON`).
+        case take
+    }
+
     /// True when the input starts with a blank line (it may be a file that held only blank lines
     /// when an earlier run read it).
     public internal(set) var startsBlank = false
@@ -99,10 +113,12 @@ public struct FileSource: Sendable {
         public var lines: Int64
         /// Lines before the resume point (handled by earlier runs).
         public var linesBeforeStart: Int64
-        /// Where reading stopped (the end of the input unless `line` asked to stop) and the hash
-        /// of the bytes before it.
+        /// Where reading stopped (the end of the input unless `line` asked to stop, or the start
+        /// of a held-back last line) and the hash of the bytes before it.
         public var end: Int64
         public var endPrefixHash: Int64
+        /// Bytes of a last line without a newline that was left for a later run (`PartialLastLine.hold`).
+        public var heldBack = 0
     }
 
     /// The bytes before the resume point differ from what an earlier run stored.
@@ -184,6 +200,10 @@ public struct FileSource: Sendable {
                 // The last line without a newline. From gzip it counts only once gzip has ended
                 // well: a truncated archive must not commit its cut-off line.
                 try input.finish()
+                if overlong == nil, !pending.isEmpty, mayBeUnfinished(pending) {
+                    return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value,
+                                      heldBack: pending.count)
+                }
                 if !pending.isEmpty || overlong != nil {
                     guard try finishLine(pending, newline: false) else { return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value) }
                 }
@@ -199,6 +219,16 @@ public struct FileSource: Sendable {
             }
         }
         return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value)
+    }
+
+    /// True when `lastLine` (no newline after it) is held back: it comes from a plain file, the
+    /// policy is `.hold`, and it is not one whole JSON value (an object is whole only at its
+    /// closing brace, so no part of a line being written passes). Blank text is nothing to hold.
+    private func mayBeUnfinished(_ lastLine: UnsafeRawBufferPointer) -> Bool {
+        guard partialLastLine == .hold, !isCompressed, !isStandardInput else { return false }
+        let text = lastLine.starts(with: [0xEF, 0xBB, 0xBF]) ? lastLine.dropFirst(3) : lastLine[...]
+        guard text.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { return false }
+        return (try? JSONSerialization.jsonObject(with: Data(text))) == nil
     }
 
     /// Hands one complete line over (without a trailing CR, and without a byte-order mark when it

@@ -39,9 +39,12 @@ public struct SourceTotals: Sendable {
     public var messages: Int64
     /// Messages before the resume point that the source did not hand over (stored by earlier runs).
     public var skippedBeforeResume: Int64
+    /// Bytes of a file's unfinished last line left for a later run (not a message yet).
+    public var heldBackBytes: Int
 
-    public init(messages: Int64, skippedBeforeResume: Int64 = 0) {
+    public init(messages: Int64, skippedBeforeResume: Int64 = 0, heldBackBytes: Int = 0) {
         self.messages = messages
         self.skippedBeforeResume = skippedBeforeResume
+        self.heldBackBytes = heldBackBytes
     }
 }
