@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// `backfill --format`: foreign records through the real engine, exactly once, one dead letter
-/// per position.
+/// per position (per record of a delivery file).
 @Suite(.timeLimit(.minutes(3))) struct FormatBackfillTests {
     let binary = Shell.executable(named: "audit-ingest")
     static let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -31,38 +31,68 @@ import Testing
         #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter") == 0)
     }
 
-    /// A delivery file one record of which is broken is dead-lettered whole, once, with the record named.
-    @Test func aDeliveryFileWithABrokenRecordIsOneDeadLetter() throws {
+    /// The records of a delivery file stand alone: the good one is stored, and each broken one
+    /// is a dead letter of its own, numbered, at the file's position. A re-run changes nothing.
+    @Test func eachBrokenRecordOfADeliveryFileIsADeadLetterOfItsOwn() throws {
         let fixture = try PipelineFixture()
         let tenant = try tenantOf(fixture)
         let good = #"{"eventID":"1d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T08:15:30Z","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
         let broken = #"{"eventID":"2d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
         try Data(#"{"Records":[\#(good),\#(broken),\#(broken)]}"#.utf8).write(to: URL(fileURLWithPath: path))
-        let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
-                                            "--tenant-from", "fixed:\(tenant)", path])
+        let arguments = ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail", "--tenant-from", "fixed:\(tenant)", path]
+        let result = try Shell.run(binary, arguments)
         #expect(result.exitCode == 0, "\(result.output)")
-        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
-        let dead = try fixture.connection.execute("SELECT reason, detail FROM audit_dead_letter").rows
-        #expect(dead.count == 1 && dead.first?[0] == "missing field: eventTime", "\(dead)")
-        #expect(dead.first?[1]?.contains("record 2 of 3") == true, "\(dead)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 1)
+        let dead = try fixture.connection.execute(#"SELECT record, reason, detail FROM audit_dead_letter ORDER BY record"#).rows
+        #expect(dead.map { $0[0] } == ["2", "3"] && dead.allSatisfy { $0[1] == "missing field: eventTime" }, "\(dead)")
+        #expect(dead.first?[2]?.hasPrefix("record 2: ") == true && dead.first?[2]?.contains("(of 3 records)") == true, "\(dead)")
+        #expect(try Shell.run(binary, arguments).exitCode == 0)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") + fixture.count("SELECT count(*) FROM audit_dead_letter") == 3)
     }
 
-    /// A record PostgreSQL refuses (here a second record with the first one's id and time) is
-    /// dead-lettered with its SQLSTATE; the message's other records are stored and counted.
+    /// A delivery file of 3,000 records on one line (about 4 MB, as S3 delivers it), one record
+    /// of which carries more metadata than an event may (a CloudFormation template): the file
+    /// is read whole, 2,999 records are stored, the large one is its own dead letter.
+    @Test func aLargeDeliveryFileIsStoredRecordByRecord() throws {
+        let fixture = try PipelineFixture()
+        let tenant = try tenantOf(fixture)
+        let padding = String(repeating: "p", count: 1200)
+        let template = String(repeating: "t", count: 70_000)
+        let records = (0..<3000).map { index in
+            let parameters = index == 1234 ? template : padding
+            return #"{"eventID":"6d2e3f40-5162-4738-8a9b-\#(String(format: "%012d", index))","eventTime":"2026-10-03T08:\#(String(format: "%02d:%02d", index / 60 % 60, index % 60))Z","eventSource":"cloudformation.amazonaws.com","eventName":"CreateStack","requestParameters":{"templateBody":"\#(parameters)"}}"#
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
+        let text = #"{"Records":[\#(records.joined(separator: ","))]}"#
+        #expect(text.utf8.count > 3_900_000)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let arguments = ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail", "--tenant-from", "fixed:\(tenant)", path]
+        let result = try Shell.run(binary, arguments)
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 2999)
+        let dead = try fixture.connection.execute("SELECT record, reason FROM audit_dead_letter").rows
+        #expect(dead == [["1235", "event too large: metadata"]], "\(dead)")
+        let again = try Shell.run(binary, arguments)
+        #expect(again.exitCode == 0 && again.output.contains("already committed   1"), "\(again.output)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 2999 && fixture.count("SELECT count(*) FROM audit_dead_letter") == 1)
+    }
+
+    /// Records PostgreSQL refuses (here two more with the first one's id and time) are each
+    /// dead-lettered with the SQLSTATE; the message's other records are stored and counted.
     @Test func aRecordPostgreSQLRefusesDoesNotUncountItsSiblings() throws {
         let fixture = try PipelineFixture()
         let tenant = try tenantOf(fixture)
         let record = #"{"eventID":"3d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T08:15:30Z","eventSource":"s3.amazonaws.com","eventName":"PutObject"}"#
         let other = #"{"eventID":"4d2e3f40-5162-4738-8a9b-0c1d2e3f4a5b","eventTime":"2026-10-03T09:15:30Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ct-\(UUID()).json").path
-        try Data(#"{"Records":[\#(record),\#(other),\#(record)]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try Data(#"{"Records":[\#(record),\#(other),\#(record),\#(record)]}"#.utf8).write(to: URL(fileURLWithPath: path))
         let result = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--format", "cloudtrail",
                                             "--tenant-from", "fixed:\(tenant)", path])
         #expect(result.exitCode == 0, "\(result.output)")
         #expect(result.output.contains("stored              2"), "\(result.output)")
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 2)
-        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE sqlstate = '23505'") == 1)
+        #expect(try fixture.connection.execute("SELECT record FROM audit_dead_letter WHERE sqlstate = '23505' ORDER BY 1").rows == [["3"], ["4"]])
         #expect(try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics") == 2)
     }
 

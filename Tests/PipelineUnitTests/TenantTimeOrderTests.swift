@@ -11,7 +11,7 @@ struct TenantTimeOrderTests {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { index in
             EncodedRow(partition: Int32(index % 3), offset: Int64(index), next: Mark(next: Int64(index + 1), prefixHash: nil),
-                       tenantID: tenants.randomElement(using: &generator)!, timestamp: Int64.random(in: times, using: &generator),
+                       tenantID: tenants.randomElement(using: &generator)!, timestamp: Int64.random(in: times, using: &generator), record: 0,
                        bytes: bytes, rowLength: index, rawLength: 0)
         }
     }

@@ -12,6 +12,10 @@ public enum EventFormat: String, Sendable, CaseIterable {
     case ocsf
     /// CloudEvents 1.0 in structured JSON mode, or binary mode over Kafka (`ce_` headers).
     case cloudevents
+
+    /// True when one message may hold many events (a CloudTrail delivery file): the limits of an
+    /// event apply to each record, and the message may be larger than one event.
+    public var deliversManyRecords: Bool { self == .cloudtrail }
 }
 
 /// Where a mapped event's tenant comes from.

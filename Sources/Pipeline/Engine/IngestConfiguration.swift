@@ -48,6 +48,13 @@ public struct IngestConfiguration: Sendable {
         return !contextMetadata.isEmpty || mapper?.readsMessageContext == true
     }
 
+    /// The largest message a file source hands over whole: an event's limit, or for a format of
+    /// delivery files (CloudTrail: 10,000 records, often 3 to 5 MB on one line) 64 MiB, whose
+    /// records each meet the event's limits. A longer line is dead-lettered `event too large`.
+    public var maxMessageBytes: Int {
+        mapper?.format.deliversManyRecords == true ? max(64 << 20, decoder.maxEventBytes) : decoder.maxEventBytes
+    }
+
     /// Events one shard may hold, in its ring and its unflushed batch: as many as a ring of
     /// single events plus a batch held.
     public var eventsInFlight: Int { ringCapacity + batchSize }

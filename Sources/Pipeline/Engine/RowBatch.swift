@@ -16,6 +16,9 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     static let defaultCapacity = 128 << 10
 
     @exclusivity(unchecked) private(set) var rows: [EncodedRow] = []
+    /// Records of the batch's messages that cannot be stored (`DeadLetter.record` > 0): they
+    /// travel with their siblings' rows, so one flush commits a message's part of this shard whole.
+    @exclusivity(unchecked) var deadLetters: [DeadLetter] = []
     /// Rows after which the batch is handed over even if its buffer has room.
     let maxRows: Int
     /// The buffer's size: what this batch keeps alive, counted against the shard's byte budget.
@@ -48,6 +51,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
         buffer = .allocate(byteCount: max(1, capacity), alignment: 16)
         buffer.copyMemory(from: other.buffer, byteCount: other.usedBytes)
         usedBytes = other.usedBytes
+        deadLetters = other.deadLetters
         rows = other.rows.map { row in
             var moved = row
             moved.bytes = UnsafeRawPointer(buffer + UnsafeRawPointer(other.buffer).distance(to: row.bytes))
@@ -56,7 +60,12 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     }
 
     /// What this batch keeps alive: its buffer and its row list.
-    var byteCount: Int { capacity + rows.capacity * MemoryLayout<EncodedRow>.stride }
+    var byteCount: Int {
+        capacity + rows.capacity * MemoryLayout<EncodedRow>.stride + deadLetters.reduce(0) { $0 + $1.rawMessage.count }
+    }
+
+    /// True when it holds nothing to hand over.
+    var isEmpty: Bool { rows.isEmpty && deadLetters.isEmpty }
 
     deinit {
         buffer.deallocate()
@@ -67,6 +76,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     /// Empties the batch for reuse, keeping its buffer.
     func reset() {
         rows.removeAll(keepingCapacity: true)
+        deadLetters.removeAll()
         usedBytes = 0
     }
 
@@ -74,7 +84,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
 
     /// Copies the row's COPY bytes and its raw message into the buffer and records the row.
     /// The caller checks `hasRoom` first.
-    func append(partition: Int32, offset: Int64, next: Mark, tenantID: UUIDValue, timestamp: Int64,
+    func append(partition: Int32, offset: Int64, next: Mark, tenantID: UUIDValue, timestamp: Int64, record: Int32 = 0,
                 row: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
         precondition(hasRoom(forBytes: row.count + raw.count), "RowBatch: no room for the row")
         let start = buffer + usedBytes
@@ -82,6 +92,6 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
         if let base = raw.baseAddress { (start + row.count).copyMemory(from: base, byteCount: raw.count) }
         usedBytes += row.count + raw.count
         rows.append(EncodedRow(partition: partition, offset: offset, next: next, tenantID: tenantID, timestamp: timestamp,
-                               bytes: UnsafeRawPointer(start), rowLength: row.count, rawLength: raw.count))
+                               record: record, bytes: UnsafeRawPointer(start), rowLength: row.count, rawLength: raw.count))
     }
 }

@@ -8,39 +8,27 @@ extension ShardGroup {
         if records.count == 1, case .success(let event) = records[0] {
             return event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: message, context: context) }
         }
-        // One dead letter per position: a message some record of which cannot be stored (or
-        // that holds none) is dead-lettered whole, none of its records stored.
-        if let problem = problem(in: records) {
-            return reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: problem)
+        // A message of no records is one dead letter. Otherwise each record stands alone: those
+        // that can be stored are, and each that cannot is a dead letter of its own (its record
+        // number beside the message's position), all of one shard in one batch.
+        guard !records.isEmpty else {
+            return reject(partition: partition, offset: offset, next: next, rawMessage: message,
+                          rejection: Rejection(.emptyMessage, "\(mapper.format.rawValue) message without records"))
         }
         extraRecords += records.count - 1
         keepingRecordsTogether {
-            for case .success(let event) in records {
-                event.withUnsafeBytes { route(partition: partition, offset: offset, next: next, event: $0, raw: $0, context: context) }
-            }
-        }
-    }
-
-    /// Why a mapped message cannot be stored whole, if it cannot.
-    private func problem(in records: [Result<[UInt8], Rejection>]) -> Rejection? {
-        guard !records.isEmpty else { return Rejection(.emptyMessage, "\(configuration.mapper!.format.rawValue) message without records") }
-        for (index, record) in records.enumerated() {
-            var problem: Rejection?
-            switch record {
-            case .failure(let rejection): problem = rejection
-            case .success(let bytes):
-                switch bytes.withUnsafeBytes({ decoder.decode($0) }) {
-                case .failure(let rejection): problem = rejection
-                case .success(let event) where configuration.unknownTenants == .deadLetter && !knownTenants.contains(event.tenantID):
-                    problem = Rejection(.unknownTenant, "tenant \(event.tenantID) is not registered in tenant", tenantID: event.tenantID)
-                case .success: break
+            for (index, record) in records.enumerated() {
+                let number = records.count == 1 ? 0 : Int32(clamping: index + 1)
+                switch record {
+                case .success(let event):
+                    event.withUnsafeBytes {
+                        route(partition: partition, offset: offset, next: next, event: $0, raw: $0, context: context, record: number)
+                    }
+                case .failure(var rejection):
+                    if number > 0 { rejection.detail += " (of \(records.count) records)" }
+                    reject(partition: partition, offset: offset, next: next, rawMessage: message, rejection: rejection, record: number)
                 }
             }
-            if var problem, records.count > 1 {
-                problem.detail = "record \(index + 1) of \(records.count): \(problem.detail)"
-                return problem
-            } else if let problem { return problem }
         }
-        return nil
     }
 }

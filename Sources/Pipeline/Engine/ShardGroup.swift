@@ -104,24 +104,25 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// Decodes one wire-contract event and hands it to its shard; `raw` is what a dead letter
     /// keeps. What `configuration.contextMetadata` asks of `context` is added to its metadata.
     /// With `binding`, an event of another tenant than the binding names is dead-lettered.
+    /// `record` is the event's place among its message's records (0: the message is one event).
     func route(partition: Int32, offset: Int64, next: Mark, event message: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer,
-               context: MessageContext? = nil, boundTo binding: TenantRule? = nil) {
+               context: MessageContext? = nil, boundTo binding: TenantRule? = nil, record: Int32 = 0) {
         switch decoder.decode(message) {
         case .success(let event) where binding != nil && Self.mismatch(event.tenantID, binding!, context) != nil:
             let detail = Self.mismatch(event.tenantID, binding!, context)!
             reject(partition: partition, offset: offset, next: next, rawMessage: raw,
-                   rejection: Rejection(.tenantMismatch, detail, tenantID: event.tenantID))
+                   rejection: Rejection(.tenantMismatch, detail, tenantID: event.tenantID), record: record)
         case .success(var event):
             if let context, let members = context.metadataMembers(configuration.contextMetadata) {
                 let metadata = MetadataMerge.merge(event.metadata, adding: members)
                 return metadata.withUnsafeBytes { metadata in
                     event.metadata = metadata
-                    enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw)
+                    enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
                 }
             }
-            enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw)
+            enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
         case .failure(let rejection):
-            reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection)
+            reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection, record: record)
         }
     }
 
@@ -142,13 +143,13 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Hands a decoded event to its shard (or dead-letters it for an unknown tenant).
     @inline(__always)
-    private func enqueue(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, raw: UnsafeRawBufferPointer) {
+    private func enqueue(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, raw: UnsafeRawBufferPointer, record: Int32) {
         let shard = router.shard(for: event.tenantID)
         guard !alreadyStored(partition, offset, shard, event.tenantID) else { return }
         if configuration.unknownTenants == .deadLetter, !knownTenants.contains(event.tenantID) {
-            push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: event.tenantID,
-                                        rawMessage: Array(raw), reason: Rejection.Kind.unknownTenant.rawValue,
-                                        detail: "tenant \(event.tenantID) is not registered in tenant")), to: shard)
+            deadLetter(DeadLetter(partition: partition, offset: offset, next: next, record: record, tenantID: event.tenantID,
+                                  rawMessage: Array(raw), reason: Rejection.Kind.unknownTenant.rawValue,
+                                  detail: Self.ofRecord(record, "tenant \(event.tenantID) is not registered in tenant")), to: shard)
             return
         }
         encoder.removeAll()
@@ -156,7 +157,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         let batch = fillingBatch(for: shard, withRoomFor: encoder.count + raw.count)
         encoder.withUnsafeBytes { row in
             batch.append(partition: partition, offset: offset, next: next, tenantID: event.tenantID, timestamp: event.timestamp,
-                         row: row, raw: raw)
+                         record: record, row: row, raw: raw)
         }
         if batch.isFull, !routingRecords { handOver(shard) }
     }
@@ -175,11 +176,12 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// Dead-letters a message that is not an event (or that the source could not hand over
     /// whole: `rawMessage` is then the first KiB of an over-long line).
-    func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection) {
+    func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection,
+                record: Int32 = 0) {
         let shard = router.shard(tenantID: rejection.tenantID, offset: offset)
         guard !alreadyStored(partition, offset, shard, rejection.tenantID) else { return }
         var kept = rawMessage
-        var detail = rejection.detail
+        var detail = Self.ofRecord(record, rejection.detail)
         if rawMessage.count > configuration.decoder.maxEventBytes {
             // Keep what identifies it, not megabytes: its first KiB, its length and a hash.
             var hasher = PrefixHasher()
@@ -187,8 +189,19 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             kept = UnsafeRawBufferPointer(rebasing: rawMessage.prefix(1024))
             detail += "; \(rawMessage.count) bytes, 64-bit hash \(String(UInt64(bitPattern: hasher.value), radix: 16)); raw_payload holds its first KiB"
         }
-        push(.deadLetter(DeadLetter(partition: partition, offset: offset, next: next, tenantID: rejection.tenantID,
-                                    rawMessage: Array(kept), reason: rejection.reason, detail: detail)), to: shard)
+        deadLetter(DeadLetter(partition: partition, offset: offset, next: next, record: record, tenantID: rejection.tenantID,
+                              rawMessage: Array(kept), reason: rejection.reason, detail: detail), to: shard)
+    }
+
+    /// Sends a dead letter to its shard: a record's goes into the batch its message's other
+    /// records of that shard are in (`keepingRecordsTogether`), a message's through the ring.
+    private func deadLetter(_ deadLetter: DeadLetter, to shard: Int) {
+        guard routingRecords else { return push(.deadLetter(deadLetter), to: shard) }
+        fillingBatch(for: shard, withRoomFor: 0).deadLetters.append(deadLetter)
+    }
+
+    private static func ofRecord(_ record: Int32, _ detail: String) -> String {
+        record > 0 ? "record \(record): \(detail)" : detail
     }
 
     @inline(__always)
@@ -312,7 +325,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     }
 
     private func handOver(_ shard: Int) {
-        guard let batch = filling[shard], !batch.rows.isEmpty else { return }
+        guard let batch = filling[shard], !batch.isEmpty else { return }
         if batch.usedBytes * 4 < batch.capacity {
             // Mostly empty (a watermark or a wait for input came first): send a copy that fits,
             // so a shard's bytes count what its rows hold, and keep filling this buffer.

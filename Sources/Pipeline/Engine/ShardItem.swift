@@ -29,6 +29,8 @@ struct EncodedRow {
     var tenantID: UUIDValue
     /// Microseconds since 1970-01-01 UTC.
     var timestamp: Int64
+    /// Which record of its message it is (`DeadLetter.record`): 0 for a message of one event.
+    var record: Int32
     /// The row's COPY bytes, followed by the raw message, inside its batch's buffer.
     var bytes: UnsafeRawPointer
     let rowLength: Int
@@ -47,6 +49,9 @@ public struct DeadLetter: Sendable {
     public var offset: Int64
     /// Where the source goes on after this message.
     var next: Mark
+    /// 0: the whole message. n: the message's nth record (a delivery file holds many; each that
+    /// cannot be stored is a dead letter of its own, its siblings are stored).
+    public var record: Int32 = 0
     public var tenantID: UUIDValue?
     /// The message as received (the first KiB of an over-long line).
     public var rawMessage: [UInt8]

@@ -84,7 +84,8 @@ struct FlushTransaction {
                 let row = rows.first!
                 logger.warning("row refused by PostgreSQL, dead-lettered", metadata: [
                     "partition": "\(row.partition)", "offset": "\(row.offset)", "sqlstate": "\(error.sqlState ?? "")"])
-                return [(rows.startIndex, DeadLetter(partition: row.partition, offset: row.offset, next: row.next, tenantID: row.tenantID,
+                return [(rows.startIndex, DeadLetter(partition: row.partition, offset: row.offset, next: row.next, record: row.record,
+                                                     tenantID: row.tenantID,
                                                      rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,
                                                      detail: [error.message, error.detail].compactMap { $0 }.joined(separator: ": "),
                                                      sqlState: error.sqlState))]
@@ -112,14 +113,15 @@ struct FlushTransaction {
     }
 
     private func insertDeadLetters(_ deadLetters: [DeadLetter], on connection: PostgresConnection) throws {
-        let sql = #"COPY audit_dead_letter (source, "partition", "offset", tenant_id, raw_payload, reason, sqlstate, detail) FROM STDIN (FORMAT binary)"#
+        let sql = #"COPY audit_dead_letter (source, "partition", "offset", record, tenant_id, raw_payload, reason, sqlstate, detail) FROM STDIN (FORMAT binary)"#
         try connection.copyBinary(sql) { writer in
             for deadLetter in deadLetters {
                 let location = streams.locate(deadLetter.partition)
-                writer.encoder.beginRow(fieldCount: 8)
+                writer.encoder.beginRow(fieldCount: 9)
                 writer.encoder.appendText(location.source)
                 writer.encoder.appendInt32(location.partition)
                 writer.encoder.appendInt64(deadLetter.offset)
+                writer.encoder.appendInt32(deadLetter.record)
                 if let tenant = deadLetter.tenantID { writer.encoder.appendUUID(tenant.bytes) } else { writer.encoder.appendNull() }
                 writer.encoder.appendBytes(deadLetter.rawMessage)
                 writer.encoder.appendText(deadLetter.reason)

@@ -137,6 +137,11 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         case .rows(let batch):
             batches.append(batch)
             rows.append(contentsOf: batch.rows)
+            // Records of the same messages that cannot be stored: committed with their siblings.
+            for deadLetter in batch.deadLetters {
+                deadLetters.append(deadLetter)
+                advance(deadLetter.partition, to: deadLetter.next)
+            }
             // A partition's rows come in the order read: the last of each run is its furthest.
             let added = batch.rows
             for index in added.indices where index == added.count - 1 || added[index + 1].partition != added[index].partition {

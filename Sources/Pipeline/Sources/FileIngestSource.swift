@@ -45,7 +45,7 @@ final class FileIngestSource: IngestSource {
         if resume.offset > 0 { logger.info("resuming", metadata: ["source": "\(name)", "byte": "\(resume.offset)"]) }
         try checkUnchanged(after: resume, adopted)
 
-        let maxLineBytes = feed.configuration.decoder.maxEventBytes
+        let maxLineBytes = feed.configuration.maxMessageBytes
         var sinceWatermark = 0
         let totals = try file.read(
             from: resume, maxLineBytes: maxLineBytes,
