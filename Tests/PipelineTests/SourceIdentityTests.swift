@@ -158,6 +158,31 @@ import SampleData
         #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE reason = 'invalid JSON'") == 1)
     }
 
+    /// A one-line file without a newline is the same source once its writer adds the newline and
+    /// more lines: nothing is read twice, nothing dead-lettered. A source stored under the name an
+    /// earlier version gave (the first line hashed with its line break) is continued too.
+    @Test func aFileKeepsItsIdentityWhenItsFirstLineGetsItsNewline() throws {
+        let fixture = try PipelineFixture()
+        var lines: [String] = []
+        for event in SampleEvents(.init(count: 5, tenants: 6)) { lines.append(SampleEvents.ndjson(event)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("one-\(UUID()).ndjson").path
+        try Data(lines[0].utf8).write(to: URL(fileURLWithPath: path))
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: path))
+        #expect(first.stored == 1 && first.deadLetteredTotal == 0, "\(first)")
+        try append(text: "\n" + lines[1] + "\n" + lines[2] + "\n", to: path)
+        let second = try engine.ingest(try FileSource(path: path))
+        #expect(second.source == first.source && second.stored == 2 && second.deadLetteredTotal == 0, "\(second)")
+
+        // As an earlier version stored it: under the name of the first line with its newline.
+        let legacy = try #require(try FileSource(path: path).legacyBaseName)
+        try fixture.connection.query("UPDATE ingest_offsets SET source = $1 WHERE source = $2", [legacy, first.source])
+        try append(text: lines[3] + "\n" + lines[4] + "\n", to: path)
+        let third = try engine.ingest(try FileSource(path: path))
+        #expect(third.source == legacy && third.stored == 2 && third.deadLetteredTotal == 0, "\(third)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 5 && fixture.count("SELECT count(*) FROM audit_dead_letter") == 0)
+    }
+
     /// A .gz cut off mid-line (a rotated archive still being written): the run fails, and the
     /// cut-off last line is not committed, so the complete archive later stores it.
     @Test func aTruncatedArchiveDoesNotCommitItsCutOffLine() throws {
@@ -436,6 +461,14 @@ import SampleData
         if result.exitCode != 128 + SIGKILL { #expect(result.exitCode == 0, "\(result.output)") }
         return result.exitCode == 128 + SIGKILL
     }
+}
+
+/// Appends `text` to a file.
+func append(text: String, to path: String) throws {
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    handle.seekToEndOfFile()
+    handle.write(Data(text.utf8))
+    try handle.close()
 }
 
 /// Appends sample events to a file.

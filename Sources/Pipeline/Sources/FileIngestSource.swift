@@ -92,7 +92,11 @@ final class FileIngestSource: IngestSource {
     private func continuedSource(on control: PostgresConnection) throws -> String {
         guard case .content = file.identity else { return file.baseName }
         let store = OffsetStore(source: file.baseName)
-        let generations = try store.generations(of: file.baseName, on: control)
+        var generations = try store.generations(of: file.baseName, on: control)
+        if generations.isEmpty, let legacy = file.legacyBaseName {
+            // Stored by a version that fingerprinted the first line with its line break.
+            generations = try store.generations(of: legacy, on: control)
+        }
         // A file that was blank lines only when an earlier run read it had an empty head then:
         // it continues that source if its stored prefix matches.
         var grownFromBlank: [(source: String, resume: FileSource.ResumePoint)] = []

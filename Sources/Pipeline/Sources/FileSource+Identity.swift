@@ -2,8 +2,10 @@ import Foundation
 
 /// A file source's identity: a hash of its first line (see `FileSource`).
 extension FileSource {
-    /// The hash of the first line (up to and with its newline, at most `headLimit` bytes; blank
-    /// lines before it count as part of it).
+    /// The hash of the first line (without its line break, at most `headLimit` bytes; blank lines
+    /// before it count as part of it). Without the break, a one-line file keeps its identity when
+    /// its writer adds the newline and more lines. Also sets `legacyHead`: the hash versions before
+    /// this one took, with the break.
     mutating func headFingerprint() throws -> String {
         let input = try openInput()
         defer { input.close() }
@@ -29,9 +31,18 @@ extension FileSource {
         let blank: Set<UInt8> = [0x20, 0x09, 0x0D, 0x0A]
         startsBlank = filled > start && blank.contains(head[start])
         if !head[start..<filled].contains(where: { !blank.contains($0) }) { start = filled }
-        var hasher = PrefixHasher()
-        head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<filled])) }
-        return String(UInt64(bitPattern: hasher.value), radix: 16)
+        func fingerprint(_ end: Int) -> String {
+            var hasher = PrefixHasher()
+            head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+            return String(UInt64(bitPattern: hasher.value), radix: 16)
+        }
+        var end = filled
+        if end > start, head[end - 1] == 0x0A {
+            end -= 1
+            if end > start, head[end - 1] == 0x0D { end -= 1 }
+        }
+        legacyHead = end == filled ? nil : fingerprint(filled)
+        return fingerprint(end)
     }
 
     /// Where the first line with something on it ends (after its newline), if `bytes` holds it:

@@ -41,6 +41,13 @@ public struct FileSource: Sendable {
 
     /// - Parameter sourceName: for standard input: a name under which runs resume (a pipe that is
     ///   re-sent). Without it every standard-input run is a new source.
+    /// The hash an earlier version named this file by (its first line with the line break), when
+    /// it differs from the head's: a file stored by such a version continues under that name.
+    public internal(set) var legacyHead: String?
+
+    /// `file:<legacy head>`, when there is one (see `legacyHead`).
+    public var legacyBaseName: String? { legacyHead.map { "file:\($0)" } }
+
     /// The source of a file that held blank lines only (its head is empty).
     public static var blankHeadName: String {
         var hasher = PrefixHasher()
