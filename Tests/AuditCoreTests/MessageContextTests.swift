@@ -86,4 +86,27 @@ import Testing
             #expect(rejection.reason == "invalid uuid: tenant_id" && rejection.detail == "header x-tenant is missing or not a UUID")
         }
     }
+
+    /// A header the mapping reads must say one thing: a `ce_` attribute that is not UTF-8 is
+    /// rejected naming it (not `missing field`), and a tenant header given twice with different
+    /// values is rejected rather than silently taking the last.
+    @Test func headersThatSayNothingOrTwoThingsAreRejectedByName() throws {
+        let mapper = FormatMapper(format: .cloudevents, tenant: .header("x-tenant"))
+        let base: [MessageContext.Header] = [
+            .init(name: "ce_specversion", value: Array("1.0".utf8)), .init(name: "ce_source", value: Array("/billing".utf8)),
+            .init(name: "ce_type", value: Array("invoice.paid".utf8)), .init(name: "ce_time", value: Array("2026-11-01T10:00:00Z".utf8)),
+        ]
+        func rejection(_ headers: [MessageContext.Header]) -> Rejection? {
+            let context = MessageContext(topic: "audit", partition: 0, offset: 1, timestamp: nil, key: nil, headers: base + headers)
+            let results = Array("{}".utf8).withUnsafeBytes { mapper.map($0, context: context) }
+            if case .failure(let rejection) = results.first { return rejection }
+            return nil
+        }
+        let tenant = MessageContext.Header(name: "x-tenant", value: Array(Self.tenant.utf8))
+        #expect(rejection([.init(name: "ce_id", value: [0x65, 0xFF, 0xFE]), tenant])?.reason == "invalid UTF-8: ce_id")
+        let other = MessageContext.Header(name: "x-tenant", value: Array("6d5a7c1e-2b3f-4a6d-8e9f-0a1b2c3d4e5f".utf8))
+        let twice = rejection([.init(name: "ce_id", value: Array("e-1".utf8)), tenant, other])
+        #expect(twice?.reason == "duplicate field: x-tenant", "\(String(describing: twice))")
+        #expect(rejection([.init(name: "ce_id", value: Array("e-1".utf8)), tenant, tenant]) == nil, "the same value twice says one thing")
+    }
 }

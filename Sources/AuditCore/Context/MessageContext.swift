@@ -37,6 +37,22 @@ public struct MessageContext: Sendable {
         return Self.text(value)
     }
 
+    /// The value of header `name` when the message says one thing by it: nil without the header;
+    /// a rejection when its value is not UTF-8 text without NUL (`invalid UTF-8`), or when it is
+    /// given more than once with different values (`duplicate field`: a reader that takes the
+    /// first and one that takes the last would disagree).
+    public func singleHeader(_ name: String) throws(Rejection) -> String? {
+        let values = headers.filter { $0.name == name }.map(\.value)
+        guard let first = values.first else { return nil }
+        guard values.allSatisfy({ $0 == first }) else {
+            throw Rejection(.duplicateField, field: name, "header \(name) is given \(values.count) times with different values")
+        }
+        guard let bytes = first, let text = Self.text(bytes) else {
+            throw Rejection(.invalidUTF8, field: name, "header \(name) is not UTF-8 text without NUL")
+        }
+        return text
+    }
+
     /// `bytes` as text when they are UTF-8 without NUL (jsonb refuses `\u0000`).
     static func text(_ bytes: [UInt8]) -> String? {
         guard !bytes.contains(0) else { return nil }

@@ -30,10 +30,12 @@ extension CloudEvents {
     /// stands for: each `ce_NAME` header is attribute NAME, `content-type` is `datacontenttype`,
     /// and the value is `data`: parsed when the content type is JSON (`application/json`,
     /// `...+json`, or none), else text, else `data_base64`. An empty value has no data.
-    static func binaryRecord(data: UnsafeRawBufferPointer, context: MessageContext) -> [String: Any] {
+    /// A `ce_` header that is not UTF-8 text, or given twice with different values, is a rejection
+    /// naming it.
+    static func binaryRecord(data: UnsafeRawBufferPointer, context: MessageContext) throws(Rejection) -> [String: Any] {
         var record: [String: Any] = [:]
-        for header in context.headers where header.name.hasPrefix("ce_") {
-            if let value = header.value.flatMap(MessageContext.text) { record[String(header.name.dropFirst(3))] = value }
+        for name in Set(context.headers.map(\.name)) where name.hasPrefix("ce_") {
+            if let value = try context.singleHeader(name) { record[String(name.dropFirst(3))] = value }
         }
         let contentType = context.header("content-type")
         if let contentType { record["datacontenttype"] = contentType }

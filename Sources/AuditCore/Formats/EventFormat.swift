@@ -78,7 +78,11 @@ public struct FormatMapper: Sendable {
     /// gives headers (a header tenant, CloudEvents binary mode).
     public func map(_ message: UnsafeRawBufferPointer, context: MessageContext? = nil) -> [Result<[UInt8], Rejection>] {
         if format == .cloudevents, let context, context.header("ce_specversion") != nil {
-            return [mapRecord(CloudEvents.binaryRecord(data: message, context: context), context: context)]
+            do throws(Rejection) {
+                return [mapRecord(try CloudEvents.binaryRecord(data: message, context: context), context: context)]
+            } catch {
+                return [.failure(error)]
+            }
         }
         guard let json = try? JSONSerialization.jsonObject(with: Data(message)) else {
             return [.failure(Rejection(.invalidJSON, "not a JSON document (\(format.rawValue))"))]
@@ -122,7 +126,7 @@ public struct FormatMapper: Sendable {
             }
             return value.lowercased()
         case .header(let name):
-            guard let value = context?.header(name), UUIDValue(value) != nil else {
+            guard let value = try context?.singleHeader(name), UUIDValue(value) != nil else {
                 throw Rejection(.invalidUUID, field: "tenant_id", "header \(name) is missing or not a UUID")
             }
             return value.lowercased()

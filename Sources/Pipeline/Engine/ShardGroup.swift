@@ -132,7 +132,9 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         case .fixed(let bound):
             return UUIDValue(bound) == tenant ? nil : "tenant_id \(tenant), but this source writes tenant \(bound) only"
         case .header(let name):
-            guard let value = context?.header(name), let bound = UUIDValue(value) else {
+            let value: String?
+            do { value = try context?.singleHeader(name) } catch { return error.detail }
+            guard let value, let bound = UUIDValue(value) else {
                 return "header \(name), which names the tenant, is missing or not a UUID"
             }
             return bound == tenant ? nil : "tenant_id \(tenant), but header \(name) names tenant \(value.lowercased())"
@@ -187,7 +189,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             var hasher = PrefixHasher()
             hasher.update(rawMessage)
             kept = UnsafeRawBufferPointer(rebasing: rawMessage.prefix(1024))
-            detail += "; \(rawMessage.count) bytes, 64-bit hash \(String(UInt64(bitPattern: hasher.value), radix: 16)); raw_payload holds its first KiB"
+            let hash = String(UInt64(bitPattern: hasher.value), radix: 16)
+            // An `event too large` detail gives the size already.
+            let size = rejection.kind == .tooLarge ? "" : "\(rawMessage.count) bytes, "
+            detail += "; \(size)64-bit hash \(hash); raw_payload holds its first KiB"
         }
         deadLetter(DeadLetter(partition: partition, offset: offset, next: next, record: record, tenantID: rejection.tenantID,
                               rawMessage: Array(kept), reason: rejection.reason, detail: detail), to: shard)

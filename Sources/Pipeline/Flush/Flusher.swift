@@ -219,7 +219,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             } catch let error as PostgresError where error.sqlState == "23514" && attempt < 3 {
                 // A month partition vanished or was never seen: look again and create it.
                 attempt += 1
-                _ = try? connection?.execute("ROLLBACK")
                 rows.distinctMonths.forEach(partitions.invalidate)
                 logger.warning("row without partition, re-checking partitions", metadata: ["error": "\(error)"])
             }
