@@ -98,6 +98,13 @@ public struct FormatMapper: Sendable {
                 return mapRecord(record, context: context)
             }
         }
+        // `aws cloudtrail lookup-events` gives each record as a JSON string in CloudTrailEvent.
+        if format == .cloudtrail, let text = object["CloudTrailEvent"] as? String {
+            guard let record = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+                return [.failure(Rejection(.invalidJSON, field: "CloudTrailEvent", "CloudTrailEvent is not a JSON object"))]
+            }
+            return [mapRecord(record, context: context)]
+        }
         return [mapRecord(object, context: context)]
     }
 

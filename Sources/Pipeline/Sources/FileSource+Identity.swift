@@ -19,15 +19,20 @@ extension FileSource {
             }
             if count == 0 { break }
             filled += count
-            if let end = Self.endOfFirstLine(head[..<filled]) {
-                filled = end
-                break
-            }
         }
-        // A byte-order mark is not content; a file of blank lines only has an empty head (it
-        // stays the same source when events are appended).
         var start = 0
         if filled >= 3, head[0] == 0xEF, head[1] == 0xBB, head[2] == 0xBF { start = 3 }
+        layout = Self.layout(of: head[start..<filled])
+        if layout == .document {
+            // Every pretty-printed document starts with the same line (`{`): its first 4 KiB
+            // tell it from another.
+            var hasher = PrefixHasher()
+            head.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[start..<filled])) }
+            return "doc-" + String(UInt64(bitPattern: hasher.value), radix: 16)
+        }
+        if let end = Self.endOfFirstLine(head[..<filled]) { filled = end }
+        // A byte-order mark is not content; a file of blank lines only has an empty head (it
+        // stays the same source when events are appended).
         let blank: Set<UInt8> = [0x20, 0x09, 0x0D, 0x0A]
         startsBlank = filled > start && blank.contains(head[start])
         if !head[start..<filled].contains(where: { !blank.contains($0) }) { start = filled }
@@ -43,6 +48,16 @@ extension FileSource {
         }
         legacyHead = end == filled ? nil : fingerprint(filled)
         return fingerprint(end)
+    }
+
+    /// How the input is laid out, from its first bytes: one JSON document when it starts with `[`,
+    /// or with `{` on a first line that is not whole JSON (pretty-printed); else NDJSON (a
+    /// first line longer than `headLimit` is a line: a delivery file on one line).
+    static func layout(of head: ArraySlice<UInt8>) -> Layout {
+        guard let first = head.firstIndex(where: { ![0x20, 0x09, 0x0D, 0x0A].contains($0) }) else { return .lines }
+        if head[first] == UInt8(ascii: "[") { return .document }
+        guard head[first] == UInt8(ascii: "{"), let end = endOfFirstLine(head) else { return .lines }
+        return (try? JSONSerialization.jsonObject(with: Data(head[first..<end]))) == nil ? .document : .lines
     }
 
     /// Where the first line with something on it ends (after its newline), if `bytes` holds it:

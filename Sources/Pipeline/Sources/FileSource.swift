@@ -69,6 +69,10 @@ public struct FileSource: Sendable {
         case take
     }
 
+    /// NDJSON, or one JSON document (`FileSource+Document`), told from the input's first bytes.
+    public enum Layout: String, Sendable { case lines, document }
+    public internal(set) var layout: Layout = .lines
+
     /// True when the input starts with a blank line (it may be a file that held only blank lines
     /// when an earlier run read it).
     public internal(set) var startsBlank = false
@@ -145,6 +149,9 @@ public struct FileSource: Sendable {
                      line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
                      oversized: (LinePosition, UnsafeRawBufferPointer) -> Void,
                      progress: (Int) -> Void, beforeRead: () -> Void = {}) throws -> ReadTotals {
+        if layout == .document {
+            return try readDocument(from: start, maxElementBytes: maxLineBytes, element: line, oversized: oversized, progress: progress)
+        }
         let input = try openInput()
         defer { input.close() }
         let capacity = max(maxLineBytes + 2, 1 << 20) + (1 << 20)
