@@ -68,10 +68,18 @@ import SampleData
         #expect(refused.message.contains(file.path) && refused.message.contains("--if-changed new-source"), "\(refused.message)")
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == stored)
 
+        // Cut before the first checkpoint (4 KiB): nothing tells a truncation from a snapshot.
         let truncated = file.path + ".short"
-        try bytes.prefix(bytes.count / 3).write(to: URL(fileURLWithPath: truncated))
+        try bytes.prefix(3000).write(to: URL(fileURLWithPath: truncated))
         let shorter = try #require(throws: IngestError.self) { try engine.ingest(try FileSource(path: truncated)) }
         #expect(shorter.message.contains("shorter"), "\(shorter.message)")
+        // Cut later, before the edit (an older snapshot, here ending mid-line): it matches every
+        // checkpoint it reaches, so it is stored already and changes nothing.
+        try bytes.prefix(bytes.count / 3).write(to: URL(fileURLWithPath: truncated))
+        let snapshot = try engine.ingest(try FileSource(path: truncated))
+        #expect(snapshot.source == first.source && snapshot.stored == 0 && snapshot.deadLetteredTotal == 0 && snapshot.isComplete,
+                "\(snapshot)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == stored)
 
         let anew = try engine.ingest(try FileSource(path: file.path), ifChanged: .newSource)
         #expect(anew.source == first.source + "~2")
@@ -79,6 +87,36 @@ import SampleData
         // A later run of the edited file finds the new source and changes nothing.
         let again = try engine.ingest(try FileSource(path: file.path))
         #expect(again.source == anew.source && again.alreadyCommitted == 3000 && again.stored == 0)
+    }
+
+    /// Two files that start with the same line (a banner written at each rotation) and differ
+    /// after it are two sources, not an edit; an older snapshot of a stored file (an hourly
+    /// upload of a growing log) is stored already. Each run again changes nothing.
+    @Test func aSharedFirstLineOrAnOlderSnapshotIsNotTakenForAnEdit() throws {
+        let fixture = try PipelineFixture()
+        let banner = #"# audit log of billing-api, started"#
+        func events(_ count: Int, seed: UInt64) -> String {
+            SampleEvents(.init(count: count, tenants: 6, seed: seed, tenantSeed: 42)).map { SampleEvents.ndjson($0) + "\n" }.joined()
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("banner-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let monday = directory + "/app.log.1", tuesday = directory + "/app.log", snapshot = directory + "/app.log.snapshot"
+        let tuesdayText = banner + "\n" + events(300, seed: 2)
+        try Data((banner + "\n" + events(300, seed: 1)).utf8).write(to: URL(fileURLWithPath: monday))
+        try Data(tuesdayText.utf8).write(to: URL(fileURLWithPath: tuesday))
+        let engine = fixture.engine()
+        let first = try engine.ingest(try FileSource(path: monday))
+        let second = try engine.ingest(try FileSource(path: tuesday))
+        #expect(second.source == first.source + "~2" && second.stored == 300 && second.isComplete, "\(second)")
+        #expect(try engine.ingest(try FileSource(path: monday)).stored == 0)
+        #expect(try engine.ingest(try FileSource(path: tuesday)).stored == 0)
+
+        // Tuesday's log as uploaded an hour earlier: two thirds of it, cut mid-line.
+        try Data(tuesdayText.utf8.prefix(tuesdayText.utf8.count * 2 / 3)).write(to: URL(fileURLWithPath: snapshot))
+        let older = try engine.ingest(try FileSource(path: snapshot))
+        #expect(older.source == second.source && older.stored == 0 && older.deadLetteredTotal == 0 && older.isComplete, "\(older)")
+        #expect(try fixture.count("SELECT count(*) FROM audit_log") == 600)
+        #expect(try fixture.count("SELECT count(*) FROM audit_dead_letter WHERE sqlstate = '23505'") == 0)
     }
 
     /// After a crash, one shard had stored lines past the resume point (the lowest shard's

@@ -167,6 +167,16 @@ public final class IngestFeed {
         }
     }
 
+    /// Runs `body` on the run's control connection (best-effort bookkeeping of a source, such as
+    /// file checkpoints): a failure is logged, not thrown.
+    func bestEffort(_ what: String, _ body: (PostgresConnection) throws -> Void) {
+        do {
+            try body(try controlConnection())
+        } catch {
+            logger.warning("could not \(what); a later run records it", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func controlConnection() throws -> PostgresConnection {
         if let control, control.isOpen { return control }
         let fresh = try PostgresConnection(configuration: database)

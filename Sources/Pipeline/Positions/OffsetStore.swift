@@ -29,6 +29,26 @@ public struct OffsetStore: Sendable {
         }
     }
 
+    /// The checkpoints recorded for file source `source` (`FileSource.Checkpoint`), by offset.
+    public func checkpoints(on connection: PostgresConnection) throws -> [FileSource.Checkpoint] {
+        try connection.query(#"SELECT "offset", prefix_hash FROM source_checkpoint WHERE source = $1 ORDER BY 1"#, [source]).rows
+            .compactMap { row in
+                guard let offset = row[0].flatMap({ Int64($0) }), let hash = row[1].flatMap({ Int64($0) }) else { return nil }
+                return FileSource.Checkpoint(offset: offset, prefixHash: hash)
+            }
+    }
+
+    /// Records checkpoints of file source `source` (kept when already there).
+    public func record(_ checkpoints: [FileSource.Checkpoint], on connection: PostgresConnection) throws {
+        guard !checkpoints.isEmpty else { return }
+        try connection.query("""
+            INSERT INTO source_checkpoint (source, "offset", prefix_hash)
+            SELECT $1, o, h FROM unnest($2::bigint[], $3::bigint[]) AS c(o, h)
+            ON CONFLICT DO NOTHING
+            """, [source, "{" + checkpoints.map { "\($0.offset)" }.joined(separator: ",") + "}",
+                  "{" + checkpoints.map { "\($0.prefixHash)" }.joined(separator: ",") + "}"])
+    }
+
     /// A name for a new generation of `baseName`: `baseName~N` after the highest one stored.
     public func nextGeneration(of baseName: String, on connection: PostgresConnection) throws -> String {
         let highest = try generations(of: baseName, on: connection).compactMap { generation -> Int? in

@@ -12,13 +12,26 @@ extension IngestEngine {
                        stopTimeout: Duration = .seconds(10),
                        progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         var source: String?  // nil: the one the file continues
+        var snapshotStart: FileSource.ResumePoint?
         while true {
             let summary: IngestSummary
             do {
-                summary = try run(FileIngestSource(file, continuing: source, logger: logger), stop: stop, stopTimeout: stopTimeout,
-                                  progress: progress)
+                summary = try run(FileIngestSource(file, continuing: source, snapshotStart: snapshotStart, logger: logger),
+                                  stop: stop, stopTimeout: stopTimeout, progress: progress)
             } catch let changed as FileIngestSource.Changed {
-                source = try sourceAfterChange(changed.change, of: file, was: changed.source, ifChanged: ifChanged)
+                switch changed.verdict {
+                case .snapshot(let start):
+                    logger.notice("an older snapshot of a stored source: reading it from its last checkpoint, skipping what is stored",
+                                  metadata: ["file": "\(file.path)", "source": "\(changed.source)", "byte": "\(start.offset)"])
+                    (source, snapshotStart) = (changed.source, start)
+                case .anotherFile:
+                    source = try newGeneration(of: file, after: changed.source,
+                                               because: "another file with the same first line as source \(changed.source)")
+                    snapshotStart = nil
+                case .edited:
+                    source = try sourceAfterChange(changed.change, of: file, was: changed.source, ifChanged: ifChanged)
+                    snapshotStart = nil
+                }
                 continue
             } catch let error as IngestError where error.code == .interrupted {
                 throw IngestError(.interrupted, "\(file.path): \(error.message)")
@@ -50,10 +63,15 @@ extension IngestEngine {
                 source (events already stored are then dead-lettered as duplicates).
                 """)
         }
+        return try newGeneration(of: file, after: source, because: "the file changed")
+    }
+
+    /// A new generation of the file's source name (`file:<head>~N`), logged with why.
+    private func newGeneration(of file: FileSource, after source: String, because reason: String) throws -> String {
         let control = try PostgresConnection(configuration: database)
         defer { control.close() }
         let next = try OffsetStore(source: source).nextGeneration(of: file.baseName, on: control)
-        logger.notice("the file changed: ingesting it as a new source", metadata: ["file": "\(file.path)", "source": "\(next)"])
+        logger.notice("\(reason): ingesting it as a new source", metadata: ["file": "\(file.path)", "source": "\(next)"])
         return next
     }
 }

@@ -9,13 +9,18 @@ import Postgres
 final class FileIngestSource: IngestSource {
     private let file: FileSource
     private var name: String
+    /// Where an older snapshot of the stored content starts instead of the stored position: its
+    /// last checkpoint (lines after it that the source stored are skipped as stored).
+    private let snapshotStart: FileSource.ResumePoint?
     private let logger: Logger
 
     /// - Parameter continuing: the stored source to continue; nil for the one this input
     ///   continues by its content (see `identify`).
-    init(_ file: FileSource, continuing name: String?, logger: Logger) {
+    /// - Parameter snapshotStart: set when the input is an older snapshot (`Verdict.snapshot`).
+    init(_ file: FileSource, continuing name: String?, snapshotStart: FileSource.ResumePoint? = nil, logger: Logger) {
         self.file = file
         self.name = name ?? ""
+        self.snapshotStart = snapshotStart
         self.logger = logger
     }
 
@@ -25,10 +30,13 @@ final class FileIngestSource: IngestSource {
     }
 
     func run(into feed: IngestFeed) throws -> SourceTotals {
+        guard let stored = try feed.assign([0]) else { return SourceTotals(messages: 0) }
+        let adopted = stored.byPartition[0]
         do {
-            return try read(into: feed)
+            return try read(into: feed, adopted)
         } catch let change as FileSource.PrefixChanged {
-            throw Changed(change: change, source: name)
+            throw Changed(change: change, source: name,
+                          verdict: snapshotStart == nil ? judge(change, storedFrom: adopted?.resumeOffset ?? 0, feed: feed) : .edited)
         }
     }
 
@@ -36,20 +44,55 @@ final class FileIngestSource: IngestSource {
     struct Changed: Error {
         var change: FileSource.PrefixChanged
         var source: String
+        var verdict: Verdict
     }
 
-    private func read(into feed: IngestFeed) throws -> SourceTotals {
-        guard let stored = try feed.assign([0]) else { return SourceTotals(messages: 0) }
-        let adopted = stored.byPartition[0]
-        let resume = FileSource.ResumePoint(offset: adopted?.resumeOffset ?? 0, prefixHash: adopted?.resumeHash)
+    /// What a failed prefix check means, by the checkpoints earlier runs recorded of the source
+    /// (migration 0014).
+    enum Verdict {
+        /// Not decided by the checkpoints: an edited or truncated file (refused).
+        case edited
+        /// It differs before the first checkpoint: another file that starts with the same line.
+        case anotherFile
+        /// It matches at every checkpoint it reaches and ends before the stored position: an
+        /// older snapshot of what was stored, to read from its last checkpoint.
+        case snapshot(FileSource.ResumePoint)
+    }
+
+    private func judge(_ change: FileSource.PrefixChanged, storedFrom resume: Int64, feed: IngestFeed) -> Verdict {
+        guard case .content = file.identity else { return .edited }
+        var checkpoints: [FileSource.Checkpoint] = []
+        feed.bestEffort("read the checkpoints of \(name)") { checkpoints = try OffsetStore(source: name).checkpoints(on: $0) }
+        let stored = checkpoints.filter { $0.offset <= resume }
+        guard !stored.isEmpty, let found = try? file.prefixHashes(at: stored.map(\.offset)) else { return .edited }
+        let reached = stored.filter { found[$0.offset] != nil }
+        guard let first = reached.first else { return .edited }  // shorter than the first checkpoint: cannot tell
+        if found[first.offset] != first.prefixHash { return .anotherFile }
+        guard change.truncated, reached.allSatisfy({ found[$0.offset] == $0.prefixHash }), let last = reached.last else { return .edited }
+        return .snapshot(FileSource.ResumePoint(offset: last.offset, prefixHash: last.prefixHash))
+    }
+
+    private func read(into feed: IngestFeed, _ adopted: PartitionPositions?) throws -> SourceTotals {
+        let resume = snapshotStart ?? FileSource.ResumePoint(offset: adopted?.resumeOffset ?? 0, prefixHash: adopted?.resumeHash)
         if resume.offset > 0 { logger.info("resuming", metadata: ["source": "\(name)", "byte": "\(resume.offset)"]) }
-        try checkUnchanged(after: resume, adopted)
+        if snapshotStart == nil { try checkUnchanged(after: resume, adopted) }
 
         let maxLineBytes = feed.configuration.maxMessageBytes
         var sinceWatermark = 0
+        var checkpoints: [FileSource.Checkpoint] = []
+        var checkpointDue = FileSource.nextCheckpoint(after: resume.offset)
+        defer {
+            if case .content = file.identity, !checkpoints.isEmpty {
+                feed.bestEffort("record the checkpoints of \(name)") { try OffsetStore(source: name).record(checkpoints, on: $0) }
+            }
+        }
         let totals = try file.read(
             from: resume, maxLineBytes: maxLineBytes,
             line: { position, bytes in
+                if position.next >= checkpointDue {
+                    checkpoints.append(FileSource.Checkpoint(offset: position.next, prefixHash: position.nextPrefixHash))
+                    checkpointDue = FileSource.nextCheckpoint(after: position.next)
+                }
                 let next = Mark(next: position.next, prefixHash: position.nextPrefixHash)
                 feed.message(partition: 0, offset: position.offset, next: next, bytes: bytes)
                 sinceWatermark += 1
@@ -114,7 +157,23 @@ final class FileIngestSource: IngestSource {
         let matching = generations.filter { generation in
             generation.resume.offset == 0 || generation.resume.prefixHash == hashes[generation.resume.offset]
         } + grownFromBlank
+        if matching.isEmpty, let snapshotOf = try snapshotSource(among: generations.map(\.source), on: control) {
+            return snapshotOf
+        }
         // None matches: take the furthest, whose check fails with the error that explains.
         return (matching.isEmpty ? generations : matching).max { $0.resume.offset < $1.resume.offset }!.source
+    }
+
+    /// The one of `sources` this input is an older snapshot of: it matches every checkpoint of
+    /// that source it reaches, and reaches one.
+    private func snapshotSource(among sources: [String], on control: PostgresConnection) throws -> String? {
+        for source in sources {
+            let checkpoints = try OffsetStore(source: source).checkpoints(on: control)
+            guard !checkpoints.isEmpty else { continue }
+            let found = try file.prefixHashes(at: checkpoints.map(\.offset))
+            let reached = checkpoints.filter { found[$0.offset] != nil }
+            if !reached.isEmpty, reached.allSatisfy({ found[$0.offset] == $0.prefixHash }) { return source }
+        }
+        return nil
     }
 }

@@ -132,6 +132,24 @@ public struct FileSource: Sendable {
         public var heldBack = 0
     }
 
+    /// The hash of the input's bytes before `offset` (a line end), recorded at the first line end
+    /// at or past 4 KiB, then at each four times as far (`nextCheckpoint(after:)`).
+    public struct Checkpoint: Sendable, Equatable {
+        public var offset: Int64
+        public var prefixHash: Int64
+        public init(offset: Int64, prefixHash: Int64) {
+            self.offset = offset
+            self.prefixHash = prefixHash
+        }
+    }
+
+    /// Where the first checkpoint past `offset` is due.
+    public static func nextCheckpoint(after offset: Int64) -> Int64 {
+        var due: Int64 = 4096
+        while due <= offset { due *= 4 }
+        return due
+    }
+
     /// The bytes before the resume point differ from what an earlier run stored.
     public struct PrefixChanged: Error, Sendable {
         public var offset: Int64
