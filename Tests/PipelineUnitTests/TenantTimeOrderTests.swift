@@ -10,8 +10,8 @@ struct TenantTimeOrderTests {
     private func rows(_ count: Int, tenants: [UUIDValue], times: ClosedRange<Int64>) -> [EncodedRow] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { index in
-            EncodedRow(partition: Int32(index % 3), offset: Int64(index), next: Mark(next: Int64(index + 1), prefixHash: nil),
-                       tenantID: tenants.randomElement(using: &generator)!, timestamp: Int64.random(in: times, using: &generator), record: 0,
+            EncodedRow(partition: Int32(index % 3), record: 0, offset: Int64(index), next: Mark(next: Int64(index + 1), prefixHash: nil),
+                       tenantID: tenants.randomElement(using: &generator)!, timestamp: Int64.random(in: times, using: &generator),
                        bytes: bytes, rowLength: index, rawLength: 0)
         }
     }

@@ -91,7 +91,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
         if let base = row.baseAddress { start.copyMemory(from: base, byteCount: row.count) }
         if let base = raw.baseAddress { (start + row.count).copyMemory(from: base, byteCount: raw.count) }
         usedBytes += row.count + raw.count
-        rows.append(EncodedRow(partition: partition, offset: offset, next: next, tenantID: tenantID, timestamp: timestamp,
-                               record: record, bytes: UnsafeRawPointer(start), rowLength: row.count, rawLength: raw.count))
+        rows.append(EncodedRow(partition: partition, record: record, offset: offset, next: next, tenantID: tenantID, timestamp: timestamp,
+                               bytes: UnsafeRawPointer(start), rowLength: row.count, rawLength: raw.count))
     }
 }

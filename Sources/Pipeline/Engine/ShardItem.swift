@@ -23,14 +23,15 @@ enum ShardItem {
 /// flushed. A plain value: sorting and copying rows costs no reference counting.
 struct EncodedRow {
     var partition: Int32
+    /// Which record of its message it is (`DeadLetter.record`): 0 for a message of one event.
+    /// Beside `partition`, in the padding before `offset`: a row is no larger for it.
+    var record: Int32
     var offset: Int64
     /// Where the source goes on after this message.
     var next: Mark
     var tenantID: UUIDValue
     /// Microseconds since 1970-01-01 UTC.
     var timestamp: Int64
-    /// Which record of its message it is (`DeadLetter.record`): 0 for a message of one event.
-    var record: Int32
     /// The row's COPY bytes, followed by the raw message, inside its batch's buffer.
     var bytes: UnsafeRawPointer
     let rowLength: Int
