@@ -135,7 +135,7 @@ struct AdminErrorLogging<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let error as any HTTPResponseError {
             throw error
-        } catch let error as PostgresError where error.sqlState == "42501" {
+        } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.insufficientPrivilege {
             context.logger.warning("admin request refused by the database", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return try AdminServer.error("""
                 the database refused this to the admin API's role (\(error.message)): serve it as the schema owner \

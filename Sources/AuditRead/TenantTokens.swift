@@ -39,7 +39,7 @@ public enum TenantTokens {
                 "INSERT INTO tenant_api_token (tenant_id, name, token_hash) VALUES ($1::uuid, $2, $3) RETURNING id::text",
                 [tenantID, name, hash(token)]).scalar!
             return Issued(id: id, token: token)
-        } catch let error as PostgresError where error.sqlState == "23503" {
+        } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.foreignKeyViolation {
             throw ReadError(kind: .unknownTenant, message: "no tenant \(tenantID)")
         }
     }

@@ -100,14 +100,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     ]
 
     private static let retriableStates: Set<String> = [
-        "40001",  // serialization_failure
-        "40P01",  // deadlock_detected
-        "57P01",  // admin_shutdown
-        "57P02",  // crash_shutdown
-        "57P03",  // cannot_connect_now
-        "53300",  // too_many_connections
-        "55P03",  // lock_not_available
-        "57014",  // query_canceled (statement_timeout): may pass when the server is less busy
+        SQLState.serializationFailure, SQLState.deadlockDetected,
+        SQLState.adminShutdown, SQLState.crashShutdown, SQLState.cannotConnectNow, SQLState.tooManyConnections,
+        SQLState.lockNotAvailable,
+        SQLState.queryCanceled,  // statement_timeout: may pass when the server is less busy
     ]
 
     public var description: String {

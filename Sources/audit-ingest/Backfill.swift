@@ -3,8 +3,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import Pipeline
+import ServiceLifecycle
 
-struct Backfill: ParsableCommand {
+struct Backfill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load NDJSON audit events from files into PostgreSQL, exactly once.",
         discussion: """
@@ -17,8 +18,12 @@ struct Backfill: ParsableCommand {
             stopped (after a crash too); once complete it changes nothing; a file that grew since \
             (appends, rotation), was renamed or copied continues where it stopped. The bytes an \
             earlier run stored are verified first: an edited or truncated file is refused with an \
-            error unless --if-changed new-source. Any --shards works with any earlier run. Each \
+            error unless --if-changed new-source, and so is a file whose first line was edited \
+            (its other lines are a stored source's). Any --shards works with any earlier run. Each \
             standard-input run is a new source unless --source-name names it.
+
+            Many FILEs share one engine start (a year of small delivery files is one run): each \
+            is resolved, read and committed in turn, with a line each and the run's totals.
 
             SIGTERM or SIGINT: stop reading, commit what was read (at most 10 s), exit 1; the same \
             command continues later.
@@ -46,7 +51,7 @@ struct Backfill: ParsableCommand {
         When the part of a file an earlier run stored has changed: refuse (stop with an error) or \
         new-source (ingest the file from the start as a new source).
         """, valueName: "policy"))
-    var ifChanged: String = ChangedSourcePolicy.refuse.rawValue
+    var ifChanged: ChangedSourcePolicy = .refuse
 
     @Option(help: ArgumentHelp("""
         A plain file's last line without a newline: hold (default) takes it when it is whole JSON \
@@ -54,7 +59,7 @@ struct Backfill: ParsableCommand {
         takes it as it is (a cut-off line is dead-lettered). From .gz or standard input the end \
         of the input finishes the line.
         """, valueName: "policy"))
-    var partialLastLine: String = FileSource.PartialLastLine.hold.rawValue
+    var partialLastLine: FileSource.PartialLastLine = .hold
 
     @Argument(help: ArgumentHelp("NDJSON files (.gz too, - for standard input).", valueName: "file"))
     var files: [String]
@@ -73,32 +78,35 @@ struct Backfill: ParsableCommand {
         if case .header = try engine.mapper()?.tenant ?? engine.nativeTenant() {
             throw ValidationError("--tenant-from header:NAME reads Kafka headers: files have none (use consume, or field:PATH)")
         }
-        if FileSource.PartialLastLine(rawValue: partialLastLine) == nil {
-            throw ValidationError("--partial-last-line must be hold or take, not \(partialLastLine)")
-        }
-        if ChangedSourcePolicy(rawValue: ifChanged) == nil {
-            throw ValidationError("--if-changed must be refuse or new-source, not \(ifChanged)")
-        }
     }
 
-    func run() throws {
-        // SIGTERM/SIGINT: stop reading, commit what was read, exit 1 (a later run continues).
-        signal(SIGTERM) { _ in backfillStop.raise() }
-        signal(SIGINT) { _ in backfillStop.raise() }
+    func run() async throws {
         let logger = Logger(label: "audit-ingest.backfill")
         let ingestEngine = IngestEngine(database: try database.configuration(), configuration: try engine.configuration(),
                                         logger: logger)
-        var allComplete = true
-        for (path, var source) in zip(files, try Self.openAll(files, sourceName: sourceName)) {
-            source.partialLastLine = FileSource.PartialLastLine(rawValue: partialLastLine)!
-            let meter = ProgressMeter(totalBytes: source.isCompressed ? nil : source.size, enabled: showProgress)
-            let summary = try ingestEngine.ingest(source, ifChanged: ChangedSourcePolicy(rawValue: ifChanged)!,
-                                                  stop: backfillStop) { meter.update($0) }
+        var sources = try Self.openAll(files, sourceName: sourceName)
+        for index in sources.indices { sources[index].partialLastLine = partialLastLine }
+        let sizes = sources.map { $0.isCompressed ? nil : $0.size }
+        let meter = ProgressMeter(totalBytes: sizes.contains(nil) ? nil : sizes.reduce(0) { $0 + $1! }, enabled: showProgress)
+        let ifChanged = ifChanged
+        // One service: SIGTERM/SIGINT through the group stop the reading; what was read is
+        // committed (within 10 s) and the run throws `interrupted` (exit 1; a later run continues).
+        let backfill = ThreadService(named: "backfill") { stop in
+            var allComplete = true
+            let total = try ingestEngine.ingest(sources, ifChanged: ifChanged, stop: stop,
+                                                finished: { path, summary in
+                                                    meter.clear()
+                                                    print(sources.count == 1 ? summary.report(path: path) : summary.line(path: path))
+                                                    allComplete = allComplete && summary.isComplete
+                                                }) { meter.update($0) }
             meter.clear()
-            print(summary.report(path: path))
-            allComplete = allComplete && summary.isComplete
+            if sources.count > 1 { print(total.report(path: "\(sources.count) files")) }
+            return allComplete && total.isComplete
         }
-        if !allComplete { throw ExitCode(1) }
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: backfill, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
+        if backfill.output != true { throw ExitCode(1) }
     }
 }
 
@@ -129,9 +137,6 @@ extension Backfill {
     }
 }
 
-/// Raised by SIGTERM or SIGINT during a backfill (an atomic store: safe in a signal handler).
-let backfillStop = StopSignal()
-
 /// Engine flags shared by backfill and consume.
 struct EngineOptions: ParsableArguments {
     @Option(help: "Flusher shards, each with its own connection (default: one per core).")
@@ -150,7 +155,7 @@ struct EngineOptions: ParsableArguments {
     var ringCapacity: Int = 16_384
 
     @Option(help: ArgumentHelp("Events of tenants not in the tenant table: dead-letter or accept.", valueName: "policy"))
-    var unknownTenants: String = UnknownTenantPolicy.deadLetter.rawValue
+    var unknownTenants: UnknownTenantPolicy = .deadLetter
 
     @Option(help: ArgumentHelp("""
         Events stamped more than this many seconds after now are dead-lettered (timestamp outside \
@@ -178,7 +183,7 @@ struct EngineOptions: ParsableArguments {
         Authentication 3002) or cloudevents (structured JSON; with consume also binary mode: ce_* \
         headers, the value is the data). Other formats need --tenant-from.
         """, valueName: "format"))
-    var format: String = EventFormat.native.rawValue
+    var format: EventFormat = .native
 
     @Option(help: ArgumentHelp("""
         Where a mapped event's tenant comes from: fixed:UUID, field:PATH (a dot path into the \
@@ -191,20 +196,17 @@ struct EngineOptions: ParsableArguments {
 
     /// The mapper `--format` and `--tenant-from` ask for (nil for native messages).
     func mapper() throws -> FormatMapper? {
-        guard let eventFormat = EventFormat(rawValue: format) else {
-            throw ValidationError("--format must be one of \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(format)")
-        }
-        guard eventFormat != .native else { return nil }  // see nativeTenant()
-        guard let tenantFrom else { throw ValidationError("--format \(format) needs --tenant-from fixed:UUID, field:PATH or header:NAME") }
+        guard format != .native else { return nil }  // see nativeTenant()
+        guard let tenantFrom else { throw ValidationError("--format \(format.rawValue) needs --tenant-from fixed:UUID, field:PATH or header:NAME") }
         guard let rule = TenantRule(tenantFrom) else {
             throw ValidationError("--tenant-from must be fixed:UUID, field:PATH or header:NAME, not \(tenantFrom)")
         }
-        return FormatMapper(format: eventFormat, tenant: rule)
+        return FormatMapper(format: format, tenant: rule)
     }
 
     /// `--tenant-from` for native events: the binding they must match (fixed:UUID or header:NAME).
     func nativeTenant() throws -> TenantRule? {
-        guard format == EventFormat.native.rawValue, let tenantFrom else { return nil }
+        guard format == .native, let tenantFrom else { return nil }
         guard let rule = TenantRule(tenantFrom) else {
             throw ValidationError("--tenant-from must be fixed:UUID or header:NAME, not \(tenantFrom)")
         }
@@ -215,9 +217,6 @@ struct EngineOptions: ParsableArguments {
     }
 
     func configuration() throws -> IngestConfiguration {
-        guard let policy = UnknownTenantPolicy(rawValue: unknownTenants) else {
-            throw ValidationError("--unknown-tenants must be dead-letter or accept, not \(unknownTenants)")
-        }
         guard (1...256).contains(shards) else { throw ValidationError("--shards must be between 1 and 256") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard ringCapacity >= 1024, ringCapacity & (ringCapacity - 1) == 0 else {
@@ -229,7 +228,7 @@ struct EngineOptions: ParsableArguments {
             throw ValidationError("--max-future-skew must be 0-31622400 seconds (a year), not \(maxFutureSkew)")
         }
         var configuration = IngestConfiguration(shards: shards, batchSize: batchSize, maxBatchAge: .milliseconds(max(1, maxBatchAge)),
-                                                ringCapacity: ringCapacity, unknownTenants: policy,
+                                                ringCapacity: ringCapacity, unknownTenants: unknownTenants,
                                                 decoder: DecoderConfiguration(maximumFutureSkew: .seconds(maxFutureSkew),
                                                                               retentionCutoff: try retentionCutoff()),
                                                 maxShardBytes: shardMemory << 20, mapper: try mapper())
@@ -248,6 +247,16 @@ extension EngineOptions {
 }
 
 extension IngestSummary {
+    /// One file's line when a run reads several (the run's totals follow in a `report`).
+    func line(path: String) -> String {
+        var parts = ["\(messages) lines"]
+        if extraRecords > 0 { parts.append("\(messages + Int64(extraRecords)) records") }
+        parts += ["\(stored) stored", "\(deadLetteredTotal) dead-lettered", "\(alreadyCommitted) already committed"]
+        if heldBackBytes > 0 { parts.append("last line held back (\(heldBackBytes) bytes, no newline yet)") }
+        if !isComplete { parts.append("INCOMPLETE") }
+        return "\(path): " + parts.joined(separator: ", ")
+    }
+
     func report(path: String) -> String {
         var counts = [("lines read", "\(messages)"), ("already committed", "\(alreadyCommitted)")]
         if extraRecords > 0 { counts.insert(("records", "\(messages + Int64(extraRecords))"), at: 1) }

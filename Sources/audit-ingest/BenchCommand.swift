@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Fraction (0-1) of deliberately broken events.") var invalidRatio: Double = 0
     @Option(help: ArgumentHelp("Pad each event to about this many bytes (0: as generated, ~400).", valueName: "bytes"))
     var eventBytes: Int = 0
-    @Option(help: "backfill, consume-static or consume-group.") var mode: String = "backfill"
+    @Option(help: "backfill, consume-static or consume-group.") var mode: BenchOptions.Mode = .backfill
     @Option(help: "A server to measure on (it needs CREATE DATABASE). Default: a throwaway local one.")
     var databaseURL: String?
     @Option(help: "Kafka bootstrap servers for consume modes. Default: the embedded cluster.") var brokers: String?
@@ -44,9 +44,6 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard events > 0, tenants > 0, months > 0 else { throw ValidationError("--events, --tenants and --months must be positive") }
         guard (0...1).contains(invalidRatio) else { throw ValidationError("--invalid-ratio must be between 0 and 1") }
-        guard BenchOptions.Mode(rawValue: mode) != nil else {
-            throw ValidationError("--mode must be backfill, consume-static or consume-group, not \(mode)")
-        }
     }
 
     func run() throws {
@@ -59,7 +56,7 @@ struct BenchCommand: ParsableCommand {
         options.months = months
         options.invalidRatio = invalidRatio
         options.eventBytes = eventBytes
-        options.mode = BenchOptions.Mode(rawValue: mode)!
+        options.mode = mode
         options.databaseURL = databaseURL
         options.brokers = brokers
         options.engine = IngestConfiguration(shards: shards, batchSize: batchSize)

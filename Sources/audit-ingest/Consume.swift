@@ -161,18 +161,20 @@ struct Consume: AsyncParsableCommand {
                 registry: registry)))
         }
         if rollupInterval > 0 {
-            services.append(.init(service: MetricsRollupService(
-                database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
-                stop: StopSignal(), alerts: source.status)))
+            let rollup = MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
+                                              stop: StopSignal(), alerts: source.status)
+            services.append(.init(service: ThreadService(named: "metrics-rollup") { stop in rollup.loop(until: stop) }))
         }
-        let consumer = KafkaIngestService(
-            engine: IngestEngine(database: try database.configuration(), configuration: configuration,
-                                 logger: Logger(label: "audit-ingest.consume")),
-            source: source, stopTimeout: .milliseconds(Int(stopTimeout * 1000)), deadLetterSink: deadLetterSink)
+        let engine = IngestEngine(database: try database.configuration(), configuration: configuration,
+                                  logger: Logger(label: "audit-ingest.consume"))
+        let stopTimeout = Duration.milliseconds(Int(self.stopTimeout * 1000))
+        let consumer = ThreadService(named: "kafka-consumer") { stop in
+            try engine.run(source, stop: stop, stopTimeout: stopTimeout, deadLetterSink: deadLetterSink)
+        }
         services.append(.init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup))
         try await ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
-        if let summary = consumer.summary { print(summary.consumeReport(secondsAssigned: source.secondsSinceFirstAssignment)) }
+        if let summary = consumer.output { print(summary.consumeReport(secondsAssigned: source.secondsSinceFirstAssignment)) }
     }
 }
 

@@ -17,7 +17,7 @@ import Testing
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
         #expect(tables == ["audit_dead_letter", "audit_log", "feed_writer", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
-                           "schema_migrations", "source_checkpoint", "tenant", "tenant_api_token", "tenant_login_role", "tenant_metrics",
+                           "schema_migrations", "source_body", "source_checkpoint", "tenant", "tenant_api_token", "tenant_login_role", "tenant_metrics",
                            "tenant_metrics_delta", "tenant_metrics_rollup_months", "user"])
     }
 

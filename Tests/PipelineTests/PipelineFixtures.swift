@@ -46,12 +46,14 @@ struct PipelineFixture {
 }
 
 /// Writes sample events to a temporary NDJSON file; returns its path and line count.
+/// `seed` picks the events; their tenants are the fixture's (seed 42) unless `tenantSeed` says.
 func sampleFile(events: Int, tenants: Int = 6, months: Int = 3, invalidRatio: Double = 0, seed: UInt64 = 42,
-                endMonth: Month? = nil, extraLines: [String] = []) throws -> (path: String, lines: Int) {
+                tenantSeed: UInt64? = nil, endMonth: Month? = nil, extraLines: [String] = []) throws -> (path: String, lines: Int) {
     // nil endMonth: the latest month with days that lie wholly in the past (SampleEvents).
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("events-\(UUID()).ndjson").path
     var text = ""
-    for event in SampleEvents(.init(count: events, tenants: tenants, months: months, endMonth: endMonth, invalidRatio: invalidRatio, seed: seed)) {
+    for event in SampleEvents(.init(count: events, tenants: tenants, months: months, endMonth: endMonth, invalidRatio: invalidRatio, seed: seed,
+                                      tenantSeed: tenantSeed ?? seed)) {
         text += SampleEvents.ndjson(event) + "\n"
     }
     for line in extraLines { text += line + "\n" }

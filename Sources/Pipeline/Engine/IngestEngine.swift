@@ -38,6 +38,7 @@ public final class IngestEngine: Sendable {
             SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
                AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
                AND to_regclass('ingest_offsets_retired') IS NOT NULL AND to_regclass('tenant_metrics_delta') IS NOT NULL
+               AND to_regclass('source_body') IS NOT NULL
                AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('audit_dead_letter') AND attname = 'record')
             """).scalar
         guard present == "t" else {
@@ -74,7 +75,7 @@ public final class IngestEngine: Sendable {
         let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { shards.abort() }
         defer { stopDeadline.cancel() }
         let feed = IngestFeed(streams: shards.streams, configuration: configuration, database: database, shards: shards, tenants: tenants,
-                              control: control, stop: stop, progress: progress, logger: logger)
+                              partitions: partitions, control: control, stop: stop, progress: progress, logger: logger)
         defer { feed.close(keeping: control) }
         let totals: SourceTotals
         do {

@@ -17,6 +17,7 @@ public final class IngestFeed {
     private let store: StreamOffsets
     private let database: PostgresConfiguration
     private let tenants: TenantDirectory
+    private let partitions: PartitionManager
     private let stop: StopSignal
     private let progress: ((IngestStatistics.Snapshot) -> Void)?
     private let logger: Logger
@@ -27,7 +28,7 @@ public final class IngestFeed {
     private var lastTenantRefresh = ContinuousClock.now
 
     init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration, shards: ShardGroup,
-         tenants: TenantDirectory, control: PostgresConnection, stop: StopSignal,
+         tenants: TenantDirectory, partitions: PartitionManager, control: PostgresConnection, stop: StopSignal,
          progress: ((IngestStatistics.Snapshot) -> Void)?, logger: Logger) {
         self.source = streams.name
         self.streams = streams
@@ -36,6 +37,7 @@ public final class IngestFeed {
         self.shards = shards
         self.statistics = shards.statistics
         self.tenants = tenants
+        self.partitions = partitions
         self.control = control
         self.stop = stop
         self.progress = progress
@@ -90,6 +92,15 @@ public final class IngestFeed {
             revoked: stopping so the group can move them. Nothing is lost: the next owner reads them again.
             """)
     }
+
+    /// Commits everything handed over so far and waits for it. Returns false when a flusher
+    /// failed or a stop came first (the engine then ends the run).
+    func drain() -> Bool {
+        shards.drain()
+    }
+
+    /// Month partitions this process has created so far.
+    var partitionsCreated: Int { partitions.created }
 
     /// One message at `offset`; `next` is where the source goes on after it. `context` (when
     /// `configuration.needsMessageContext`) is what the message came with besides its bytes.
@@ -165,6 +176,11 @@ public final class IngestFeed {
             control = nil
             logger.warning("cannot refresh the tenant list, keeping the cached one", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Runs `body` on the run's control connection (reconnecting once when it was lost).
+    func onControl<Result>(_ body: (PostgresConnection) throws -> Result) throws -> Result {
+        try body(try controlConnection())
     }
 
     /// Runs `body` on the run's control connection (best-effort bookkeeping of a source, such as

@@ -78,7 +78,7 @@ struct FlushTransaction {
             try copy(rows, on: connection)
             try connection.execute("RELEASE SAVEPOINT batch")
             return []
-        } catch let error as PostgresError where error.isDataError && error.sqlState != "23514" {
+        } catch let error as PostgresError where error.isDataError && error.sqlState != PostgresError.SQLState.checkViolation {
             try connection.execute("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
             guard rows.count > 1 else {
                 let row = rows.first!

@@ -184,7 +184,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 result = try transaction.run(rows: &rows, deadLetters: deadLetters, from: positions.committed, to: positions.pending,
                                              layouts: positions.layouts, on: try connected())
                 break
-            } catch let error as PostgresError where error.sqlState == "57014" {
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.queryCanceled {
                 // A statement timeout is a busy server, a lock wait longer than the limit or a
                 // batch too large for it: never the rows' fault, so nothing is dead-lettered.
                 // Retried; the same statement timing out again and again stops the run.
@@ -197,7 +197,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                     "error": "\(error)", "in_a_row": "\(timeouts.count)", "stop_after": "\(configuration.timeoutsBeforeStopping)"])
                 statistics.update { $0.retries += 1 }
                 guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
-            } catch let error as PostgresError where error.sqlState == "55P03" {
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.lockNotAvailable {
                 // lock_timeout: another session holds a lock the flush needs. Wait for as long as
                 // it holds it; the batch is intact.
                 attempt += 1
@@ -216,7 +216,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                                                                     "retry_in_ms": "\(Int(delay.secondsDouble * 1000))"])
                 statistics.update { $0.retries += 1 }
                 guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
-            } catch let error as PostgresError where error.sqlState == "23514" && attempt < 3 {
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.checkViolation && attempt < 3 {
                 // A month partition vanished or was never seen: look again and create it.
                 attempt += 1
                 rows.distinctMonths.forEach(partitions.invalidate)

@@ -49,6 +49,26 @@ public struct OffsetStore: Sendable {
                   "{" + checkpoints.map { "\($0.prefixHash)" }.joined(separator: ",") + "}"])
     }
 
+    /// Records the body of file source `source` (`FileSource.Body`; kept when already there).
+    public func record(_ body: FileSource.Body, on connection: PostgresConnection) throws {
+        try connection.query("""
+            INSERT INTO source_body (source, second_line_hash, body_length, body_hash) VALUES ($1, $2, $3, $4)
+            ON CONFLICT DO NOTHING
+            """, [source, String(body.secondLineHash), String(body.length), String(body.hash)])
+    }
+
+    /// The stored file sources whose recorded body starts with a line that hashes to
+    /// `secondLineHash`, with the length and hash of their body.
+    public static func bodies(startingWith secondLineHash: Int64,
+                              on connection: PostgresConnection) throws -> [(source: String, length: Int64, hash: Int64)] {
+        try connection.query("""
+            SELECT source, body_length, body_hash FROM source_body WHERE second_line_hash = $1 ORDER BY source
+            """, [String(secondLineHash)]).rows.compactMap { row in
+            guard let source = row[0], let length = row[1].flatMap({ Int64($0) }), let hash = row[2].flatMap({ Int64($0) }) else { return nil }
+            return (source, length, hash)
+        }
+    }
+
     /// A name for a new generation of `baseName`: `baseName~N` after the highest one stored.
     public func nextGeneration(of baseName: String, on connection: PostgresConnection) throws -> String {
         let highest = try generations(of: baseName, on: connection).compactMap { generation -> Int? in
@@ -100,6 +120,17 @@ public struct OffsetStore: Sendable {
             try attachRetired(to: &positions, partitionList, on: connection)
             return positions
         }
+    }
+
+    /// What is stored of `partition`, read without taking it (nil when nothing is): for deciding
+    /// what an input is before a run adopts it.
+    public func stored(partition: Int32, on connection: PostgresConnection) throws -> PartitionPositions? {
+        let partitionList = Self.arrayLiteral([partition])
+        guard let layout = try loadCurrent(partitionList, on: connection, forUpdate: false)[partition]?.filter({ $0.next >= 0 }),
+              !layout.isEmpty else { return nil }
+        var positions = StoredPositions(byPartition: [partition: PartitionPositions(shards: layout.map(\.next), hashes: layout.map(\.hash))])
+        try attachRetired(to: &positions, partitionList, on: connection, pruning: false)
+        return positions.byPartition[partition]
     }
 
     private struct ShardRow {
@@ -156,9 +187,10 @@ public struct OffsetStore: Sendable {
         ])
     }
 
-    /// Loads the retired layouts still needed, deleting those every current shard has passed.
+    /// Loads the retired layouts still needed, deleting (when `pruning`) those every current
+    /// shard has passed.
     private func attachRetired(to positions: inout StoredPositions, _ partitionList: String,
-                               on connection: PostgresConnection) throws {
+                               on connection: PostgresConnection, pruning: Bool = true) throws {
         let rows = try connection.query("""
             SELECT "partition", shard_count, shard, next_offset, prefix_hash FROM ingest_offsets_retired
             WHERE source = $1 AND "partition" = ANY($2::int[]) ORDER BY 1, 2, 3
@@ -177,6 +209,7 @@ public struct OffsetStore: Sendable {
             let low = positions.byPartition[partition]?.resumeOffset ?? 0
             for (count, layout) in byCount.sorted(by: { $0.key < $1.key }) {
                 if layout.furthest <= low {
+                    guard pruning else { continue }
                     try connection.query(
                         #"DELETE FROM ingest_offsets_retired WHERE source = $1 AND "partition" = $2 AND shard_count = $3"#,
                         [source, String(partition), String(count)])

@@ -2,14 +2,13 @@ import Foundation
 import Logging
 import Operations
 import Postgres
-import ServiceLifecycle
 
 /// Runs the tenant_metrics rollup for today (UTC) on a thread of its own every `interval`, while
 /// the pipeline runs (`rollup_tenant_metrics`, schemas/migrations/0005), then checks two alerts:
 /// `tenant_storage_quota` (a tenant's estimated storage above its max_storage_gb) and
 /// `slow_queries` (pg_stat_statements statements slower on average than `slowQueryThreshold`).
 /// Stops with `stop`.
-public final class MetricsRollupService: Service, Sendable {
+public final class MetricsRollupService: Sendable {
     private let database: PostgresConfiguration
     private let interval: Duration
     private let stop: StopSignal
@@ -52,24 +51,12 @@ public final class MetricsRollupService: Service, Sendable {
         }
     }
 
-    /// Rolls up every `interval` on a thread of its own until graceful shutdown or cancellation
-    /// (or `stop`); a failed rollup is logged and retried at the next interval.
-    public func run() async throws {
-        let stop = self.stop
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await runOnOwnThread(named: "metrics-rollup") { self.loop() }
-            } onGracefulShutdown: {
-                stop.raise()
-            }
-        } onCancel: {
-            stop.raise()
-        }
-    }
-
-    private func loop() {
+    /// Rolls up every `interval` until `stop` (or the service's own stop) is raised; a failed
+    /// rollup is logged and retried at the next interval. Blocks: run it on a thread of its own
+    /// (`ThreadService`).
+    public func loop(until stop: StopSignal) {
         var next = ContinuousClock.now + interval
-        while !stop.isRaised {
+        while !stop.isRaised && !self.stop.isRaised {
             guard ContinuousClock.now >= next else {
                 usleep(200_000)
                 continue

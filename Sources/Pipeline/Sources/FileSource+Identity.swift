@@ -7,19 +7,8 @@ extension FileSource {
     /// its writer adds the newline and more lines. Also sets `legacyHead`: the hash versions before
     /// this one took, with the break.
     mutating func headFingerprint() throws -> String {
-        let input = try openInput()
-        defer { input.close() }
-        var head = [UInt8](repeating: 0, count: Self.headLimit)
-        var filled = 0
-        while filled < head.count {
-            let count = head.withUnsafeMutableBytes { Foundation.read(input.fd, $0.baseAddress! + filled, $0.count - filled) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            filled += count
-        }
+        let head = try leadingBytes(Self.headLimit)
+        var filled = head.count
         var start = 0
         if filled >= 3, head[0] == 0xEF, head[1] == 0xBB, head[2] == 0xBF { start = 3 }
         layout = Self.layout(of: head[start..<filled])
@@ -72,5 +61,23 @@ extension FileSource {
             }
         }
         return nil
+    }
+
+    /// Up to `count` bytes from the input's start.
+    func leadingBytes(_ count: Int) throws -> [UInt8] {
+        let input = try openInput()
+        defer { input.close() }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let read = bytes.withUnsafeMutableBytes { Foundation.read(input.fd, $0.baseAddress! + filled, count - filled) }
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw IngestError(.sourceUnreadable, "reading \(path) failed: \(String(cString: strerror(errno)))")
+            }
+            if read == 0 { break }
+            filled += read
+        }
+        return Array(bytes[..<filled])
     }
 }
