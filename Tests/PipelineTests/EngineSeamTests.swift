@@ -74,7 +74,7 @@ private final class AbortingSource: IngestSource {
             }
         }
         try feed.watermark(partition: 0, next: Mark(next: Int64(events.count), prefixHash: nil))
-        feed.shards.abort()
+        feed.router.pool.abort()
         return SourceTotals(messages: Int64(events.count))
     }
 }

@@ -66,15 +66,15 @@ public final class IngestEngine: Sendable {
         defer { control.close() }
         let name = try source.identify(on: control)
         let createdBefore = partitions.created
-        let shards = ShardGroup(streams: source.streams(named: name), configuration: configuration, database: database, partitions: partitions,
+        let router = EventRouter(streams: source.streams(named: name), configuration: configuration, database: database, partitions: partitions,
                                 knownTenants: tenants.snapshot,
                                 statistics: IngestStatistics(source: name, factory: metricsFactory),
                                 deadLetterSink: deadLetterSink, logger: logger)
-        shards.start()
+        router.pool.start()
         // Asked to stop, the run ends within `stopTimeout`, wherever it waits.
-        let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { shards.abort() }
+        let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { router.pool.abort() }
         defer { stopDeadline.cancel() }
-        let feed = IngestFeed(streams: shards.streams, configuration: configuration, database: database, shards: shards, tenants: tenants,
+        let feed = IngestFeed(streams: router.streams, configuration: configuration, database: database, router: router, tenants: tenants,
                               partitions: partitions, control: control, stop: stop, progress: progress, logger: logger)
         defer { feed.close(keeping: control) }
         let totals: SourceTotals
@@ -83,16 +83,16 @@ public final class IngestEngine: Sendable {
         } catch {
             // The flushers end before the source lets its partitions go: no commit of this run
             // lands after another process took them over.
-            shards.abort()
-            try? shards.finish()
+            router.pool.abort()
+            try? router.finish()
             source.finish(committed: false)
             throw error
         }
         // Commit what was handed over; asked to stop, within the deadline (`stopDeadline`).
-        let committed = shards.drain()
-        let flusherFailed = shards.isAborted && !stopDeadline.hasExpired
-        if !committed { shards.abort() }
-        let finished = Result { try shards.finish() }
+        let committed = router.drain()
+        let flusherFailed = router.pool.isAborted && !stopDeadline.hasExpired
+        if !committed { router.pool.abort() }
+        let finished = Result { try router.finish() }
         source.finish(committed: committed)
         deadLetterSink?.flush()
         // A flusher's failure is the cause, unless the flushers were stopped at the deadline.
@@ -104,7 +104,7 @@ public final class IngestEngine: Sendable {
                 """)
         }
         foldCounts(on: control)
-        let snapshot = shards.statistics.snapshot
+        let snapshot = router.statistics.snapshot
         return IngestSummary(
             source: name, messages: totals.messages, extraRecords: snapshot.extraRecords,
             alreadyCommitted: totals.skippedBeforeResume + Int64(snapshot.alreadyCommitted),

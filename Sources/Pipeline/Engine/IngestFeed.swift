@@ -5,7 +5,7 @@ import Postgres
 
 /// The engine's side of a running source: what the source hands its partitions, messages and
 /// positions to, in order, on its one thread. Each message goes decode → route → encode →
-/// hand-off (`ShardGroup`); the flushers commit it with its position.
+/// hand-off (`EventRouter`); the flushers commit it with its position.
 public final class IngestFeed {
     /// The run's name (the one source positions are stored under, unless `streams` says more).
     public let source: String
@@ -13,7 +13,7 @@ public final class IngestFeed {
     public let streams: SourceStreams
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
-    let shards: ShardGroup
+    let router: EventRouter
     private let store: StreamOffsets
     private let database: PostgresConfiguration
     private let tenants: TenantDirectory
@@ -27,15 +27,15 @@ public final class IngestFeed {
     private var lastProgress = ContinuousClock.now
     private var lastTenantRefresh = ContinuousClock.now
 
-    init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration, shards: ShardGroup,
+    init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration, router: EventRouter,
          tenants: TenantDirectory, partitions: PartitionManager, control: PostgresConnection, stop: StopSignal,
          progress: ((IngestStatistics.Snapshot) -> Void)?, logger: Logger) {
         self.source = streams.name
         self.streams = streams
         self.configuration = configuration
         self.database = database
-        self.shards = shards
-        self.statistics = shards.statistics
+        self.router = router
+        self.statistics = router.statistics
         self.tenants = tenants
         self.partitions = partitions
         self.control = control
@@ -46,7 +46,7 @@ public final class IngestFeed {
     }
 
     /// True once the run was asked to stop or a flusher failed: the source should return.
-    public var shouldStop: Bool { stop.isRaised || shards.isAborted }
+    public var shouldStop: Bool { stop.isRaised || router.pool.isAborted }
 
     /// Takes over `partitions` at what PostgreSQL holds for them (re-laying them when the shard
     /// count changed, see `OffsetStore.adopt`). Call before handing over any of their messages;
@@ -59,7 +59,7 @@ public final class IngestFeed {
             do {
                 let stored = try store.adopt(partitions: partitions, shardCount: configuration.shards,
                                              on: try controlConnection(), logger: logger)
-                shards.resetPartitions(partitions, to: stored)
+                router.resetPartitions(partitions, to: stored)
                 return stored
             } catch let error as PostgresError where error.isRetriable {
                 if let deadline, ContinuousClock.now >= deadline {
@@ -85,8 +85,8 @@ public final class IngestFeed {
     public func revoke(_ partitions: [Int32], within limit: Duration? = nil) throws -> Bool {
         logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
         defer { statistics.metrics?.forgetLag(partitions, streams: streams) }
-        if shards.drain(deadline: limit.map { ContinuousClock.now + $0 }) { return true }
-        guard !shards.isAborted, !stop.isRaised, let limit else { return false }
+        if router.drain(deadline: limit.map { ContinuousClock.now + $0 }) { return true }
+        guard !router.pool.isAborted, !stop.isRaised, let limit else { return false }
         throw IngestError(.interrupted, """
             PostgreSQL did not commit within \(Int(limit.secondsDouble)) s while partitions \(partitions) were being \
             revoked: stopping so the group can move them. Nothing is lost: the next owner reads them again.
@@ -96,7 +96,7 @@ public final class IngestFeed {
     /// Commits everything handed over so far and waits for it. Returns false when a flusher
     /// failed or a stop came first (the engine then ends the run).
     func drain() -> Bool {
-        shards.drain()
+        router.drain()
     }
 
     /// Month partitions this process has created so far.
@@ -106,27 +106,27 @@ public final class IngestFeed {
     /// `configuration.needsMessageContext`) is what the message came with besides its bytes.
     public func message(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         unpublished += 1
-        shards.submit(partition: partition, offset: offset, next: next, message: bytes, context: context)
+        router.submit(partition: partition, offset: offset, next: next, message: bytes, context: context)
     }
 
     /// A message the source could not hand over whole (an over-long line, a tombstone):
     /// dead-lettered with `rejection`.
     public func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection) {
         unpublished += 1
-        shards.reject(partition: partition, offset: offset, next: next, rawMessage: rawMessage, rejection: rejection)
+        router.reject(partition: partition, offset: offset, next: next, rawMessage: rawMessage, rejection: rejection)
     }
 
     /// Hands the flushers the rows decoded so far. Call before waiting for input: rows are
     /// otherwise handed over in batches, at watermarks, or when the run ends.
     public func handOverRows() {
-        shards.handOverRows()
+        router.handOverRows()
     }
 
     /// Every position of `partition` below `next` has been handed over: shards that got none of
     /// them advance too. Also where the feed publishes counters, reloads the tenant list when
     /// it is stale, and reports progress.
     public func watermark(partition: Int32, next: Mark) throws {
-        shards.watermark(partition: partition, next: next)
+        router.watermark(partition: partition, next: next)
         if unpublished > 0 {
             let count = unpublished
             unpublished = 0
@@ -147,17 +147,17 @@ public final class IngestFeed {
     /// budget). Each counts against its shard's events in flight and takes at most a slot in
     /// its ring (rows travel in batches), and each partition's watermark a slot in every ring:
     /// half of what the fullest shard can take, whatever the number of partitions.
-    public var room: Int { shards.isOverByteBudget ? 0 : shards.freeSlots / 2 }
+    public var room: Int { router.pool.isOverByteBudget ? 0 : router.pool.freeSlots / 2 }
 
     /// Waits until `room` is at least `wanted`, or a flusher freed some, or `timeout` passed:
     /// call it in a loop that also checks for a stop.
     public func waitForRoom(_ wanted: Int, timeout: Duration) {
-        shards.roomFreed.wait(timeout: timeout) { room >= wanted }
+        router.pool.roomFreed.wait(timeout: timeout) { room >= wanted }
     }
 
     /// Per shard, the events it holds in its ring and unflushed batch (or the ring slots in use,
     /// when more), out of `IngestConfiguration.eventsInFlight`.
-    public var ringOccupancy: [Int] { shards.ringOccupancy }
+    public var ringOccupancy: [Int] { router.pool.ringOccupancy }
 
     /// Per partition, the lowest position any shard stored (nil when PostgreSQL cannot say now).
     public func lowestStoredPositions(_ partitions: [Int32]) -> [Int32: Int64]? {
@@ -168,7 +168,7 @@ public final class IngestFeed {
     private func refreshTenants() throws {
         do {
             try tenants.refresh(on: try controlConnection())
-            shards.knownTenants = TenantTable(tenants.snapshot)
+            router.knownTenants = TenantTable(tenants.snapshot)
         } catch let error as PostgresError where error.isRetriable {
             // PostgreSQL restarting: keep the tenants known so far; the flushers wait for it,
             // and the next refresh reconnects.

@@ -40,7 +40,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     }
 
     /// A copy of `other` with room for `bytes` more: the records of one message grow their
-    /// shard's batch rather than being split over two (`ShardGroup.keepingRecordsTogether`).
+    /// shard's batch rather than being split over two (`EventRouter.keepingRecordsTogether`).
     convenience init(growing other: RowBatch, toFit bytes: Int) {
         self.init(copying: other, capacity: max(2 * other.capacity, other.usedBytes + bytes), maxRows: other.maxRows)
     }

@@ -7,7 +7,7 @@ import Synchronization
 
 /// One shard's writer: drains its ring, groups rows, and flushes them in one transaction on its
 /// own connection when the batch is full or old enough. Runs on a thread of its own
-/// (`ShardGroup` starts it); only `failure` and the shared counters are read from elsewhere.
+/// (`FlusherPool` starts it); only `failure` and the shared counters are read from elsewhere.
 final class Flusher: @unchecked Sendable {  // state below is touched only by the flusher thread
     let shard: Int
     let ring: SPSCRing<ShardItem>

@@ -1,7 +1,7 @@
 import AuditCore
 
 /// Messages of another format (`--format`): mapped into wire-contract events, then routed as usual.
-extension ShardGroup {
+extension EventRouter {
     func submitMapped(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, mapper: FormatMapper,
                       context: MessageContext?) {
         let records = mapper.map(message, context: context)

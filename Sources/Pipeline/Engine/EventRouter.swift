@@ -4,30 +4,28 @@ import Logging
 import Postgres
 import Synchronization
 
-/// The decode → route → encode → hand-off half of the engine, shared by every source; the
-/// flushers at the other end of the rings commit.
+/// The decode → route → encode half of the engine, shared by every source: each message is
+/// decoded (or mapped, `--format`), skipped when an earlier run stored it, routed to its shard by
+/// tenant, encoded as a binary COPY row and batched; full batches, watermarks and commands go to
+/// the shard's flusher through the `FlusherPool`, whose flushers commit.
 ///
 /// One thread (the source's) calls `submit`, `watermark` and `finish`: it is the single producer
-/// of every ring. Each flusher runs on a thread of its own.
+/// of every ring.
 ///
 /// The producer-side state below is `@exclusivity(unchecked)`: only the source thread touches it,
 /// and the run-time checks of each access cost more than the rest of routing an event.
-public final class ShardGroup: @unchecked Sendable {  // producer-side state is used by one thread
+public final class EventRouter: @unchecked Sendable {  // producer-side state is used by one thread
     public let configuration: IngestConfiguration
     public let statistics: IngestStatistics
     /// Where partitions are stored (the run's name is `streams.name`).
     let streams: SourceStreams
-    private let flushers: [Flusher]
-    /// The flushers ring it when they free room; the source waits on it for room.
-    let roomFreed = Doorbell()
-    private var threads: [Thread] = []
-    private let finished: [DispatchSemaphore]
+    /// The flushers, their threads and rings: where batches go.
+    let pool: FlusherPool
     private let router: ShardRouter
     let decoder: EventDecoder
     /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
     /// without a lock, replaced when `IngestFeed` reloads the list.
     @exclusivity(unchecked) var knownTenants: TenantTable
-    private let aborted = StopSignal()
     @exclusivity(unchecked) private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// Per shard, rows encoded and not handed over yet. A batch goes when it is full, before
     /// anything else is pushed to its shard (so the flusher sees every item in the order it was
@@ -63,31 +61,11 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
-        let stop = aborted, roomFreed = roomFreed
-        flushers = (0..<configuration.shards).map { shard in
-            Flusher(shard: shard, streams: streams, configuration: configuration, database: database, partitions: partitions,
-                    statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, roomFreed: roomFreed, logger: logger)
-        }
-        finished = flushers.map { _ in DispatchSemaphore(value: 0) }
+        pool = FlusherPool(streams: streams, configuration: configuration, database: database, partitions: partitions,
+                           statistics: statistics, deadLetterSink: deadLetterSink, logger: logger)
         filling = Array(repeating: nil, count: configuration.shards)
         rowsPerBatch = min(configuration.batchSize, 512)
     }
-
-    func start() {
-        for (flusher, done) in zip(flushers, finished) {
-            let thread = Thread {
-                flusher.run()
-                done.signal()
-            }
-            thread.name = "flusher-\(flusher.shard)"
-            thread.stackSize = 1 << 20
-            threads.append(thread)
-            thread.start()
-        }
-    }
-
-    /// True once a flusher failed or `abort()` was called: the source should stop reading.
-    public var isAborted: Bool { aborted.isRaised }
 
     /// Decodes one message and hands it to its shard (by tenant whenever its `tenant_id` parses,
     /// rejected or not). Skips it when an earlier run stored it. Blocks while that shard holds its
@@ -226,15 +204,15 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
     /// so shards that saw none of them still advance their stored offset.
     func watermark(partition: Int32, next: Mark) {
         publishSkipped()
-        for shard in 0..<flushers.count { push(.watermark(partition: partition, next: next), to: shard) }
+        for shard in 0..<pool.count { push(.watermark(partition: partition, next: next), to: shard) }
     }
 
     /// Takes over `partitions` at the positions stored in PostgreSQL (after a rebalance another
     /// process may have advanced them). Call before submitting any of their messages.
     func resetPartitions(_ partitions: [Int32], to stored: StoredPositions) {
         for partition in partitions {
-            let adopted = stored.byPartition[partition] ?? PartitionPositions(shards: Array(repeating: 0, count: flushers.count))
-            for shard in 0..<flushers.count {
+            let adopted = stored.byPartition[partition] ?? PartitionPositions(shards: Array(repeating: 0, count: pool.count))
+            for shard in 0..<pool.count {
                 push(.resetPartition(partition: partition, committed: adopted.committed(shard: shard), layout: adopted.layout),
                      to: shard)
             }
@@ -243,46 +221,23 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         }
     }
 
-    /// Flushes what every shard holds and waits for it to commit (or for a stop). Returns false
-    /// when a flusher failed meanwhile.
-    /// With a `deadline`, gives up then (returning false).
+
+
+
+
+    /// Hands every shard what it holds, then waits for all of it to commit (`FlusherPool.drain`).
     @discardableResult
     public func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
-        let done = flushers.map { _ in DispatchSemaphore(value: 0) }
-        for (shard, semaphore) in done.enumerated() { push(.flushNow(semaphore), to: shard) }
-        for semaphore in done {
-            while semaphore.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-                if isAborted { return false }
-                if let deadline, ContinuousClock.now >= deadline { return false }
-            }
-        }
-        return !isAborted
+        handOverRows()
+        return pool.drain(deadline: deadline)
     }
 
-    /// Flushes everything and waits for the flushers. Throws the first flusher failure.
+    /// Hands over everything and ends the flushers (`FlusherPool.finish`).
     public func finish() throws {
         publishSkipped()
-        for shard in 0..<flushers.count { push(.end, to: shard) }
-        finished.forEach { $0.wait() }
-        if let failure = flushers.lazy.compactMap({ $0.failure.withLock { $0 } }).first { throw failure }
+        handOverRows()
+        try pool.finish()
     }
-
-    /// Stops the flushers without flushing: after a fatal error, or when a stop's deadline passed
-    /// (the run's `StopSignal` asks for a graceful stop: drain first; this is the hard one).
-    public func abort() {
-        aborted.raise()
-    }
-
-    /// Per shard, the events it holds (in its ring and its unflushed batch), or the ring slots in
-    /// use when more (watermarks of many partitions), out of `IngestConfiguration.eventsInFlight`.
-    public var ringOccupancy: [Int] { flushers.map { max($0.rowBudget.heldCount, $0.ring.count) } }
-
-    /// How many events the fullest shard can take without waiting (in room for rows and in
-    /// free ring slots, whichever is less).
-    public var freeSlots: Int { flushers.map { min($0.ring.capacity - $0.ring.count, $0.rowBudget.remaining) }.min() ?? 0 }
-
-    /// True when a shard holds its whole byte budget: submitting would wait.
-    public var isOverByteBudget: Bool { flushers.contains { $0.budget.isExhausted } }
 
     private func publishSkipped() {
         guard skippedAsCommitted > 0 || extraRecords > 0 else { return }
@@ -316,7 +271,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
 
     /// An empty batch: one the shard's flusher has handed back when it is large enough, else a new one.
     private func newBatch(for shard: Int, neededBytes: Int) -> RowBatch {
-        if neededBytes <= RowBatch.defaultCapacity, let spent = flushers[shard].spentBatches.tryPop() {
+        if neededBytes <= RowBatch.defaultCapacity, let spent = pool.spentBatch(of: shard) {
             spent.reset()
             return spent
         }
@@ -336,10 +291,10 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
             // so a shard's bytes count what its rows hold, and keep filling this buffer.
             let fitted = RowBatch(fitting: batch)
             batch.reset()
-            send(.rows(fitted), to: shard)
+            pool.send(.rows(fitted), to: shard)
         } else {
             filling[shard] = nil
-            send(.rows(batch), to: shard)
+            pool.send(.rows(batch), to: shard)
         }
     }
 
@@ -348,33 +303,7 @@ public final class ShardGroup: @unchecked Sendable {  // producer-side state is 
         // A message's records are checked before they are routed: none is dead-lettered alone.
         assert(!routingRecords, "an item pushed between the records of one message would split them")
         handOver(shard)
-        send(item, to: shard)
+        pool.send(item, to: shard)
     }
 
-    /// Once the run is aborted nothing more is sent: an item dropped while waiting must not be
-    /// followed by one that moves its shard's position past it (the flushers commit nothing
-    /// after an abort either).
-    private func send(_ item: ShardItem, to shard: Int) {
-        if aborted.isRaised { return }
-        let flusher = flushers[shard]
-        let bytes = item.byteCount, rows = item.rowCount
-        if bytes > 0 {
-            // Backpressure in bytes and events: wait while the shard holds its budget of either
-            // (it flushes at half the bytes, or at a batch of events).
-            func mustWait() -> Bool { flusher.budget.isExhausted || (rows > 0 && flusher.rowBudget.isExhausted) }
-            while mustWait() {
-                if aborted.isRaised { return }
-                roomFreed.wait(timeout: .milliseconds(2)) { !mustWait() }
-            }
-            flusher.budget.take(bytes)
-            flusher.rowBudget.take(rows)
-        }
-        let ring = flusher.ring
-        // Backpressure: a full ring means the flusher is behind. Wait for room (or give up when stopping).
-        while !ring.tryPush(item) {
-            if aborted.isRaised { return }
-            roomFreed.wait(timeout: .milliseconds(2)) { ring.count < ring.capacity }
-        }
-        flusher.itemArrived.ring()
-    }
 }
