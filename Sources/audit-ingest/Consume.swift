@@ -194,7 +194,6 @@ extension IngestSummary {
     }
 }
 
-/// Runs `handler` when one of `signals` arrives (instead of the default action).
 extension Consume {
     /// `all`, or partitions and ranges separated by commas (`0-3,8`).
     static func parseAssignment(_ text: String) throws -> KafkaConsumer.Assignment {
@@ -210,20 +209,4 @@ extension Consume {
         guard Set(partitions).count == partitions.count else { throw ValidationError("--partitions lists a partition twice: \(text)") }
         return .partitions(partitions)
     }
-}
-
-final class SignalWatcher {
-    private let sources: [DispatchSourceSignal]
-
-    init(signals: [Int32], handler: @escaping @Sendable () -> Void) {
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() { sources.forEach { $0.cancel() } }
 }

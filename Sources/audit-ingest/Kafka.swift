@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Kafka
+import Logging
+import ServiceLifecycle
 
 struct KafkaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +11,7 @@ struct KafkaCommand: ParsableCommand {
         subcommands: [Embedded.self, Produce.self]
     )
 
-    struct Embedded: ParsableCommand {
+    struct Embedded: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run an embedded Kafka cluster (librdkafka's mock cluster) until stopped.",
             discussion: """
@@ -23,16 +25,24 @@ struct KafkaCommand: ParsableCommand {
         @Option(help: "Partitions of the topic.") var partitions: Int = 4
         @Option(help: "Brokers in the cluster.") var brokers: Int = 1
 
-        func run() throws {
+        func run() async throws {
             let cluster = try EmbeddedKafkaCluster(brokers: brokers)
             try cluster.createTopic(topic, partitions: partitions)
             print("bootstrap: \(cluster.bootstrapServers)")
             print("topic: \(topic) (\(partitions) partitions)")
             fflush(nil)  // all streams: stdout may be a pipe (block-buffered)
-            let stopped = DispatchSemaphore(value: 0)
-            let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stopped.signal() }
-            stopped.wait()
-            watcher.cancel()
+            // Served by librdkafka's threads until SIGINT or SIGTERM reach the group.
+            try await ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [.init(service: UntilShutdown())], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "audit-ingest.services"))).run()
+            withExtendedLifetime(cluster) {}
+        }
+
+        /// A service that only waits for the group's graceful shutdown.
+        private struct UntilShutdown: Service {
+            func run() async throws {
+                try await gracefulShutdown()
+            }
         }
     }
 
