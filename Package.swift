@@ -48,12 +48,12 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "AuditCore", "Postgres", "Kafka", "Operations", .product(name: "Logging", package: "swift-log"),
+                "AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "Operations", dependencies: ["Postgres"]),
+        .target(name: "Operations", dependencies: ["Pipeline", "Postgres", .product(name: "Logging", package: "swift-log")]),
         // Generated events for `generate`, the demo, tests and benchmarks.
         .target(name: "SampleData", dependencies: ["AuditCore"]),
         // `audit-ingest bench`: the real path against a CSV COPY baseline, in the same run.
@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"]),
         .testTarget(name: "AuditReadUnitTests", dependencies: ["AuditRead", "Digest"]),
         .testTarget(name: "PipelineTests", dependencies: [
-            "Pipeline", "AuditCore", "Bench", "Migrations", "Postgres", "SampleData", "TestSupport",
+            "Pipeline", "AuditCore", "Bench", "Migrations", "Operations", "Postgres", "SampleData", "TestSupport",
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "SampleData", "TestSupport"]),

@@ -23,6 +23,9 @@ public final class KafkaConsumer {
     /// A member of the consumer group (not a static assignment): it leaves the group on close.
     private let isGroupMember: Bool
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
+    /// The messages the last `poll` handed out: their bytes stay valid until the next `poll` (or
+    /// `close`), which destroys them.
+    private var lastPolled: [UnsafeMutablePointer<rd_kafka_message_t>] = []
     /// The topic handle of the last message and its topic's number: messages come in runs of
     /// one topic, so looking the number up is rarely needed.
     private var lastTopic: (handle: OpaquePointer, number: Int32)?
@@ -111,12 +114,13 @@ public final class KafkaConsumer {
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each to `body`, in order per
-    /// partition. Returns the number of messages. A rebalance during the call ends up in
+    /// partition; a message's bytes stay valid until the next `poll`. Returns the number of messages. A rebalance during the call ends up in
     /// `pendingRebalance`; while one is pending, `poll` returns 0 at once: complete it first.
     /// Throws for a fatal client error; transient ones are logged by librdkafka and retried.
     /// - Parameter maxMessages: at most this many (and at most the batch size given at init).
     @discardableResult
     public func poll(timeoutMilliseconds: Int32, maxMessages: Int = .max, _ body: (KafkaMessage) -> Void) throws -> Int {
+        destroyLastPolled()
         if let failure = context.fatalError { throw failure }
         guard context.pending == nil else { return 0 }
         let count = messages.withUnsafeMutableBufferPointer { buffer in
@@ -131,7 +135,8 @@ public final class KafkaConsumer {
         defer { endRun() }
         for index in 0..<count {
             guard let message = messages[index] else { continue }
-            defer { rd_kafka_message_destroy(message) }
+            var keep = false
+            defer { if keep { lastPolled.append(message) } else { rd_kafka_message_destroy(message) } }
             let fields = message.pointee
             if fields.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if fields.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
@@ -156,6 +161,7 @@ public final class KafkaConsumer {
             run!.floor = fields.offset + 1
             run!.handedOut = true
             let timestamp = rd_kafka_message_timestamp(message, nil)
+            keep = true
             body(KafkaMessage(
                 partitionKey: key, offset: fields.offset,
                 value: fields.payload.map { UnsafeRawBufferPointer(start: $0, count: fields.len) },
@@ -167,6 +173,11 @@ public final class KafkaConsumer {
         KafkaLogRelay.shared.flushRepeats()
         if let failure = context.fatalError { throw failure }
         return delivered
+    }
+
+    private func destroyLastPolled() {
+        for message in lastPolled { rd_kafka_message_destroy(message) }
+        lastPolled.removeAll(keepingCapacity: true)
     }
 
     /// The partition key of a message's topic handle and partition (nil when it holds no more).
@@ -190,59 +201,12 @@ public final class KafkaConsumer {
         rd_kafka_commit(handle, list, 1)
     }
 
-    /// A librdkafka list of the partitions of `keys`, each at `offset(key)` when given.
-    /// The caller destroys it.
-    func partitionList(_ keys: some Collection<Int32>, offset: ((Int32) -> Int64)? = nil)
-        -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
-        let list = rd_kafka_topic_partition_list_new(Int32(keys.count))!
-        for key in keys {
-            let element = rd_kafka_topic_partition_list_add(list, topics.topic(of: key), KafkaTopics.partition(of: key))!
-            if let offset { element.pointee.offset = offset(key) }
-        }
-        return list
-    }
-
-    /// The partition keys of a librdkafka list, in its order (nil for an entry beyond what a key
-    /// holds: more than `KafkaTopics.maximumCount` topics).
-    func partitionKeys(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>) -> [Int32?] {
-        (0..<Int(list.pointee.cnt)).map { index in
-            let element = list.pointee.elems[index]
-            return topics.key(topic: String(cString: element.topic), partition: element.partition)
-        }
-    }
-
-    /// Stops fetching the assigned partitions (backpressure) while `poll` keeps serving the group
-    /// protocol, so a long stall downstream does not exceed max.poll.interval.ms. librdkafka
-    /// drops what it prefetched for them and, on `resume`, fetches again from the position after
-    /// the last message `poll` handed out: nothing is skipped or repeated.
-    public func pause() {
-        withAssignmentList { rd_kafka_pause_partitions(handle, $0) }
-    }
-
-    /// Fetches the assigned partitions again after `pause`.
-    public func resume() {
-        withAssignmentList { rd_kafka_resume_partitions(handle, $0) }
-    }
-
-    /// The partition keys currently assigned.
-    public var assignment: [Int32] {
-        withAssignmentList { partitionKeys($0).compactMap { $0 }.sorted() } ?? []
-    }
-
-    /// Calls `body` with librdkafka's current assignment list (nil when it cannot be read).
-    @discardableResult
-    private func withAssignmentList<T>(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> T) -> T? {
-        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return nil }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        return body(list)
-    }
-
     /// Leaves the group. Idempotent. A revocation during the close is completed at once: the
     /// owner has flushed what it holds before closing.
     public func close() {
         guard !isClosed else { return }
         isClosed = true
+        destroyLastPolled()
         // librdkafka waits for an announced rebalance to be completed before it can leave.
         if let pending = context.pending, pending.origin == .group {
             if case .assigned = pending.rebalance { try? assign(startingAt: [:]) } else { release() }

@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 import Postgres
 
 /// `optimize` (the seed's optimize_database): partitions ahead, ANALYZE, metrics rollup.
@@ -44,7 +45,7 @@ public enum MetricsRollup {
     /// error is thrown (the counts stay exact in tenant_metrics_current meanwhile).
     public static func run(day: String, batchSize: Int = defaultBatchSize, on connection: PostgresConnection) throws -> Int {
         var foldFailure: Error?
-        do { try foldCounts(on: connection) } catch { foldFailure = error }
+        do { try TenantCountFold.fold(on: connection) } catch { foldFailure = error }
         let written = try rollUp(day: day, batchSize: batchSize, on: connection)
         if let foldFailure {
             throw PostgresError(code: .unexpectedResult, message: """
@@ -53,13 +54,6 @@ public enum MetricsRollup {
                 """)
         }
         return written
-    }
-
-    /// Moves the ingest's counts from tenant_metrics_delta into tenant_metrics.audit_log_count
-    /// (migration 0010); returns how many delta rows moved (0 while another fold runs).
-    @discardableResult
-    public static func foldCounts(on connection: PostgresConnection) throws -> Int {
-        Int(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar ?? "0") ?? 0
     }
 
     private static func rollUp(day: String, batchSize: Int, on connection: PostgresConnection) throws -> Int {

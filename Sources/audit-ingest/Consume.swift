@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import AdminServer
 import Metrics
+import Operations
 import Pipeline
 import Prometheus
 import ServiceLifecycle

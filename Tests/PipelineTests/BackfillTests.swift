@@ -1,5 +1,6 @@
 import AuditCore
 import Foundation
+import Operations
 import Pipeline
 import Postgres
 import TestSupport

@@ -5,78 +5,70 @@ import Postgres
 import SampleData
 import Testing
 
-/// A source the test scripts: partitions assigned and revoked, messages handed over, in the
-/// order a Kafka consumer would — through the real engine into a real PostgreSQL. It needs 300
-/// events: partition p's message at offset o is events[p * 100 + o].
+/// A source that is an array of events: partitions assigned and revoked, messages handed over,
+/// in the order a Kafka consumer would — through the real engine into a real PostgreSQL. A
+/// `.check` step runs between two pulls (the engine has completed what came before it).
 private final class ScriptedSource: IngestSource {
+    enum Step {
+        case event(SourceEvent)
+        /// Messages `offsets` of `partition`, with a watermark after them.
+        case messages(partition: Int32, offsets: Range<Int64>)
+        case check(() throws -> Void)
+        /// Aborts the run, as a failing flusher or a stop's passed deadline does.
+        case abort
+    }
+
+    let name: String
     let events: [[UInt8]]
-    let check: PipelineFixture
-    var resumedAt: [Int32: Int64] = [:]
-    var storedAtRevocation: [Int32: Int64] = [:]
-    /// tenant_metrics's own count and the unfolded deltas when partition 1 was revoked.
-    var countsAtRevocation: (folded: Int, unfolded: Int)?
+    private var steps: [Step]
+    private let batch = SourceBatch()
+    private var run: SourceRun?
+    private(set) var confirmed: [Int32: Int64] = [:]
+    private var consumed: Int64 = 0
 
-    init(events: [[UInt8]], check: PipelineFixture) {
+    /// Partition p's message at offset o is `events[p * 100 + o]`.
+    init(name: String, events: [[UInt8]], steps: [Step]) {
+        self.name = name
         self.events = events
-        self.check = check
+        self.steps = steps.reversed()
     }
 
-    func identify(on control: PostgresConnection) throws -> String { "scripted:test" }
+    func identify(on control: PostgresConnection) throws -> String { name }
+    func open(_ run: SourceRun) throws { self.run = run }
+    var totals: SourceTotals { SourceTotals(messages: consumed) }
 
-    func run(into feed: IngestFeed) throws -> SourceTotals {
-        // Partition p's message at offset o is events[p * 100 + o].
-        let first = try #require(try feed.assign([0, 1]))
-        resumedAt = [0: first.resumeOffset(partition: 0), 1: first.resumeOffset(partition: 1)]
-        try hand(partition: 0, 0..<100, to: feed)
-        try hand(partition: 1, 0..<100, to: feed)
-        #expect(try feed.revoke([1]))
-        // Committed before the partition is given up: its lowest stored position is past all 100.
-        storedAtRevocation = feed.lowestStoredPositions([0, 1]) ?? [:]
-        countsAtRevocation = (try check.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics"),
-                              try check.count("SELECT count(*) FROM tenant_metrics_delta"))
-        let again = try #require(try feed.assign([1, 2]))
-        resumedAt[2] = again.resumeOffset(partition: 1)
-        // A new owner reads from an older position than it stored: those are skipped, also
-        // after a message of a partition nothing was stored of (the engine remembers the last
-        // partition it looked up and from where its messages are new).
-        try hand(partition: 1, 95..<97, to: feed)
-        try hand(partition: 2, 0..<1, to: feed)
-        try hand(partition: 1, 97..<100, to: feed)
-        return SourceTotals(messages: 206)
-    }
-
-    private func hand(partition: Int32, _ offsets: Range<Int64>, to feed: IngestFeed) throws {
-        for offset in offsets {
-            events[Int(partition) * 100 + Int(offset)].withUnsafeBytes {
-                feed.message(partition: partition, offset: offset, next: Mark(next: offset + 1, prefixHash: nil), bytes: $0)
+    func next(room: Int) throws -> SourceEvent {
+        while let step = steps.popLast() {
+            switch step {
+            case .event(let event):
+                return event
+            case .messages(let partition, let offsets):
+                batch.removeAll()
+                for offset in offsets {
+                    events[Int(partition) * 100 + Int(offset)].withUnsafeBytes {
+                        batch.append(partition: partition, offset: offset, next: Mark(next: offset + 1, prefixHash: nil), bytes: $0)
+                    }
+                }
+                batch.watermark(partition: partition, next: Mark(next: offsets.upperBound, prefixHash: nil))
+                consumed += Int64(offsets.count)
+                return .messages(batch)
+            case .check(let check):
+                try check()
+            case .abort:
+                run?.pool.abort()
             }
         }
-        try feed.watermark(partition: partition, next: Mark(next: offsets.upperBound, prefixHash: nil))
-    }
-}
-
-/// Hands over 100 messages and their watermark, then aborts the run (as a failing flusher or a
-/// stop's passed deadline does) before anything was flushed.
-private final class AbortingSource: IngestSource {
-    let events: [[UInt8]]
-
-    init(events: [[UInt8]]) {
-        self.events = events
+        return .end
     }
 
-    func identify(on control: PostgresConnection) throws -> String { "aborting:test" }
-
-    func run(into feed: IngestFeed) throws -> SourceTotals {
-        _ = try #require(try feed.assign([0]))
-        for (offset, event) in events.enumerated() {
-            event.withUnsafeBytes {
-                feed.message(partition: 0, offset: Int64(offset), next: Mark(next: Int64(offset + 1), prefixHash: nil), bytes: $0)
-            }
-        }
-        try feed.watermark(partition: 0, next: Mark(next: Int64(events.count), prefixHash: nil))
-        feed.router.pool.abort()
-        return SourceTotals(messages: Int64(events.count))
+    func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
+        for partition in partitions { confirmed[partition] = stored.resumeOffset(partition: partition) }
     }
+
+    func release(_ partitions: [Int32]) throws {}
+
+    /// The lowest position any shard stored, per partition.
+    func lowestStored(_ partitions: [Int32]) -> [Int32: Int64] { run?.lowestStoredPositions(partitions) ?? [:] }
 }
 
 @Suite(.serialized) struct EngineSeamTests {
@@ -84,15 +76,38 @@ private final class AbortingSource: IngestSource {
         SampleEvents(.init(count: count, tenants: 6)).map { Array(SampleEvents.ndjson($0).utf8) }
     }
 
+    /// Two partitions, one revoked and given back with a third: the messages a new owner reads
+    /// again are skipped, also after a message of a partition nothing was stored of (the engine
+    /// remembers the last partition it looked up and from where its messages are new).
+    private func rebalancingSource(_ fixture: PipelineFixture, checkAtRevocation: @escaping (ScriptedSource) throws -> Void) -> ScriptedSource {
+        var source: ScriptedSource!
+        source = ScriptedSource(name: "scripted:test", events: sampleEvents(300), steps: [
+            .event(.assigned([0, 1])),
+            .messages(partition: 0, offsets: 0..<100),
+            .messages(partition: 1, offsets: 0..<100),
+            .event(.revoked([1])),
+            .check { try checkAtRevocation(source) },
+            .event(.assigned([1, 2])),
+            .messages(partition: 1, offsets: 95..<97),
+            .messages(partition: 2, offsets: 0..<1),
+            .messages(partition: 1, offsets: 97..<100),
+        ])
+        return source
+    }
+
     /// The engine adopts positions on assignment, commits everything on revocation before the
     /// source lets the partition go, and skips what a shard stored when a partition comes back,
     /// also right after a message of a partition nothing was stored of.
     @Test func aScriptedSourceRunsThroughTheEngineWithRebalances() throws {
         let fixture = try PipelineFixture()
-        let source = ScriptedSource(events: sampleEvents(300), check: fixture)
+        var storedAtRevocation: [Int32: Int64] = [:]
+        let source = rebalancingSource(fixture) { source in
+            // Committed before the partition is given up: its lowest stored position is past all 100.
+            storedAtRevocation = source.lowestStored([0, 1])
+        }
         let summary = try fixture.engine(shards: 2, batchSize: 10_000).run(source)
-        #expect(source.resumedAt == [0: 0, 1: 0, 2: 100])
-        #expect(source.storedAtRevocation == [0: 100, 1: 100])
+        #expect(source.confirmed == [0: 0, 1: 100, 2: 0])
+        #expect(storedAtRevocation == [0: 100, 1: 100])
         #expect(summary.stored == 201 && summary.alreadyCommitted == 5 && summary.messages == 206, "\(summary)")
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 201)
         #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 201)
@@ -105,7 +120,9 @@ private final class AbortingSource: IngestSource {
     @Test func nothingIsCommittedAfterAnAbort() throws {
         let fixture = try PipelineFixture()
         let engine = fixture.engine(shards: 2, batchSize: 10_000, maxBatchAge: .seconds(3600))
-        #expect(throws: IngestError.self) { try engine.run(AbortingSource(events: sampleEvents(100))) }
+        let source = ScriptedSource(name: "aborting:test", events: sampleEvents(100),
+                                    steps: [.event(.assigned([0])), .messages(partition: 0, offsets: 0..<100), .abort])
+        #expect(throws: IngestError.self) { try engine.run(source) }
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
         #expect(try fixture.count("SELECT coalesce(max(next_offset), 0) FROM ingest_offsets WHERE source = 'aborting:test'") == 0)
     }
@@ -114,10 +131,14 @@ private final class AbortingSource: IngestSource {
     /// shard, the flush of the revocation is followed by a fold.
     @Test func countsAreFoldedDuringARun() throws {
         let fixture = try PipelineFixture()
-        let source = ScriptedSource(events: sampleEvents(300), check: fixture)
+        var counts: (folded: Int, unfolded: Int)?
+        let source = rebalancingSource(fixture) { _ in
+            counts = (try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics"),
+                      try fixture.count("SELECT count(*) FROM tenant_metrics_delta"))
+        }
         _ = try fixture.engine(shards: 1, batchSize: 10_000, foldEvery: .zero).run(source)
-        #expect(source.countsAtRevocation?.folded == 200)
-        #expect(source.countsAtRevocation?.unfolded == 0)
+        #expect(counts?.folded == 200)
+        #expect(counts?.unfolded == 0)
     }
 
     /// One flush on its own: a batch with a row PostgreSQL refuses (a duplicate id) stores the

@@ -1,11 +1,12 @@
 import Foundation
+import Operations
 import Pipeline
 import Postgres
 import TestSupport
 import Testing
 import SampleData
 
-/// The roles as an operator sets them up (README "Security"): `migrate` as a superuser, then
+/// The roles as an operator sets them up (docs/security.md): `migrate` as a superuser, then
 /// fresh LOGIN roles granted audit_ingest and audit_reader, each doing its job and refused the
 /// rest; and an owner that is not a superuser, whose own sessions obey the forced row-level
 /// security while its ingest still works.

@@ -2,7 +2,6 @@ import CoreMetrics
 import AuditCore
 import Foundation
 import Logging
-import Operations
 import Postgres
 
 /// The ingestion engine: runs any `IngestSource` through the stages every event takes —
@@ -57,14 +56,14 @@ public final class IngestEngine: Sendable {
     ///
     /// - Parameters:
     ///   - deadLetterSink: also gets every committed dead letter (e.g. `KafkaDeadLetterTopic`).
-    ///   - progress: called from the source's thread about twice a second.
+    ///   - progress: called from the engine's thread about twice a second.
     public func run(_ source: some IngestSource, stop: StopSignal = StopSignal(), stopTimeout: Duration = .seconds(10),
                     deadLetterSink: (any DeadLetterSink)? = nil,
                     progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         let started = ContinuousClock.now
-        let control = try prepare()
+        let control = ControlConnection(try prepare(), database: database, logger: logger)
         defer { control.close() }
-        let name = try source.identify(on: control)
+        let name = try control.run { try source.identify(on: $0) }
         let createdBefore = partitions.created
         let router = EventRouter(streams: source.streams(named: name), configuration: configuration, database: database, partitions: partitions,
                                 knownTenants: tenants.snapshot,
@@ -74,12 +73,13 @@ public final class IngestEngine: Sendable {
         // Asked to stop, the run ends within `stopTimeout`, wherever it waits.
         let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { router.pool.abort() }
         defer { stopDeadline.cancel() }
-        let feed = IngestFeed(streams: router.streams, configuration: configuration, database: database, router: router, tenants: tenants,
-                              partitions: partitions, control: control, stop: stop, progress: progress, logger: logger)
-        defer { feed.close(keeping: control) }
-        let totals: SourceTotals
+        let run = SourceRun(streams: router.streams, configuration: configuration, statistics: router.statistics, control: control,
+                            pool: router.pool, partitions: partitions, stop: stop)
         do {
-            totals = try source.run(into: feed)
+            try source.open(run)
+            var loop = IngestLoop(source: source, run: run, router: router, tenants: tenants, stop: stop,
+                                  progress: progress, logger: logger)
+            try loop.pump()
         } catch {
             // The flushers end before the source lets its partitions go: no commit of this run
             // lands after another process took them over.
@@ -105,6 +105,7 @@ public final class IngestEngine: Sendable {
         }
         foldCounts(on: control)
         let snapshot = router.statistics.snapshot
+        let totals = source.totals
         return IngestSummary(
             source: name, messages: totals.messages, extraRecords: snapshot.extraRecords,
             alreadyCommitted: totals.skippedBeforeResume + Int64(snapshot.alreadyCommitted),
@@ -119,41 +120,13 @@ extension IngestEngine {
     /// Moves the run's counts from tenant_metrics_delta into tenant_metrics (migration 0010), so
     /// a finished run leaves tenant_metrics.audit_log_count exact on its own. Best effort: the
     /// counts are exact in tenant_metrics_current either way, and the next fold takes them.
-    func foldCounts(on control: PostgresConnection) {
+    func foldCounts(on control: ControlConnection) {
         do {
-            let folded = try MetricsRollup.foldCounts(on: control)
+            let folded = try control.run { try TenantCountFold.fold(on: $0) }
             logger.debug("folded counts into tenant_metrics", metadata: ["deltas": "\(folded)"])
         } catch {
             logger.warning("could not fold counts into tenant_metrics (exact in tenant_metrics_current; the next rollup folds them)",
                            metadata: ["error": "\(error)"])
         }
     }
-}
-
-/// What one run did.
-public struct IngestSummary: Sendable {
-    public var source: String
-    /// Messages in the input (lines of a file, Kafka messages consumed).
-    public var messages: Int64
-    /// Records beyond the first of messages that held several (a CloudTrail delivery file is one
-    /// line of many events): each is accounted as an event of its own.
-    public var extraRecords: Int = 0
-    /// Messages an earlier run had already committed (skipped now).
-    public var alreadyCommitted: Int64
-    public var stored: Int
-    public var deadLettered: [String: Int]
-    public var partitionsCreated: Int
-    public var seconds: Double
-    public var bytesRead: Int
-    /// The run was asked to stop (and committed what it had read).
-    public var stopped: Bool
-    /// Bytes of a file's last line left for a later run: no newline yet, and not whole JSON (its
-    /// writer may be writing it). Not counted in `messages`.
-    public var heldBackBytes: Int = 0
-
-    public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
-    /// Messages handled by this run per second.
-    public var eventsPerSecond: Double { seconds > 0 ? Double(stored + deadLetteredTotal) / seconds : 0 }
-    /// True when every message is in audit_log or audit_dead_letter (now or from an earlier run).
-    public var isComplete: Bool { alreadyCommitted + Int64(stored + deadLetteredTotal) == messages + Int64(extraRecords) }
 }

@@ -1,7 +1,6 @@
 import AuditCore
 import Foundation
 import Logging
-import Operations
 import Postgres
 import Synchronization
 
@@ -20,9 +19,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     let rowBudget: Budget
     /// Bytes of the items in the current batch (its events are `rows.count`).
     private var batchBytes = 0
-    private let streams: SourceStreams
-    private let configuration: IngestConfiguration
-    private let database: PostgresConfiguration
+    let streams: SourceStreams
+    let configuration: IngestConfiguration
+    let database: PostgresConfiguration
     private let partitions: PartitionManager
     private let statistics: IngestStatistics
     private let aborted: StopSignal
@@ -34,18 +33,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private let retryPolicy = RetryPolicy()
     private let transaction: FlushTransaction
     private let deadLetterSink: (any DeadLetterSink)?
-    private let logger: Logger
+    let logger: Logger
 
-    private var connection: PostgresConnection?
-    /// The flush sessions' settings: `database` with a lock timeout under its statement timeout,
-    /// so a wait for a lock is told from a slow statement (55P03, not 57014).
-    private var sessionConfiguration: PostgresConfiguration {
-        var session = database
-        var lockTimeout = configuration.lockTimeout
-        if let statementTimeout = database.statementTimeout, statementTimeout <= lockTimeout { lockTimeout = statementTimeout / 2 }
-        session.sessionSettings["lock_timeout"] = session.sessionSettings["lock_timeout"] ?? "\(max(lockTimeout.milliseconds, 1))"
-        return session
-    }
+    var connection: PostgresConnection?
     private var rows: [EncodedRow] = []
     /// The batches `rows` came in: their buffers hold the rows' bytes, so they stay until the
     /// flush that stores those rows is done.
@@ -58,7 +48,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
-    private var lastFold = ContinuousClock.now
+    var lastFold = ContinuousClock.now
 
     /// Set when the flusher stopped on an error it cannot get past.
     let failure = Mutex<Error?>(nil)
@@ -175,54 +165,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         guard !aborted.isRaised else { return }
         guard !rows.isEmpty || !deadLetters.isEmpty || positions.moved else { return }
         let started = ContinuousClock.now
-        var attempt = 0
-        /// Statement timeouts in a row, and the statement they hit.
-        var timeouts = (statement: String?.none, count: 0)
-        var result: FlushTransaction.Result
-        while true {
-            do {
-                result = try transaction.run(rows: &rows, deadLetters: deadLetters, from: positions.committed, to: positions.pending,
-                                             layouts: positions.layouts, on: try connected())
-                break
-            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.queryCanceled {
-                // A statement timeout is a busy server, a lock wait longer than the limit or a
-                // batch too large for it: never the rows' fault, so nothing is dead-lettered.
-                // Retried; the same statement timing out again and again stops the run.
-                timeouts = timeouts.statement == error.statement ? (error.statement, timeouts.count + 1) : (error.statement, 1)
-                guard timeouts.count < configuration.timeoutsBeforeStopping else { throw timedOut(error, times: timeouts.count) }
-                attempt += 1
-                connection?.close()
-                connection = nil
-                logger.warning("flush hit the statement timeout, retrying", metadata: [
-                    "error": "\(error)", "in_a_row": "\(timeouts.count)", "stop_after": "\(configuration.timeoutsBeforeStopping)"])
-                statistics.update { $0.retries += 1 }
-                guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
-            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.lockNotAvailable {
-                // lock_timeout: another session holds a lock the flush needs. Wait for as long as
-                // it holds it; the batch is intact.
-                attempt += 1
-                connection?.close()
-                connection = nil
-                logger.warning("flush waits for a lock another session holds (CREATE INDEX, VACUUM FULL, LOCK ...); retrying", metadata: [
-                    "error": "\(error)", "attempt": "\(attempt)"])
-                statistics.update { $0.retries += 1 }
-                guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
-            } catch let error as PostgresError where error.isRetriable {
-                attempt += 1
-                connection?.close()
-                connection = nil
-                let delay = retryPolicy.delay(attempt: attempt)
-                logger.warning("flush failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)",
-                                                                    "retry_in_ms": "\(Int(delay.secondsDouble * 1000))"])
-                statistics.update { $0.retries += 1 }
-                guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
-            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.checkViolation && attempt < 3 {
-                // A month partition vanished or was never seen: look again and create it.
-                attempt += 1
-                rows.distinctMonths.forEach(partitions.invalidate)
-                logger.warning("row without partition, re-checking partitions", metadata: ["error": "\(error)"])
-            }
-        }
+        let result = try commitRetrying()
         let elapsed = started.duration(to: .now).secondsDouble
         statistics.update { counters in
             counters.stored += result.stored
@@ -242,50 +185,54 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
     }
 
-    /// The error that stops the run after `times` statement timeouts in a row, naming the
-    /// statement and the setting's value (read on a fresh session, best effort).
-    private func timedOut(_ error: PostgresError, times: Int) -> IngestError {
-        let setting = (try? PostgresConnection(configuration: database)).flatMap { session in
-            defer { session.close() }
-            return try? session.execute("SHOW statement_timeout").scalar
+    /// Runs the flush transaction until it commits. Transient failures are retried on a new
+    /// connection after `retryPolicy`'s wait; a failure of the rows' own is theirs to carry (the
+    /// transaction bisects it out), never retried here.
+    private func commitRetrying() throws -> FlushTransaction.Result {
+        var attempt = 0
+        /// Statement timeouts in a row, and the statement they hit.
+        var timeouts = (statement: String?.none, count: 0)
+        while true {
+            do {
+                return try transaction.run(rows: &rows, deadLetters: deadLetters, from: positions.committed, to: positions.pending,
+                                           layouts: positions.layouts, on: try connected())
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.queryCanceled {
+                // A statement timeout is a busy server, a lock wait longer than the limit or a
+                // batch too large for it: never the rows' fault, so nothing is dead-lettered.
+                // Retried; the same statement timing out again and again stops the run.
+                timeouts = timeouts.statement == error.statement ? (error.statement, timeouts.count + 1) : (error.statement, 1)
+                guard timeouts.count < configuration.timeoutsBeforeStopping else { throw timedOut(error, times: timeouts.count) }
+                attempt += 1
+                try retry(after: error, attempt: attempt, "flush hit the statement timeout, retrying", [
+                    "in_a_row": "\(timeouts.count)", "stop_after": "\(configuration.timeoutsBeforeStopping)"])
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.lockNotAvailable {
+                // lock_timeout: another session holds a lock the flush needs. Wait for as long as
+                // it holds it; the batch is intact.
+                attempt += 1
+                try retry(after: error, attempt: attempt,
+                          "flush waits for a lock another session holds (CREATE INDEX, VACUUM FULL, LOCK ...); retrying")
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                let delay = retryPolicy.delay(attempt: attempt)
+                try retry(after: error, attempt: attempt, "flush failed, retrying",
+                          ["retry_in_ms": "\(Int(delay.secondsDouble * 1000))"])
+            } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.checkViolation && attempt < 3 {
+                // A month partition vanished or was never seen: look again and create it.
+                attempt += 1
+                rows.distinctMonths.forEach(partitions.invalidate)
+                logger.warning("row without partition, re-checking partitions", metadata: ["error": "\(error)"])
+            }
         }
-        return IngestError(.databaseTimeout, """
-            PostgreSQL cancelled \(error.statement ?? "a flush statement") at the statement timeout \(times) times in a row \
-            (statement_timeout is \(setting ?? "unknown") on the ingest sessions; \(error.message)). Nothing of this batch was \
-            stored or dead-lettered: the same command retries it. If the server was only busy, run it again; if \
-            the limit is too short for the work, raise --statement-timeout (with --statement-timeout 0 the role's or \
-            the database's setting applies; one in the connection string's options wins), or lower --batch-size.
-            """)
     }
 
-    /// Moves the counts flushes appended to tenant_metrics_delta into tenant_metrics, in a
-    /// transaction of its own (no lock conflict with the other shards' flushes, which only
-    /// append). Best effort: the counts stay exact in tenant_metrics_current either way.
-    private func foldCounts() {
-        lastFold = .now
-        do {
-            try MetricsRollup.foldCounts(on: connected())
-        } catch {
-            logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Hands committed dead letters to `sink` by the source they are stored under, with their
-    /// stored partition numbers.
-    private func publish(_ deadLetters: [DeadLetter], to sink: any DeadLetterSink) {
-        var bySource: [String: [DeadLetter]] = [:]
-        for var deadLetter in deadLetters {
-            let location = streams.locate(deadLetter.partition)
-            deadLetter.partition = location.partition
-            bySource[location.source, default: []].append(deadLetter)
-        }
-        for (source, deadLetters) in bySource.sorted(by: { $0.key < $1.key }) { sink.publish(deadLetters, source: source) }
-    }
-
-    private func connected() throws -> PostgresConnection {
-        if let connection, connection.isOpen { return connection }
-        let fresh = try PostgresConnection(configuration: sessionConfiguration)
-        connection = fresh
-        return fresh
+    /// Drops the connection, logs, counts the retry and waits before the next attempt; rethrows
+    /// `error` when the wait is cut short by an abort.
+    private func retry(after error: PostgresError, attempt: Int, _ message: Logger.Message,
+                       _ metadata: Logger.Metadata = [:]) throws {
+        connection?.close()
+        connection = nil
+        logger.warning(message, metadata: metadata.merging(["error": "\(error)", "attempt": "\(attempt)"]) { kept, _ in kept })
+        statistics.update { $0.retries += 1 }
+        guard retryPolicy.wait(attempt: attempt, unless: aborted) else { throw error }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Operations
+import Pipeline
 import Postgres
 
 /// Runs the tenant_metrics rollup for today (UTC) on a thread of its own every `interval`, while

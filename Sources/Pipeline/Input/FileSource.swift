@@ -157,127 +157,14 @@ public struct FileSource: Sendable {
         public var truncated: Bool
     }
 
-    /// Reads every line from `start`, after checking that the bytes before it are the ones an
-    /// earlier run stored (throws `PrefixChanged` otherwise, before calling `line` at all).
-    /// `line` gets each line without its newline (and without a byte-order mark at the start of
-    /// the input); a line over `maxLineBytes` goes to `oversized` with its first KiB. `line`
-    /// returns false to stop early. `progress` gets bytes read so far. `beforeRead` is called
-    /// before each read of the input, which may wait (standard input, a pipe).
-    public func read(from start: ResumePoint, maxLineBytes: Int,
-                     line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
-                     oversized: (LinePosition, UnsafeRawBufferPointer) -> Void,
-                     progress: (Int) -> Void, beforeRead: () -> Void = {}) throws -> ReadTotals {
-        if layout == .document {
-            return try readDocument(from: start, maxElementBytes: maxLineBytes, element: line, oversized: oversized, progress: progress)
-        }
-        let input = try openInput()
-        defer { input.close() }
-        let capacity = max(maxLineBytes + 2, 1 << 20) + (1 << 20)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        var reader = ChunkReader(input: input, buffer: buffer, capacity: capacity, path: path)
-
-        // The prefix: hashed and counted, never handed over.
-        var hasher = PrefixHasher()
-        var linesBeforeStart: Int64 = 0
-        var lastPrefixByte: UInt8 = 0x0A
-        while hasher.length < start.offset {
-            if reader.available.isEmpty {
-                guard try reader.fill() else { throw PrefixChanged(offset: start.offset, truncated: true) }
-                progress(reader.totalRead)
-            }
-            let chunk = UnsafeRawBufferPointer(rebasing: reader.available.prefix(Int(min(Int64(reader.available.count), start.offset - hasher.length))))
-            hasher.update(chunk)
-            linesBeforeStart += Int64(countNewlines(chunk))
-            lastPrefixByte = chunk[chunk.count - 1]
-            reader.consume(chunk.count)
-        }
-        if let expected = start.prefixHash, hasher.value != expected {
-            throw PrefixChanged(offset: start.offset, truncated: false)
-        }
-        if lastPrefixByte != 0x0A {
-            // The earlier run's last line had no newline and was handled as a line; what was
-            // appended to it since belongs to that line, not to a new one.
-            linesBeforeStart += 1
-            try reader.skipToNewline(hashing: &hasher)
-        }
-
-        var lines = linesBeforeStart
-        /// An over-long line being skipped: where it started and its first KiB.
-        var overlong: (offset: Int64, prefix: [UInt8])?
-        func finishLine(_ bytes: UnsafeRawBufferPointer, newline: Bool) throws -> Bool {
-            hasher.update(bytes)
-            let position = LinePosition(offset: reader.position, next: hasher.length, nextPrefixHash: hasher.value)
-            lines += 1
-            reader.consume(bytes.count)
-            if let skipped = overlong {
-                overlong = nil
-                skipped.prefix.withUnsafeBytes { oversized(position, $0) }
-                return true
-            }
-            return try deliver(position, UnsafeRawBufferPointer(rebasing: bytes.dropLast(newline ? 1 : 0)), maxLineBytes, line, oversized)
-        }
-        while true {
-            beforeRead()
-            let more = try reader.fill()
-            progress(reader.totalRead)
-            while !reader.available.isEmpty, let newline = memchr(reader.available.baseAddress!, 0x0A, reader.available.count) {
-                let end = reader.available.baseAddress!.distance(to: newline) + 1
-                guard try finishLine(UnsafeRawBufferPointer(rebasing: reader.available.prefix(end)), newline: true) else {
-                    return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value)
-                }
-            }
-            let pending = reader.available
-            if !more {
-                // The last line without a newline. From gzip it counts only once gzip has ended
-                // well: a truncated archive must not commit its cut-off line.
-                try input.finish()
-                if overlong == nil, !pending.isEmpty, mayBeUnfinished(pending) {
-                    return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value,
-                                      heldBack: pending.count)
-                }
-                if !pending.isEmpty || overlong != nil {
-                    guard try finishLine(pending, newline: false) else { return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value) }
-                }
-                break
-            }
-            if overlong == nil && pending.count > maxLineBytes + 1 {
-                overlong = (reader.position, Array(pending.prefix(1024)))
-            }
-            if overlong != nil {
-                // Keep only its first KiB: hash the rest away, the line ends at a later newline.
-                hasher.update(pending)
-                reader.consumeSkipped(pending.count)
-            }
-        }
-        return ReadTotals(lines: lines, linesBeforeStart: linesBeforeStart, end: hasher.length, endPrefixHash: hasher.value)
-    }
-
     /// True when `lastLine` (no newline after it) is held back: it comes from a plain file, the
     /// policy is `.hold`, and it is not one whole JSON value (an object is whole only at its
     /// closing brace, so no part of a line being written passes). Blank text is nothing to hold.
-    private func mayBeUnfinished(_ lastLine: UnsafeRawBufferPointer) -> Bool {
+    func mayBeUnfinished(_ lastLine: UnsafeRawBufferPointer) -> Bool {
         guard partialLastLine == .hold, !isCompressed, !isStandardInput else { return false }
         let text = lastLine.starts(with: [0xEF, 0xBB, 0xBF]) ? lastLine.dropFirst(3) : lastLine[...]
         guard text.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { return false }
         return (try? JSONSerialization.jsonObject(with: Data(text))) == nil
-    }
-
-    /// Hands one complete line over (without a trailing CR, and without a byte-order mark when it
-    /// starts the input). Returns false when `line` asks to stop.
-    private func deliver(_ position: LinePosition, _ raw: UnsafeRawBufferPointer, _ maxLineBytes: Int,
-                         _ line: (LinePosition, UnsafeRawBufferPointer) throws -> Bool,
-                         _ oversized: (LinePosition, UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        var bytes = raw
-        if position.offset == 0, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-            bytes = UnsafeRawBufferPointer(rebasing: bytes[3...])
-        }
-        if let last = bytes.last, last == 0x0D { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
-        if bytes.count > maxLineBytes {
-            oversized(position, UnsafeRawBufferPointer(rebasing: bytes.prefix(1024)))
-            return true
-        }
-        return try line(position, bytes)
     }
 
     /// The prefix hash and line count of the input at each of `offsets` (for choosing among
@@ -303,7 +190,7 @@ public struct FileSource: Sendable {
         return result
     }
 
-    private func countNewlines(_ bytes: UnsafeRawBufferPointer) -> Int {
+    func countNewlines(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard var cursor = bytes.baseAddress else { return 0 }
         let end = cursor + bytes.count
         var count = 0

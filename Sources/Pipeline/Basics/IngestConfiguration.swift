@@ -5,7 +5,7 @@ import Foundation
 public struct IngestConfiguration: Sendable {
     /// Flusher shards, each with its own ring, thread and connection. Default: one per core.
     public var shards: Int
-    /// Rows (and dead letters) per flush transaction. Default: 10,000 (see README, "Tuning").
+    /// Rows (and dead letters) per flush transaction. Default: 10,000 (see docs/benchmarks.md).
     public var batchSize: Int
     /// A partial batch is flushed once its oldest item is this old. Default: 200 ms.
     public var maxBatchAge: Duration
@@ -41,7 +41,7 @@ public struct IngestConfiguration: Sendable {
     /// Default: nothing.
     public var contextMetadata = ContextMetadata()
 
-    /// True when messages must come with their context (`IngestFeed.message(...context:)`):
+    /// True when messages must come with their context (`SourceBatch.Message.context`):
     /// something is kept from it, or the mapper reads headers. Sources build none otherwise.
     public var needsMessageContext: Bool {
         if case .header = nativeTenant { return true }

@@ -14,7 +14,7 @@ import Synchronization
 /// has adopted the stored positions (each partition resumes at the lowest position any shard
 /// stored, and each shard skips what it already has); a revocation only once everything handed
 /// over is committed. Both arrive from `KafkaConsumer.poll` as `pendingRebalance`, in order with
-/// the messages, and are handled here on the polling thread, never inside librdkafka.
+/// the messages, and the engine handles them on its thread, never inside librdkafka.
 public final class KafkaSource: IngestSource {
     public struct Options: Sendable {
         /// Group membership (the default) or a static set of partitions.
@@ -54,12 +54,16 @@ public final class KafkaSource: IngestSource {
     private let logger: Logger
     private var consumer: KafkaConsumer?
     private var monitor: KafkaMonitor?
-    /// When partitions were last assigned (idleness counts from there).
+    private var run: SourceRun?
+    private var batch = SourceBatch()
+    /// When partitions were last assigned or messages last arrived (idleness counts from there).
     private var lastActivity = ContinuousClock.now
+    private var lastPositionsCommit = ContinuousClock.now
     /// Per newly assigned partition with a stored position: that position, until its first
     /// message shows whether the broker still had it.
     private var resumedAt: [Int32: Int64] = [:]
     private var consumed: Int64 = 0
+    private var isPaused = false
     /// Messages are handed over with their context (headers, ...): the run keeps or maps some.
     private var withContext = false
     /// When partitions were first assigned and when the run finished (read by the command for
@@ -93,37 +97,104 @@ public final class KafkaSource: IngestSource {
         }
     }
 
-    public func run(into feed: IngestFeed) throws -> SourceTotals {
+    public var rebalanceTimeout: Duration? { options.rebalanceTimeout }
+    public var pauseAfter: Duration? { options.pauseAfter }
+    public var totals: SourceTotals { SourceTotals(messages: consumed) }
+
+    public func open(_ run: SourceRun) throws {
         let consumer = try KafkaConsumer(configuration: kafka, group: group, subscription: subscription, topics: topics,
-                                         assignment: options.assignment, batchSize: min(feed.configuration.batchSize, 10_000))
-        withContext = feed.configuration.needsMessageContext
+                                         assignment: options.assignment, batchSize: min(run.configuration.batchSize, 10_000))
+        withContext = run.configuration.needsMessageContext
+        batch = SourceBatch(reservingCapacity: min(run.configuration.batchSize, 10_000))
         self.consumer = consumer
-        let monitor = KafkaMonitor(consumer: consumer, feed: feed, status: status, options: options, logger: logger)
-        self.monitor = monitor
+        self.run = run
+        monitor = KafkaMonitor(consumer: consumer, run: run, status: status, options: options, logger: logger)
         logger.info("consuming", metadata: ["topic": "\(subscription)", "group": "\(group)", "assignment": "\(options.assignment)",
                                             "kafka": "\(kafka)"])
-        var backpressure = Backpressure(pauseAfter: options.pauseAfter, ringCapacity: feed.configuration.ringCapacity / 2)
-        while !feed.shouldStop {
-            if let rebalance = consumer.pendingRebalance {
-                try complete(rebalance, consumer, feed)
-                continue
-            }
-            let room = try makeRoom(&backpressure, consumer, feed)
-            if room > 0 { try poll(consumer, feed, maxMessages: room) }
-            monitor.tick(consumed: consumed)
-            if let exitWhenIdle = options.exitWhenIdle, lastActivity.duration(to: .now) >= exitWhenIdle,
-               monitor.isCaughtUp {
-                logger.info("caught up and idle: stopping")
-                break
-            }
+    }
+
+    /// A pending rebalance first (librdkafka waits for it), else a poll of up to `room` messages
+    /// (100 ms at most). `.end` once idle for `exitWhenIdle` with every partition caught up.
+    public func next(room: Int) throws -> SourceEvent {
+        guard let consumer, let run else { preconditionFailure("open first") }
+        switch consumer.pendingRebalance {
+        case .assigned(let partitions): return .assigned(partitions)
+        case .revoked(let partitions): return .revoked(partitions)
+        case .lost(let partitions): return .lost(partitions)
+        case nil: break
         }
-        return SourceTotals(messages: consumed)
+        if isPaused { consumer.pause() }  // again each round: partitions assigned meanwhile too
+        batch.removeAll()
+        var lastTimestamp: (partition: Int32, timestamp: Int64?)?
+        let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: room) { message in
+            if !resumedAt.isEmpty, let resumed = resumedAt.removeValue(forKey: message.partitionKey), message.offset > resumed {
+                reportUnavailable(partition: message.partitionKey, from: resumed, to: message.offset, run.statistics)
+            }
+            append(message)
+            if let last = lastTimestamp, last.partition != message.partitionKey, let timestamp = last.timestamp {
+                monitor?.read(partition: last.partition, timestamp: timestamp)
+            }
+            lastTimestamp = (message.partitionKey, message.timestamp)
+        }
+        if let last = lastTimestamp, let timestamp = last.timestamp { monitor?.read(partition: last.partition, timestamp: timestamp) }
+        consumed += Int64(count)
+        if count > 0 {
+            lastActivity = .now
+            return .messages(batch)
+        }
+        if let exitWhenIdle = options.exitWhenIdle, lastActivity.duration(to: .now) >= exitWhenIdle, monitor?.isCaughtUp == true {
+            logger.info("caught up and idle: stopping")
+            return .end
+        }
+        return .idle
+    }
+
+    /// Starts each partition at the position PostgreSQL holds; partitions never stored start at
+    /// the earliest offset the broker has.
+    public func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
+        var start: [Int32: Int64] = [:]
+        for partition in partitions {
+            let resume = stored.resumeOffset(partition: partition)
+            if resume > 0 { start[partition] = resume }
+        }
+        resumedAt.merge(start) { $1 }
+        try consumer?.assign(startingAt: start)
+        timing.withLock { if $0.firstAssignment == nil { $0.firstAssignment = .now } }
+        lastActivity = .now
+    }
+
+    public func release(_ partitions: [Int32]) throws {
+        consumer?.release()
+        monitor?.revoked(partitions)
+        lastActivity = .now
+    }
+
+    public func pause() {
+        isPaused = true
+        consumer?.pause()
+        monitor?.pausedSince = .now
+    }
+
+    public func resume() {
+        isPaused = false
+        consumer?.resume()
+        monitor?.pausedSince = nil
+    }
+
+    /// Status about once a second, progress and positions for lag tools every `reportEvery`.
+    public func tick() {
+        let firstAssignment = timing.withLock { $0.firstAssignment }
+        monitor?.tick(consumed: consumed, firstAssignment: firstAssignment)
+        if lastPositionsCommit.duration(to: .now) >= options.reportEvery {
+            lastPositionsCommit = .now
+            commitStoredPositions()
+        }
     }
 
     /// Records in Kafka what PostgreSQL holds (for lag tools) and leaves the group.
     public func finish(committed: Bool) {
         timing.withLock { $0.finished = .now }
-        if committed { monitor?.commitStoredPositions() }
+        if committed { commitStoredPositions() }
         consumer?.close()
     }
 
@@ -133,104 +204,25 @@ public final class KafkaSource: IngestSource {
         timing.withLock { timing in timing.firstAssignment.map { $0.duration(to: timing.finished ?? .now).secondsDouble } }
     }
 
-    /// Does what a rebalance needs, then lets librdkafka go on. PostgreSQL must answer within
-    /// `Options.rebalanceTimeout`: past it the run ends (nothing is lost) rather than hold the
-    /// group past max.poll.interval.ms.
-    private func complete(_ rebalance: KafkaRebalance, _ consumer: KafkaConsumer, _ feed: IngestFeed) throws {
-        switch rebalance {
-        case .assigned(let partitions):
-            logger.info("partitions assigned", metadata: ["partitions": "\(partitions)"])
-            guard let stored = try feed.assign(partitions, within: options.rebalanceTimeout) else { return }  // stopping
-            var start: [Int32: Int64] = [:]
-            for partition in partitions {
-                let resume = stored.resumeOffset(partition: partition)
-                if resume > 0 { start[partition] = resume }
-            }
-            resumedAt.merge(start) { $1 }
-            try consumer.assign(startingAt: start)  // partitions never stored start at the earliest offset
-            monitor?.assigned()
-            timing.withLock { if $0.firstAssignment == nil { $0.firstAssignment = .now } }
-        case .revoked(let partitions):
-            guard try feed.revoke(partitions, within: options.rebalanceTimeout) else { return }  // a flusher failed or a stop
-            consumer.release()
-            monitor?.revoked(partitions)
-        case .lost(let partitions):
-            // Taken away without a handover (session timeout, max.poll.interval.ms). What is in
-            // flight is committed anyway: the compare-and-set in each flush refuses it if the new
-            // owner has committed these partitions since, so nothing is stored twice; ending the
-            // run instead would turn every missed heartbeat under load into a restart.
-            logger.warning("partitions lost without a handover: committing what is in flight (fenced if another member already took over)",
-                           metadata: ["partitions": "\(partitions)"])
-            guard try feed.revoke(partitions, within: options.rebalanceTimeout) else { return }
-            consumer.release()
-            monitor?.revoked(partitions)
-        }
-        lastActivity = .now
+    /// Commits to Kafka what PostgreSQL holds (the lowest position over shards), for lag
+    /// monitoring only: the truth is in PostgreSQL.
+    private func commitStoredPositions() {
+        guard let consumer, let positions = run?.lowestStoredPositions(consumer.assignment) else { return }
+        consumer.commit(positions)
     }
 
-    private func poll(_ consumer: KafkaConsumer, _ feed: IngestFeed, maxMessages: Int) throws {
-        // Per partition, where its last message of this poll leaves it. Messages come in runs of
-        // one partition: the run's end is recorded when the partition changes, not per message.
-        var latest: [Int32: (next: Int64, timestamp: Int64?)] = [:]
-        var run: (partition: Int32, next: Int64, timestamp: Int64?)?
-        let count = try consumer.poll(timeoutMilliseconds: 100, maxMessages: maxMessages) { message in
-            hand(message, to: feed)
-            if let ended = run, ended.partition != message.partitionKey { latest[ended.partition] = (ended.next, ended.timestamp) }
-            run = (message.partitionKey, message.offset + 1, message.timestamp)
-        }
-        if let run { latest[run.partition] = (run.next, run.timestamp) }
-        for (partition, last) in latest {
-            try feed.watermark(partition: partition, next: Mark(next: last.next, prefixHash: nil))
-            if let timestamp = last.timestamp { monitor?.read(partition: partition, timestamp: timestamp) }
-        }
-        consumed += Int64(count)
-        if count > 0 { lastActivity = .now }
-    }
-
-    /// Takes only what the rings can hold, so the polling thread never blocks in a full ring and
-    /// keeps serving the group; pauses and resumes fetching as `backpressure` decides. Returns how
-    /// many messages the next poll may take (0: none this round; it has waited or served the
-    /// group protocol instead).
-    private func makeRoom(_ backpressure: inout Backpressure, _ consumer: KafkaConsumer, _ feed: IngestFeed) throws -> Int {
-        let room = feed.room
-        switch backpressure.update(room: room) {
-        case .pause:
-            logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
-                "stalled_seconds": "\(options.pauseAfter.secondsDouble)", "ring_occupancy": "\(feed.ringOccupancy)"])
-            feed.statistics.update { $0.pauses += 1 }
-            monitor?.pausedSince = .now
-        case .resume:
-            logger.info("flushers caught up: fetching again")
-            consumer.resume()
-            monitor?.pausedSince = nil
-        case .none:
-            break
-        }
-        if backpressure.isPaused { consumer.pause() }  // again each round: partitions assigned meanwhile too
-        guard room < backpressure.minimumRoom else { return room }
-        if backpressure.isPaused {
-            // Serve the group protocol: a paused consumer receives at most a straggler fetched
-            // before the pause took effect.
-            try poll(consumer, feed, maxMessages: 1)
-        } else {
-            feed.waitForRoom(backpressure.minimumRoom, timeout: .milliseconds(2))  // a flusher frees room within a flush
-        }
-        return 0
-    }
-
-    private func hand(_ message: KafkaMessage, to feed: IngestFeed) {
-        if !resumedAt.isEmpty, let resumed = resumedAt.removeValue(forKey: message.partitionKey), message.offset > resumed {
-            reportUnavailable(partition: message.partitionKey, from: resumed, to: message.offset, feed.statistics)
-        }
+    /// One message into the batch (its bytes stay valid until the next poll), and its partition's
+    /// watermark past it.
+    private func append(_ message: KafkaMessage) {
         let next = Mark(next: message.offset + 1, prefixHash: nil)
         if let value = message.value {
-            feed.message(partition: message.partitionKey, offset: message.offset, next: next, bytes: value,
+            batch.append(partition: message.partitionKey, offset: message.offset, next: next, bytes: value,
                          context: withContext ? Self.context(of: message) : nil)
         } else {
-            feed.reject(partition: message.partitionKey, offset: message.offset, next: next,
-                        rawMessage: UnsafeRawBufferPointer(start: nil, count: 0),
-                        rejection: Rejection(.emptyMessage, "null value (tombstone)"))
+            batch.reject(partition: message.partitionKey, offset: message.offset, next: next,
+                         raw: UnsafeRawBufferPointer(start: nil, count: 0), rejection: Rejection(.emptyMessage, "null value (tombstone)"))
         }
+        batch.watermark(partition: message.partitionKey, next: next)
     }
 
     /// The broker no longer had messages between the stored position and the first one it sent

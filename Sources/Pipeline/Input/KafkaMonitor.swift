@@ -3,12 +3,12 @@ import Kafka
 import Logging
 
 /// What a running consumer tells operators: the status the admin server exports (about once a
-/// second), alerts, a progress line and positions committed to Kafka for lag tools (every
-/// `reportEvery`). Used on the polling thread only.
+/// second), alerts, and a progress line (every `reportEvery`). Reads the consumer and the run's
+/// counters; changes nothing. Used on the engine's thread only.
 final class KafkaMonitor {
     private let source: String
     private let consumer: KafkaConsumer
-    private let feed: IngestFeed
+    private let run: SourceRun
     private let status: PipelineStatusBox
     private let options: KafkaSource.Options
     private let logger: Logger
@@ -17,23 +17,22 @@ final class KafkaMonitor {
     private var lastReport = ContinuousClock.now
     private var lastReportCount: Int64 = 0
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
-    /// When partitions were first assigned: the rate since then leaves the group join out.
-    private(set) var firstAssignment: ContinuousClock.Instant?
     /// Since when fetching is paused (the source's backpressure sets it); nil while it fetches.
     var pausedSince: ContinuousClock.Instant?
     private var lagTimes = PartitionLagTimes()
 
-    init(consumer: KafkaConsumer, feed: IngestFeed, status: PipelineStatusBox, options: KafkaSource.Options, logger: Logger) {
-        self.source = feed.source
+    init(consumer: KafkaConsumer, run: SourceRun, status: PipelineStatusBox, options: KafkaSource.Options, logger: Logger) {
+        self.source = run.source
         self.consumer = consumer
-        self.feed = feed
+        self.run = run
         self.status = status
         self.options = options
         self.logger = logger
     }
 
-    /// Publishes and reports when it is time.
-    func tick(consumed: Int64) {
+    /// Publishes and reports when it is time. `firstAssignment`: the rate since then leaves the
+    /// group join out.
+    func tick(consumed: Int64, firstAssignment: ContinuousClock.Instant?) {
         let now = ContinuousClock.now
         if lastPublish.duration(to: now) >= .seconds(1) {
             consumer.checkBrokersIfDown()
@@ -42,16 +41,10 @@ final class KafkaMonitor {
         }
         if lastReport.duration(to: now) >= options.reportEvery {
             let seconds = lastReport.duration(to: now).secondsDouble
-            report(rate: Double(consumed - lastReportCount) / seconds, consumed: consumed, now: now)
-            commitStoredPositions()
+            report(rate: Double(consumed - lastReportCount) / seconds, consumed: consumed, firstAssignment: firstAssignment, now: now)
             lastReport = now
             lastReportCount = consumed
         }
-    }
-
-    /// Partitions were assigned (the first time starts the rate since assignment).
-    func assigned() {
-        if firstAssignment == nil { firstAssignment = .now }
     }
 
     /// Partitions were revoked: their lag in seconds is another consumer's now.
@@ -76,25 +69,19 @@ final class KafkaMonitor {
         return assignment.allSatisfy { asked[$0] == 0 }
     }
 
-    /// Commits to Kafka what PostgreSQL holds (the lowest position over shards), for lag
-    /// monitoring only: the truth is in PostgreSQL.
-    func commitStoredPositions() {
-        if let positions = feed.lowestStoredPositions(consumer.assignment) { consumer.commit(positions) }
-    }
-
     private func publishStatus() {
-        let statistics = feed.statistics
+        let statistics = run.statistics
         let snapshot = statistics.snapshot
         let lag = consumer.lag()
         let lagSeconds = lagTimes.seconds(lag: lag, now: Int64(Date().timeIntervalSince1970 * 1000))
         let alerts = updatedAlerts(snapshot: snapshot, lag: lag)
-        let occupancy = feed.ringOccupancy
-        statistics.metrics?.recordLag(lag, seconds: lagSeconds, streams: feed.streams)
+        let occupancy = run.ringOccupancy
+        statistics.metrics?.recordLag(lag, seconds: lagSeconds, streams: run.streams)
         statistics.metrics?.recordRingOccupancy(occupancy)
         let state = ConsumerState(assignedPartitions: consumer.assignment.count, brokersDown: consumer.brokersDown,
                                   pausedSince: pausedSince)
         status.publish(PipelineStatus(source: source, statistics: snapshot, lag: lag, ringOccupancy: occupancy,
-                                      ringCapacity: feed.configuration.eventsInFlight, alerts: alerts,
+                                      ringCapacity: run.configuration.eventsInFlight, alerts: alerts,
                                       lagSeconds: lagSeconds, consumer: state))
     }
 
@@ -121,8 +108,8 @@ final class KafkaMonitor {
 
     /// The progress line: rates (last interval, whole run, since the first assignment), counts,
     /// lag, flush latency, rings, and whether the brokers answer and fetching is paused.
-    private func report(rate: Double, consumed: Int64, now: ContinuousClock.Instant) {
-        let snapshot = feed.statistics.snapshot
+    private func report(rate: Double, consumed: Int64, firstAssignment: ContinuousClock.Instant?, now: ContinuousClock.Instant) {
+        let snapshot = run.statistics.snapshot
         let lag = consumer.lag().sorted { $0.key < $1.key }.map { "\(label($0.key)):\($0.value)" }.joined(separator: " ")
         let flushLatency = snapshot.flushes > 0 ? snapshot.flushSeconds / Double(snapshot.flushes) * 1000 : 0
         func perSecond(since start: ContinuousClock.Instant) -> String {
@@ -132,7 +119,7 @@ final class KafkaMonitor {
         var metadata: Logger.Metadata = [
             "events_per_second": "\(Int(rate))", "events_per_second_overall": "\(perSecond(since: started))",
             "stored": "\(snapshot.stored)", "dead_lettered": "\(snapshot.deadLetteredTotal)", "lag": "\(lag)",
-            "flush_ms_avg": "\(Int(flushLatency))", "ring_occupancy": "\(feed.ringOccupancy)",
+            "flush_ms_avg": "\(Int(flushLatency))", "ring_occupancy": "\(run.ringOccupancy)",
             "partitions": "\(consumer.assignment.count)", "brokers": "\(consumer.brokersDown ? "down" : "up")",
         ]
         if let firstAssignment { metadata["events_per_second_since_assignment"] = "\(perSecond(since: firstAssignment))" }
