@@ -9,13 +9,43 @@ public struct Migration: Sendable, Equatable {
     /// SHA-256 of the file's bytes, hex (the same as `sha256sum FILE`).
     public let checksum: String
     public let fileName: String
+    /// Checksums of this file before edits of its comments only (`schemas/migrations/comment-edits`):
+    /// a database that applied one of them is up to date.
+    public let formerChecksums: Set<String>
 
-    public init(version: Int, name: String, sql: String, fileName: String) {
+    public init(version: Int, name: String, sql: String, fileName: String, formerChecksums: Set<String> = []) {
         self.version = version
         self.name = name
         self.sql = sql
         self.fileName = fileName
         self.checksum = SHA256.hexDigest(Array(sql.utf8))
+        self.formerChecksums = formerChecksums
+    }
+
+    /// Whether a database that recorded `applied` for this version applied this migration.
+    func isApplied(as applied: String) -> Bool {
+        applied == checksum || formerChecksums.contains(applied)
+    }
+
+    /// The file beside the migrations that lists checksums of comment-only edits.
+    static let commentEditsFile = "comment-edits"
+
+    /// Reads `commentEditsFile` in `directory` (absent: none): version → former checksums.
+    static func commentEdits(in directory: URL) throws -> [Int: Set<String>] {
+        let url = directory.appendingPathComponent(commentEditsFile)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
+        var edits: [Int: Set<String>] = [:]
+        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = line.split(separator: " ", maxSplits: 2)
+            guard !line.hasPrefix("#"), !fields.isEmpty else { continue }
+            guard fields.count >= 2, let version = Int(fields[0]), fields[1].count == 64, fields[1].allSatisfy(\.isHexDigit) else {
+                throw MigrationError(.invalidFileName, """
+                    \(url.path) line \(index + 1) is not VERSION SHA256 NOTE: \(line.prefix(80))
+                    """)
+            }
+            edits[version, default: []].insert(fields[1].lowercased())
+        }
+        return edits
     }
 
     /// Reads every `NNNN_name.sql` in `directory`, sorted by version. Throws for a file name that
@@ -27,6 +57,7 @@ public struct Migration: Sendable, Equatable {
         } catch {
             throw MigrationError(.directoryUnreadable, "cannot read migrations directory \(directory.path): \(error.localizedDescription)")
         }
+        let edits = try commentEdits(in: directory)
         var migrations: [Migration] = []
         for fileName in names.sorted() where fileName.hasSuffix(".sql") {
             let stem = fileName.dropLast(4)
@@ -43,7 +74,7 @@ public struct Migration: Sendable, Equatable {
                 throw MigrationError(.invalidFileName, "migrations \(clash.fileName) and \(fileName) share version \(version)")
             }
             migrations.append(Migration(version: version, name: String(stem.dropFirst(digits.count + 1)),
-                                        sql: sql, fileName: fileName))
+                                        sql: sql, fileName: fileName, formerChecksums: edits[version] ?? []))
         }
         return migrations.sorted { $0.version < $1.version }
     }

@@ -36,6 +36,7 @@ public struct Migrator {
             """)
         let applied = try appliedMigrations(on: connection)
         try verifyUnchanged(applied)
+        try recordCommentEdits(applied, on: connection)
 
         var appliedNow: [Migration] = []
         for migration in migrations where applied[migration.version] == nil {
@@ -70,7 +71,7 @@ public struct Migrator {
                 return MigrationStatus(version: migration.version, name: migration.name, state: .pending, appliedAt: nil)
             }
             return MigrationStatus(version: migration.version, name: migration.name,
-                                   state: record.checksum == migration.checksum ? .applied : .changed,
+                                   state: migration.isApplied(as: record.checksum) ? .applied : .changed,
                                    appliedAt: record.appliedAt)
         }
         for (version, record) in applied where !migrations.contains(where: { $0.version == version }) {
@@ -98,9 +99,20 @@ public struct Migrator {
         return records
     }
 
-    private func verifyUnchanged(_ applied: [Int: AppliedRecord]) throws {
+    /// Records the current checksum of each applied migration whose comments were edited since.
+    private func recordCommentEdits(_ applied: [Int: AppliedRecord], on connection: PostgresConnection) throws {
         for migration in migrations {
             guard let record = applied[migration.version], record.checksum != migration.checksum else { continue }
+            try connection.query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+                                 [migration.checksum, String(migration.version), record.checksum])
+            logger.info("applied migration's comments were edited since; recorded its checksum as it is now",
+                        metadata: ["migration": "\(migration.fileName)"])
+        }
+    }
+
+    private func verifyUnchanged(_ applied: [Int: AppliedRecord]) throws {
+        for migration in migrations {
+            guard let record = applied[migration.version], !migration.isApplied(as: record.checksum) else { continue }
             throw MigrationError(.checksumMismatch, """
                 migration \(migration.fileName) was applied on \(record.appliedAt) and its file has changed since \
                 (checksum \(record.checksum.prefix(12)) applied, \(migration.checksum.prefix(12)) on disk). \

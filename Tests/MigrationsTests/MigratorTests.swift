@@ -75,6 +75,28 @@ import Testing
         #expect(try Migrator(migrations: edited).status(on: connection)[1].state == .changed)
     }
 
+    @Test func aCommentEditListedInCommentEditsIsAcceptedAndRecorded() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        let released = try temporaryDirectory(files: ["0001_t.sql": "-- see README\nCREATE TABLE t (x int);\n"])
+        try Migrator(migrations: try Migration.load(from: released)).apply(on: connection)
+        let releasedChecksum = try Migration.load(from: released)[0].checksum
+        let edited = try temporaryDirectory(files: ["0001_t.sql": "-- see docs/t.md\nCREATE TABLE t (x int);\n"])
+        // Unlisted, the edit is refused as any other.
+        #expect(throws: MigrationError.self) { try Migrator(migrations: try Migration.load(from: edited)).apply(on: connection) }
+        try Data("# comment\n0001 \(releasedChecksum) a comment names another page\n".utf8)
+            .write(to: edited.appendingPathComponent("comment-edits"))
+        let migrator = Migrator(migrations: try Migration.load(from: edited))
+        #expect(try migrator.status(on: connection).map(\.state) == [.applied])
+        #expect(try migrator.apply(on: connection).isEmpty)
+        #expect(try connection.execute("SELECT checksum FROM schema_migrations").scalar == migrator.migrations[0].checksum)
+    }
+
+    @Test func theProjectsCommentEditsNameOnlyItsMigrations() throws {
+        let edited = migrations.filter { !$0.formerChecksums.isEmpty }
+        #expect(edited.map(\.version) == [7, 10, 11])
+        #expect(edited.allSatisfy { !$0.formerChecksums.contains($0.checksum) })
+    }
+
     @Test func failingMigrationIsRolledBackAndReported() throws {
         let connection = try PostgresConnection(try TestDatabase.create())
         let broken = [

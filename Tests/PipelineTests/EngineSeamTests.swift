@@ -43,6 +43,10 @@ private final class ScriptedSource: IngestSource {
             case .event(let event):
                 return event
             case .messages(let partition, let offsets):
+                guard room > 0 else {  // a pull for rebalances only
+                    steps.append(step)
+                    return .idle
+                }
                 batch.removeAll()
                 for offset in offsets {
                     events[Int(partition) * 100 + Int(offset)].withUnsafeBytes {

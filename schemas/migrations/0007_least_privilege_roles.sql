@@ -9,7 +9,7 @@
 -- COPY FROM is refused on a table with row-level security for a role it applies to, and only the
 -- table owner or a BYPASSRLS role is exempt. BYPASSRLS is a role attribute and not inherited, so
 -- a login role granted audit_ingest takes audit_ingest's identity for its ingest sessions
--- (audit-ingest does `SET ROLE audit_ingest` itself; see README "Security"). BYPASSRLS gives
+-- (audit-ingest does `SET ROLE audit_ingest` itself; see docs/security.md). BYPASSRLS gives
 -- audit_ingest no rows it has no privilege on: it can read none of the tenant tables.
 --
 -- FORCE ROW LEVEL SECURITY on tenant, "user" and item: the owner's own sessions (the admin tenant

@@ -1,5 +1,5 @@
 -- What a tenant SQL login, an application login and the ingest credential may do, closed down
--- (issue 29, README "Trust model").
+-- (issue 29, docs/security.md, "Trust model").
 --
 -- 1. Tenant bindings follow the role, not its name, and fail closed. current_tenant_id() used to
 --    match tenant_login_role.role_name = session_user exactly: a member of a bound role (CREATE
@@ -164,7 +164,7 @@ BEGIN
 END
 $$;
 
--- 6. The feed's horizon, held back only by writers (README "Reading the audit log"). The feed
+-- 6. The feed's horizon, held back only by writers (docs/read-api.md). The feed
 -- used to stop at the oldest transaction running anywhere on the server
 -- (pg_snapshot_xmin(pg_current_snapshot())), so any login, a tenant analyst included, could
 -- freeze every tenant's feed with `BEGIN; SELECT pg_current_xact_id(); SELECT pg_sleep(1e6)`.

@@ -46,30 +46,30 @@ struct IngestLoop {
     mutating func pump() throws {
         while !run.isStopping {
             let room = try makeRoom()
-            if room > 0 || backpressure.isPaused {
-                switch try source.next(room: max(room, 1)) {
-                case .assigned(let partitions):
-                    guard let stored = try assign(partitions) else { return }  // stopping
-                    try source.confirm(partitions, stored: stored)
-                case .revoked(let partitions):
-                    guard try revoke(partitions) else { return }  // a flusher failed or a stop
-                    try source.release(partitions)
-                case .lost(let partitions):
-                    // Taken away without a handover (session timeout, max.poll.interval.ms). What is in
-                    // flight is committed anyway: the compare-and-set in each flush refuses it if the new
-                    // owner has committed these partitions since, so nothing is stored twice; ending the
-                    // run instead would turn every missed heartbeat under load into a restart.
-                    logger.warning("partitions lost without a handover: committing what is in flight (fenced if another member already took over)",
-                                   metadata: ["partitions": "\(partitions)"])
-                    guard try revoke(partitions) else { return }
-                    try source.release(partitions)
-                case .messages(let batch):
-                    hand(batch)
-                case .idle:
-                    router.handOverRows()  // nothing more is coming soon: let the flushers have it
-                case .end:
-                    return
-                }
+            // No room: a pull for rebalances only, so a revocation never waits for the flushers;
+            // while paused, a pull of one serves the group protocol.
+            switch try source.next(room: room > 0 ? room : backpressure.isPaused ? 1 : 0) {
+            case .assigned(let partitions):
+                guard let stored = try assign(partitions) else { return }  // stopping
+                try source.confirm(partitions, stored: stored)
+            case .revoked(let partitions):
+                guard try revoke(partitions) else { return }  // a flusher failed or a stop
+                try source.release(partitions)
+            case .lost(let partitions):
+                // Taken away without a handover (session timeout, max.poll.interval.ms). What is in
+                // flight is committed anyway: the compare-and-set in each flush refuses it if the new
+                // owner has committed these partitions since, so nothing is stored twice; ending the
+                // run instead would turn every missed heartbeat under load into a restart.
+                logger.warning("partitions lost without a handover: committing what is in flight (fenced if another member already took over)",
+                               metadata: ["partitions": "\(partitions)"])
+                guard try revoke(partitions) else { return }
+                try source.release(partitions)
+            case .messages(let batch):
+                hand(batch)
+            case .idle:
+                router.handOverRows()  // nothing more is coming soon: let the flushers have it
+            case .end:
+                return
             }
             try tickIfDue()
         }
@@ -101,11 +101,11 @@ struct IngestLoop {
     /// a Kafka source keeps serving its group; pauses and resumes fetching as `backpressure`
     /// decides (while paused, a pull of one serves the group protocol).
     private mutating func makeRoom() throws -> Int {
-        let room = router.pool.isOverByteBudget ? 0 : router.pool.freeSlots / 2
+        let room = Self.room(in: router.pool)
         guard source.pauseAfter != nil else {
             if room >= backpressure.minimumRoom { return room }
             router.handOverRows()
-            router.pool.roomFreed.wait(timeout: .milliseconds(2)) { router.pool.freeSlots / 2 >= backpressure.minimumRoom }
+            waitForRoom()
             return 0
         }
         switch backpressure.update(room: room, now: clock.now) {
@@ -121,20 +121,32 @@ struct IngestLoop {
             break
         }
         guard room < backpressure.minimumRoom else { return room }
-        if !backpressure.isPaused {
-            // A flusher frees room within a flush.
-            router.pool.roomFreed.wait(timeout: .milliseconds(2)) { router.pool.freeSlots / 2 >= backpressure.minimumRoom }
-        }
+        if !backpressure.isPaused { waitForRoom() }  // a flusher frees room within a flush
         return 0
     }
 
+    /// What the rings can take now: half their free slots (a message may become two items), none
+    /// while the shards' bytes are over budget.
+    private static func room(in pool: FlusherPool) -> Int {
+        pool.isOverByteBudget ? 0 : pool.freeSlots / 2
+    }
+
+    /// Sleeps until a flusher frees room (its doorbell), 2 ms at most.
+    private func waitForRoom() {
+        let (pool, minimum) = (router.pool, backpressure.minimumRoom)
+        pool.roomFreed.wait(timeout: .milliseconds(2)) { Self.room(in: pool) >= minimum }
+    }
+
     // MARK: Rebalances
+
+    /// A group's rebalances are news; a file source's one partition per input is not.
+    private var rebalanceLogLevel: Logger.Level { source.rebalanceTimeout == nil ? .debug : .info }
 
     /// Takes over `partitions` at what PostgreSQL holds for them (re-laying them when the shard
     /// count changed, see `OffsetStore.adopt`). Retries while PostgreSQL is unreachable (for the
     /// source's `rebalanceTimeout` at most, then throws); returns nil when asked to stop meanwhile.
     private func assign(_ partitions: [Int32]) throws -> StoredPositions? {
-        logger.info("partitions assigned", metadata: ["partitions": "\(partitions)"])
+        logger.log(level: rebalanceLogLevel, "partitions assigned", metadata: ["partitions": "\(partitions)"])
         let limit = source.rebalanceTimeout
         let deadline = limit.map { clock.now + $0 }
         var attempt = 0
@@ -166,7 +178,7 @@ struct IngestLoop {
     /// flusher failed or a stop came first; throws when the commit takes longer than the source's
     /// `rebalanceTimeout`.
     private func revoke(_ partitions: [Int32]) throws -> Bool {
-        logger.info("partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
+        logger.log(level: rebalanceLogLevel, "partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
         defer { run.statistics.metrics?.forgetLag(partitions, streams: run.streams) }
         let limit = source.rebalanceTimeout
         if router.drain(deadline: limit.map { clock.now + $0 }) { return true }

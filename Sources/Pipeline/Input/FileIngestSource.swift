@@ -106,6 +106,7 @@ public final class FileIngestSource: IngestSource {
         case .assigning:
             preconditionFailure("confirm the assignment first")
         case .reading(let reading):
+            guard room > 0 else { return .idle }
             batch.removeAll()
             let ended = try reading.read(upTo: min(room, Self.batchLimit), into: batch, run)
             if ended { phase = .finishing(reading) }
@@ -136,6 +137,8 @@ public final class FileIngestSource: IngestSource {
 
     /// A stop came in the middle of an input: what it learnt of the file is still recorded.
     public func finish(committed: Bool) {
+        // What is known of the input holds only for what was committed of it.
+        guard committed else { return }
         switch phase {
         case .reading(let reading), .finishing(let reading): reading.recordFacts()
         case .resolving, .assigning: break

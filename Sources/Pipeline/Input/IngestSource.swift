@@ -22,6 +22,8 @@ public protocol IngestSource: AnyObject {
 
     /// What happened next: a rebalance, up to `room` messages (valid until the next call), nothing
     /// for a while (`.idle`), or the end of the input. May wait for input about 100 ms at most.
+    /// With `room` 0 the rings are full: return a pending rebalance (or `.end`), else `.idle`
+    /// at once, and read nothing.
     func next(room: Int) throws -> SourceEvent
 
     /// After `.assigned(partitions)`: the engine adopted what PostgreSQL holds for them; the source

@@ -123,6 +123,7 @@ public final class KafkaSource: IngestSource {
         case .lost(let partitions): return .lost(partitions)
         case nil: break
         }
+        guard room > 0 else { return .idle }  // rebalances only: the rings are full
         if isPaused { consumer.pause() }  // again each round: partitions assigned meanwhile too
         batch.removeAll()
         var lastTimestamp: (partition: Int32, timestamp: Int64?)?
