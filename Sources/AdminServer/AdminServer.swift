@@ -32,8 +32,8 @@ public final class AdminServer: Service, Sendable {
         /// requests) is closed. Default: 10 s.
         public var requestIdleTimeout: Duration
         public var database: PostgresConfiguration
-        /// Version -> checksum of the migrations this binary ships (for health).
-        public var expectedMigrations: [Int: String]
+        /// Version -> the checksums that count as applied, of the migrations this binary ships (health).
+        public var expectedMigrations: [Int: Set<String>]
         /// Months of partitions `optimize` makes ahead. Default: 3.
         public var premake: Int
         /// `/readyz` fails once the consumer has paused fetching for longer. Default: 30 s.
@@ -46,7 +46,7 @@ public final class AdminServer: Service, Sendable {
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
-                    expectedMigrations: [Int: String], premake: Int = 3) {
+                    expectedMigrations: [Int: Set<String>], premake: Int = 3) {
             self.host = host
             self.port = port
             self.token = token
@@ -115,7 +115,7 @@ public final class AdminServer: Service, Sendable {
         router.get("/readyz") { _, _ in try await self.readyz() }
         router.get("/utils/db/health") { _, _ in
             let report = try await self.blocking {
-                HealthReport.check(self.configuration.database, expectedMigrations: self.configuration.expectedMigrations,
+                HealthReport.check(self.configuration.database, acceptedMigrations: self.configuration.expectedMigrations,
                                    pool: self.pool.statistics)
             }
             return try Self.json(report, status: report.healthy ? .ok : .serviceUnavailable)

@@ -141,7 +141,7 @@ extension AdminServer {
         let database = configuration.database
         let expected = configuration.expectedMigrations
         let health = try await blocking {
-            self.readiness.databaseHealth { HealthReport.check(database, expectedMigrations: expected) }
+            self.readiness.databaseHealth { HealthReport.check(database, acceptedMigrations: expected) }
         }
         let report = ReadinessReport.evaluate(database: health, consumer: pipeline,
                                               limits: .init(maximumPause: configuration.readyMaximumPause))

@@ -22,6 +22,9 @@ public struct Migration: Sendable, Equatable {
         self.formerChecksums = formerChecksums
     }
 
+    /// The checksums that count as this migration applied.
+    public var acceptedChecksums: Set<String> { formerChecksums.union([checksum]) }
+
     /// Whether a database that recorded `applied` for this version applied this migration.
     func isApplied(as applied: String) -> Bool {
         applied == checksum || formerChecksums.contains(applied)

@@ -22,6 +22,14 @@ public struct HealthReport: Codable, Sendable {
     public static func check(_ database: PostgresConfiguration, expectedMigrations: [Int: String],
                              pool: ConnectionPoolStatistics? = nil,
                              poolTimeoutWindow: Duration = defaultPoolTimeoutWindow) -> HealthReport {
+        check(database, acceptedMigrations: expectedMigrations.mapValues { [$0] }, pool: pool, poolTimeoutWindow: poolTimeoutWindow)
+    }
+
+    /// Checks `database`; `acceptedMigrations` maps version to the checksums that count as that
+    /// migration applied (the file's, and its own before edits of comments only).
+    public static func check(_ database: PostgresConfiguration, acceptedMigrations expectedMigrations: [Int: Set<String>],
+                             pool: ConnectionPoolStatistics? = nil,
+                             poolTimeoutWindow: Duration = defaultPoolTimeoutWindow) -> HealthReport {
         var report = HealthReport(healthy: false, reachable: false, migrationsExpected: expectedMigrations.count,
                                   migrationsUpToDate: false, pool: pool, problems: [])
         let connection: PostgresConnection
@@ -46,7 +54,9 @@ public struct HealthReport: Codable, Sendable {
                 : [:]
             report.migrationsApplied = applied.count
             let missing = expectedMigrations.keys.filter { applied[$0] == nil }.sorted()
-            let changed = expectedMigrations.filter { applied[$0.key] != nil && applied[$0.key] != $0.value }.keys.sorted()
+            let changed = expectedMigrations.filter { version, accepted in
+                applied[version].map { !accepted.contains($0) } ?? false
+            }.keys.sorted()
             report.migrationsUpToDate = missing.isEmpty && changed.isEmpty
             if !missing.isEmpty { report.problems.append("migrations not applied: \(missing); run audit-ingest migrate") }
             if !changed.isEmpty { report.problems.append("applied migrations differ from this binary's files: \(changed)") }

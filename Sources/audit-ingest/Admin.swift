@@ -85,7 +85,7 @@ struct AdminOptions: ParsableArguments {
     var port: Int? { adminPort }
 
     func configuration(database: DatabaseOptions, location: Migrate.Location, port: Int) throws -> AdminServer.Configuration {
-        let expected = (try? location.load())?.reduce(into: [Int: String]()) { $0[$1.version] = $1.checksum } ?? [:]
+        let expected = (try? location.load())?.reduce(into: [Int: Set<String>]()) { $0[$1.version] = $1.acceptedChecksums } ?? [:]
         let environment = ProcessInfo.processInfo.environment
         let allowed = adminAllowedHosts + (environment["ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

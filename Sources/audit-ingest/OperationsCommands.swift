@@ -19,8 +19,8 @@ struct Health: ParsableCommand {
     @OptionGroup var location: Migrate.Location
 
     func run() throws {
-        let expected = (try? location.load())?.reduce(into: [Int: String]()) { $0[$1.version] = $1.checksum } ?? [:]
-        let report = HealthReport.check(try database.configuration(), expectedMigrations: expected)
+        let expected = (try? location.load())?.reduce(into: [Int: Set<String>]()) { $0[$1.version] = $1.acceptedChecksums } ?? [:]
+        let report = HealthReport.check(try database.configuration(), acceptedMigrations: expected)
         try printJSON(report)
         if !report.healthy { throw ExitCode(1) }
     }

@@ -151,6 +151,21 @@ import Testing
         #expect(!down.problems.joined().contains(":pw@"))
     }
 
+    @Test func aMigrationAppliedBeforeACommentEditCountsAsApplied() throws {
+        let migrations = try TestDatabase.migrationVersions()
+        let url = try TestDatabase.createMigrated()
+        let before = String(repeating: "ab", count: 32)  // the file's checksum before its comments changed
+        try PostgresConnection(url).execute("UPDATE schema_migrations SET checksum = '\(before)' WHERE version = 10")
+        let database = PostgresConfiguration(connectionString: ConnectionString(url))
+        let strict = HealthReport.check(database, expectedMigrations: migrations)
+        #expect(!strict.migrationsUpToDate)
+        #expect(strict.problems.contains { $0.contains("differ from this binary's files: [10]") }, "\(strict.problems)")
+        var accepted = migrations.mapValues { Set([$0]) }
+        accepted[10]?.insert(before)
+        let report = HealthReport.check(database, acceptedMigrations: accepted)
+        #expect(report.healthy, "\(report.problems)")
+    }
+
     @Test func statsCoverTablesPartitionsAndIndexes() throws {
         let connection = try seeded()
         let statistics = try DatabaseStatistics.collect(on: connection)
