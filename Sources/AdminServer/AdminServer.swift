@@ -60,23 +60,22 @@ public final class AdminServer: Service, Sendable {
 
     public let configuration: Configuration
     let pipeline: (any PipelineStatusProvider)?
-    private let registry: PrometheusCollectorRegistry?
     private let pool: ConnectionPool
     private let exportPool: ConnectionPool
-    private let metrics: MetricsExporter
+    private let metrics: ScrapedMetrics
     private let tenantRead: TenantReadAPI
     let readiness = ReadinessProbe()
     let logger: Logger
 
     /// - Parameters:
     ///   - pipeline: the running pipeline's status (alerts, ring capacity), if any.
-    ///   - registry: the swift-metrics values to export on `/metrics` (the pipeline's counters,
-    ///     flush durations, lag and rings), when the process bootstrapped swift-prometheus.
+    ///   - registry: the registry `/metrics` renders. Pass the one swift-metrics was bootstrapped
+    ///     with, so the pipeline's counters, flush durations, lag and rings are in it; the admin
+    ///     server adds its own figures to it at every scrape.
     public init(configuration: Configuration, pipeline: (any PipelineStatusProvider)? = nil,
-                registry: PrometheusCollectorRegistry? = nil, logger: Logger = Logger(label: "audit-ingest.admin")) {
+                registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "audit-ingest.admin")) {
         self.configuration = configuration
         self.pipeline = pipeline
-        self.registry = registry
         self.logger = logger
         pool = ConnectionPool(configuration.database,
                               configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
@@ -88,7 +87,7 @@ public final class AdminServer: Service, Sendable {
                                     configuration: ConnectionPoolConfiguration(size: 1, maxOverflow: limits.total - 1,
                                                                                checkoutTimeout: .seconds(10)),
                                     logger: logger)
-        metrics = MetricsExporter()
+        metrics = ScrapedMetrics(registry: registry)
         tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, exportPool: exportPool,
                                    admission: ExportAdmission(limits: limits), logger: logger)
     }
@@ -151,9 +150,8 @@ public final class AdminServer: Service, Sendable {
         }
         router.get("/metrics") { _, _ in
             let text = try await self.blocking {
-                (self.registry?.emitToString() ?? "")
-                    + self.metrics.render(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
-                                          database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
+                self.metrics.scrape(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
+                                    database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -156,7 +156,7 @@ struct Consume: AsyncParsableCommand {
             deadLetterSink = try KafkaDeadLetterTopic(topic: deadLetterTopic, configuration: producer)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let port = admin.port {
+        if let port = admin.port, let registry {
             services.append(.init(service: AdminServer(
                 configuration: try admin.configuration(database: database, location: location, port: port), pipeline: source.status,
                 registry: registry)))

@@ -127,7 +127,8 @@ import Testing
     /// SIGTERM while no flush can commit (a lock on feed_writer, which every flush takes first):
     /// the run ends within its 10 s whether the source was waiting for room in a shard (a large
     /// file, little shard memory) or had read everything and was draining (a small one). It
-    /// exits 1 saying nothing is lost; the same command then completes, every line once.
+    /// exits 1 saying nothing is lost, and records nothing of the file; the same command then
+    /// completes, every line once.
     @Test(arguments: [200, 60_000])
     func sigtermEndsABackfillThatCannotCommit(events: Int) throws {
         let fixture = try PipelineFixture()
@@ -148,10 +149,13 @@ import Testing
         let result = child.wait(timeout: 45)
         #expect(result.exitCode == 1, "\(result.output.suffix(3000))")
         #expect(result.output.contains("nothing is lost"), "\(result.output.suffix(3000))")
+        // Nothing of the file was committed, so nothing learnt of it is recorded either.
+        #expect(try fixture.count("SELECT count(*) FROM source_body") == 0)
         try holder.execute("COMMIT")
         let final = try Shell.run(binary, arguments)
         #expect(final.exitCode == 0, "\(final.output.suffix(3000))")
         #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).baseName))
+        #expect(try fixture.count("SELECT count(*) FROM source_body") == 1)
     }
 
     /// Tables under month partitions' names that are not partitions (a restore's leftover

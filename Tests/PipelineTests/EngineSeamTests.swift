@@ -25,6 +25,11 @@ private final class ScriptedSource: IngestSource {
     private var run: SourceRun?
     private(set) var confirmed: [Int32: Int64] = [:]
     private var consumed: Int64 = 0
+    /// Steps to take the first time the engine pulls with no room while messages are still to
+    /// come (the rings are full), before those messages: what a consumer's rebalance does while
+    /// the flushers are behind.
+    var whenFull: (() throws -> [Step])?
+    private(set) var pulledWhileFull = false
 
     /// Partition p's message at offset o is `events[p * 100 + o]`.
     init(name: String, events: [[UInt8]], steps: [Step]) {
@@ -45,16 +50,25 @@ private final class ScriptedSource: IngestSource {
             case .messages(let partition, let offsets):
                 guard room > 0 else {  // a pull for rebalances only
                     steps.append(step)
-                    return .idle
+                    guard let whenFull else { return .idle }
+                    self.whenFull = nil
+                    pulledWhileFull = true
+                    steps.append(contentsOf: try whenFull().reversed())
+                    continue
+                }
+                // At most `room` of them, as a consumer polls; the rest come with the next pulls.
+                let taken = offsets.lowerBound..<min(offsets.upperBound, offsets.lowerBound + Int64(room))
+                if taken.upperBound < offsets.upperBound {
+                    steps.append(.messages(partition: partition, offsets: taken.upperBound..<offsets.upperBound))
                 }
                 batch.removeAll()
-                for offset in offsets {
+                for offset in taken {
                     events[Int(partition) * 100 + Int(offset)].withUnsafeBytes {
                         batch.append(partition: partition, offset: offset, next: Mark(next: offset + 1, prefixHash: nil), bytes: $0)
                     }
                 }
-                batch.watermark(partition: partition, next: Mark(next: offsets.upperBound, prefixHash: nil))
-                consumed += Int64(offsets.count)
+                batch.watermark(partition: partition, next: Mark(next: taken.upperBound, prefixHash: nil))
+                consumed += Int64(taken.count)
                 return .messages(batch)
             case .check(let check):
                 try check()
@@ -129,6 +143,45 @@ private final class ScriptedSource: IngestSource {
         #expect(throws: IngestError.self) { try engine.run(source) }
         #expect(try fixture.count("SELECT count(*) FROM audit_log") == 0)
         #expect(try fixture.count("SELECT coalesce(max(next_offset), 0) FROM ingest_offsets WHERE source = 'aborting:test'") == 0)
+    }
+
+    /// No flush can commit (a lock every flush takes first) and the rings fill up: the engine
+    /// still pulls the source, with no room, so a revocation is served at once instead of
+    /// waiting for the flushers. Here the revocation comes with the lock's end; it commits what
+    /// the rings held, and the partition comes back where that commit left it.
+    @Test func aRevocationIsPulledWhileTheRingsAreFull() throws {
+        let fixture = try PipelineFixture()
+        let holder = try PostgresConnection(fixture.url)
+        let holderPID = try #require(try holder.execute("SELECT pg_backend_pid()").scalar)
+        // A bound, not a timing: should the engine never pull while full, the lock ends after
+        // 30 s, the run completes, and `pulledWhileFull` below fails.
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            if finished.wait(timeout: .now() + 30) == .timedOut {
+                _ = try? PostgresConnection(fixture.url).execute("SELECT pg_terminate_backend(\(holderPID))")
+            }
+        }.start()
+        defer { finished.signal() }
+
+        let configuration = IngestConfiguration(shards: 1, batchSize: 10, maxBatchAge: .milliseconds(10), ringCapacity: 64)
+        let source = ScriptedSource(name: "full-rings:test", events: sampleEvents(100), steps: [
+            .event(.assigned([0])),
+            .check {
+                try holder.execute("BEGIN")
+                try holder.execute("LOCK TABLE feed_writer IN ACCESS EXCLUSIVE MODE")
+            },
+            .messages(partition: 0, offsets: 0..<100),
+        ])
+        source.whenFull = {
+            try holder.execute("ROLLBACK")
+            return [.event(.revoked([0])), .event(.assigned([0]))]
+        }
+        let summary = try IngestEngine(database: fixture.database, configuration: configuration).run(source)
+        #expect(source.pulledWhileFull, "the engine never pulled while the rings were full")
+        let resumedAt = try #require(source.confirmed[0])
+        #expect(resumedAt > 0 && resumedAt < 100, "the revocation committed what the rings held: \(resumedAt)")
+        #expect(summary.stored == 100 && summary.alreadyCommitted == 0, "\(summary)")
+        #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 100)
     }
 
     /// A run folds the counts during the run too (`foldEvery`), not only at its end: with one

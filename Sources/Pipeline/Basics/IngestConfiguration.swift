@@ -40,6 +40,9 @@ public struct IngestConfiguration: Sendable {
     /// What of a message's context (Kafka topic, headers, ...) is kept in `custom_metadata`.
     /// Default: nothing.
     public var contextMetadata = ContextMetadata()
+    /// The time every cadence and deadline of the run is read from: batch age, folds, retries,
+    /// the engine's ticks, the consumer's idleness and reports. Tests pass `ThreadClock.manual()`.
+    public var clock: ThreadClock = .system
 
     /// True when messages must come with their context (`SourceBatch.Message.context`):
     /// something is kept from it, or the mapper reads headers. Sources build none otherwise.

@@ -3,7 +3,8 @@ import Foundation
 /// The hard end of a graceful stop: once `stop` is raised, waits `timeout`, then calls `expire`
 /// (which aborts the flushers) unless `cancel` came first. A stop may come while the source
 /// waits for room in a shard or while the run drains, and both wait on flushers that cannot
-/// commit while PostgreSQL is down or a lock is held: this bounds that wait.
+/// commit while PostgreSQL is down or a lock is held: this bounds that wait. It keeps the system
+/// clock (not `IngestConfiguration.clock`): it bounds real time spent blocked in libpq.
 final class StopDeadline: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let expiredFlag = StopSignal()

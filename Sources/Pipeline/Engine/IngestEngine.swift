@@ -27,7 +27,7 @@ public final class IngestEngine: Sendable {
         self.metricsFactory = metricsFactory
         self.logger = logger
         partitions = PartitionManager(logger: logger)
-        tenants = TenantDirectory()
+        tenants = TenantDirectory(clock: configuration.clock)
     }
 
     /// Connects and checks that `migrate` has run. Throws `.schemaNotMigrated` otherwise.
@@ -60,7 +60,7 @@ public final class IngestEngine: Sendable {
     public func run(_ source: some IngestSource, stop: StopSignal = StopSignal(), stopTimeout: Duration = .seconds(10),
                     deadLetterSink: (any DeadLetterSink)? = nil,
                     progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
-        let started = ContinuousClock.now
+        let started = configuration.clock.now()
         let control = ControlConnection(try prepare(), database: database, logger: logger)
         defer { control.close() }
         let name = try control.run { try source.identify(on: $0) }
@@ -111,7 +111,7 @@ public final class IngestEngine: Sendable {
             alreadyCommitted: totals.skippedBeforeResume + Int64(snapshot.alreadyCommitted),
             stored: snapshot.stored, deadLettered: snapshot.deadLettered,
             partitionsCreated: partitions.created - createdBefore,
-            seconds: started.duration(to: .now).secondsDouble, bytesRead: snapshot.bytesRead,
+            seconds: started.duration(to: configuration.clock.now()).secondsDouble, bytesRead: snapshot.bytesRead,
             stopped: stop.isRaised, heldBackBytes: totals.heldBackBytes)
     }
 }

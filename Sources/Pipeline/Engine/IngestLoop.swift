@@ -20,7 +20,7 @@ struct IngestLoop {
     let stop: StopSignal
     let progress: ((IngestStatistics.Snapshot) -> Void)?
     let logger: Logger
-    let clock = ContinuousClock()
+    private var clock: ThreadClock { run.configuration.clock }
     private var store: StreamOffsets
     private var backpressure: Backpressure
     private var lastTick: ContinuousClock.Instant
@@ -38,7 +38,7 @@ struct IngestLoop {
         self.logger = logger
         store = StreamOffsets(streams: run.streams)
         backpressure = Backpressure(pauseAfter: source.pauseAfter ?? .seconds(2), ringCapacity: run.configuration.ringCapacity / 2)
-        let now = clock.now
+        let now = run.configuration.clock.now()
         (lastTick, lastProgress, lastTenantRefresh) = (now, now, now)
     }
 
@@ -108,7 +108,7 @@ struct IngestLoop {
             waitForRoom()
             return 0
         }
-        switch backpressure.update(room: room, now: clock.now) {
+        switch backpressure.update(room: room, now: clock.now()) {
         case .pause:
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
                 "stalled_seconds": "\(backpressure.pauseAfter.secondsDouble)", "ring_occupancy": "\(run.ringOccupancy)"])
@@ -148,7 +148,7 @@ struct IngestLoop {
     private func assign(_ partitions: [Int32]) throws -> StoredPositions? {
         logger.log(level: rebalanceLogLevel, "partitions assigned", metadata: ["partitions": "\(partitions)"])
         let limit = source.rebalanceTimeout
-        let deadline = limit.map { clock.now + $0 }
+        let deadline = limit.map { clock.now() + $0 }
         var attempt = 0
         while !stop.isRaised {
             do {
@@ -158,7 +158,7 @@ struct IngestLoop {
                 router.resetPartitions(partitions, to: stored)
                 return stored
             } catch let error as PostgresError where error.isRetriable {
-                if let deadline, clock.now >= deadline {
+                if let deadline, clock.now() >= deadline {
                     throw IngestError(.interrupted, """
                         PostgreSQL did not answer within \(Int(limit!.secondsDouble)) s while partitions \(partitions) \
                         were being assigned (\(error)): stopping so the group can move them. Nothing is lost.
@@ -167,7 +167,7 @@ struct IngestLoop {
                 attempt += 1
                 run.control.drop()
                 logger.warning("cannot read stored positions, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                _ = RetryPolicy().wait(attempt: attempt, unless: stop)
+                _ = RetryPolicy(clock: clock).wait(attempt: attempt, unless: stop)
             }
         }
         return nil
@@ -181,7 +181,7 @@ struct IngestLoop {
         logger.log(level: rebalanceLogLevel, "partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
         defer { run.statistics.metrics?.forgetLag(partitions, streams: run.streams) }
         let limit = source.rebalanceTimeout
-        if router.drain(deadline: limit.map { clock.now + $0 }) { return true }
+        if router.drain(deadline: limit.map { clock.now() + $0 }) { return true }
         guard !router.pool.isAborted, !stop.isRaised, let limit else { return false }
         throw IngestError(.interrupted, """
             PostgreSQL did not commit within \(Int(limit.secondsDouble)) s while partitions \(partitions) were being \
@@ -194,7 +194,7 @@ struct IngestLoop {
     /// About ten times a second: the source reports; the tenant list is reloaded when stale;
     /// progress twice a second.
     private mutating func tickIfDue() throws {
-        let now = clock.now
+        let now = clock.now()
         guard lastTick.duration(to: now) >= .milliseconds(100) else { return }
         lastTick = now
         source.tick()

@@ -34,7 +34,7 @@ extension Flusher {
     /// transaction of its own (no lock conflict with the other shards' flushes, which only
     /// append). Best effort: the counts stay exact in tenant_metrics_current either way.
     func foldCounts() {
-        lastFold = .now
+        lastFold = configuration.clock.now()
         do {
             try TenantCountFold.fold(on: connected())
         } catch {

@@ -30,7 +30,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     /// Rung whenever this flusher frees room: after a pop from its full ring, and after a flush
     /// gave back its budgets.
     private let roomFreed: Doorbell
-    private let retryPolicy = RetryPolicy()
+    private let retryPolicy: RetryPolicy
     private let transaction: FlushTransaction
     private let deadLetterSink: (any DeadLetterSink)?
     let logger: Logger
@@ -48,7 +48,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
-    var lastFold = ContinuousClock.now
+    var lastFold: ContinuousClock.Instant
 
     /// Set when the flusher stopped on an error it cannot get past.
     let failure = Mutex<Error?>(nil)
@@ -72,6 +72,8 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         logger[metadataKey: "shard"] = "\(shard)"
         self.logger = logger
         rows.reserveCapacity(configuration.batchSize)
+        retryPolicy = RetryPolicy(clock: configuration.clock)
+        lastFold = configuration.clock.now()
     }
 
     /// The thread body: returns after `.end` is flushed, or on a fatal error (in `failure`).
@@ -99,7 +101,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                     continue
                 }
                 if aborted.isRaised { return }
-                if let oldestPending, oldestPending.duration(to: .now) >= configuration.maxBatchAge {
+                if let oldestPending, oldestPending.duration(to: configuration.clock.now()) >= configuration.maxBatchAge {
                     try flush()
                     continue
                 }
@@ -108,7 +110,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 idleRounds += 1
                 if idleRounds > 64 {
                     var timeout = Duration.milliseconds(5)
-                    if let oldestPending { timeout = min(timeout, configuration.maxBatchAge - oldestPending.duration(to: .now)) }
+                    if let oldestPending {
+                        timeout = min(timeout, configuration.maxBatchAge - oldestPending.duration(to: configuration.clock.now()))
+                    }
                     if timeout > .zero { itemArrived.wait(timeout: timeout) { ring.count > 0 } }
                 }
             }
@@ -151,7 +155,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
 
     @inline(__always)
     private func advance(_ partition: Int32, to next: Mark) {
-        if positions.advance(partition, to: next), oldestPending == nil { oldestPending = .now }
+        if positions.advance(partition, to: next), oldestPending == nil { oldestPending = configuration.clock.now() }
     }
 
     // MARK: Flushing
@@ -164,9 +168,9 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         // drain) still arrived: committing now could store a position past dropped rows.
         guard !aborted.isRaised else { return }
         guard !rows.isEmpty || !deadLetters.isEmpty || positions.moved else { return }
-        let started = ContinuousClock.now
+        let started = configuration.clock.now()
         let result = try commitRetrying()
-        let elapsed = started.duration(to: .now).secondsDouble
+        let elapsed = started.duration(to: configuration.clock.now()).secondsDouble
         statistics.update { counters in
             counters.stored += result.stored
             for deadLetter in result.deadLetters { counters.deadLettered[deadLetter.reason, default: 0] += 1 }
@@ -182,7 +186,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         budget.giveBack(batchBytes)
         batchBytes = 0
         roomFreed.ring()
-        if shard == 0, lastFold.duration(to: .now) >= configuration.foldEvery { foldCounts() }
+        if shard == 0, lastFold.duration(to: configuration.clock.now()) >= configuration.foldEvery { foldCounts() }
     }
 
     /// Runs the flush transaction until it commits. Transient failures are retried on a new

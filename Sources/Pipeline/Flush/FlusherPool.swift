@@ -16,6 +16,7 @@ final class FlusherPool: Sendable {
     let roomFreed = Doorbell()
     private let finished: [DispatchSemaphore]
     private let aborted = StopSignal()
+    private let clock: ThreadClock
 
     init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, logger: Logger) {
@@ -25,6 +26,7 @@ final class FlusherPool: Sendable {
                     statistics: statistics, deadLetterSink: deadLetterSink, aborted: stop, roomFreed: roomFreed, logger: logger)
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
+        clock = configuration.clock
     }
 
     var count: Int { flushers.count }
@@ -59,7 +61,7 @@ final class FlusherPool: Sendable {
         for semaphore in done {
             while semaphore.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
                 if isAborted { return false }
-                if let deadline, ContinuousClock.now >= deadline { return false }
+                if let deadline, clock.now() >= deadline { return false }
             }
         }
         return !isAborted

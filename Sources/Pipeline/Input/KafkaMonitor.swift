@@ -12,9 +12,10 @@ final class KafkaMonitor {
     private let status: PipelineStatusBox
     private let options: KafkaSource.Options
     private let logger: Logger
-    private let started = ContinuousClock.now
-    private var lastPublish = ContinuousClock.now
-    private var lastReport = ContinuousClock.now
+    private let clock: ThreadClock
+    private let started: ContinuousClock.Instant
+    private var lastPublish: ContinuousClock.Instant
+    private var lastReport: ContinuousClock.Instant
     private var lastReportCount: Int64 = 0
     private var lastAlertSnapshot: IngestStatistics.Snapshot?
     /// Since when fetching is paused (the source's backpressure sets it); nil while it fetches.
@@ -28,12 +29,14 @@ final class KafkaMonitor {
         self.status = status
         self.options = options
         self.logger = logger
+        clock = run.configuration.clock
+        (started, lastPublish, lastReport) = (clock.now(), clock.now(), clock.now())
     }
 
     /// Publishes and reports when it is time. `firstAssignment`: the rate since then leaves the
     /// group join out.
     func tick(consumed: Int64, firstAssignment: ContinuousClock.Instant?) {
-        let now = ContinuousClock.now
+        let now = clock.now()
         if lastPublish.duration(to: now) >= .seconds(1) {
             consumer.checkBrokersIfDown()
             publishStatus()

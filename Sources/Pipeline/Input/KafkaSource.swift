@@ -59,6 +59,7 @@ public final class KafkaSource: IngestSource {
     /// When partitions were last assigned or messages last arrived (idleness counts from there).
     private var lastActivity = ContinuousClock.now
     private var lastPositionsCommit = ContinuousClock.now
+    private var clock = ThreadClock.system
     /// Per newly assigned partition with a stored position: that position, until its first
     /// message shows whether the broker still had it.
     private var resumedAt: [Int32: Int64] = [:]
@@ -108,6 +109,8 @@ public final class KafkaSource: IngestSource {
         batch = SourceBatch(reservingCapacity: min(run.configuration.batchSize, 10_000))
         self.consumer = consumer
         self.run = run
+        clock = run.configuration.clock
+        (lastActivity, lastPositionsCommit) = (clock.now(), clock.now())
         monitor = KafkaMonitor(consumer: consumer, run: run, status: status, options: options, logger: logger)
         logger.info("consuming", metadata: ["topic": "\(subscription)", "group": "\(group)", "assignment": "\(options.assignment)",
                                             "kafka": "\(kafka)"])
@@ -140,10 +143,10 @@ public final class KafkaSource: IngestSource {
         if let last = lastTimestamp, let timestamp = last.timestamp { monitor?.read(partition: last.partition, timestamp: timestamp) }
         consumed += Int64(count)
         if count > 0 {
-            lastActivity = .now
+            lastActivity = clock.now()
             return .messages(batch)
         }
-        if let exitWhenIdle = options.exitWhenIdle, lastActivity.duration(to: .now) >= exitWhenIdle, monitor?.isCaughtUp == true {
+        if let exitWhenIdle = options.exitWhenIdle, lastActivity.duration(to: clock.now()) >= exitWhenIdle, monitor?.isCaughtUp == true {
             logger.info("caught up and idle: stopping")
             return .end
         }
@@ -160,20 +163,21 @@ public final class KafkaSource: IngestSource {
         }
         resumedAt.merge(start) { $1 }
         try consumer?.assign(startingAt: start)
-        timing.withLock { if $0.firstAssignment == nil { $0.firstAssignment = .now } }
-        lastActivity = .now
+        let now = clock.now()
+        timing.withLock { if $0.firstAssignment == nil { $0.firstAssignment = now } }
+        lastActivity = now
     }
 
     public func release(_ partitions: [Int32]) throws {
         consumer?.release()
         monitor?.revoked(partitions)
-        lastActivity = .now
+        lastActivity = clock.now()
     }
 
     public func pause() {
         isPaused = true
         consumer?.pause()
-        monitor?.pausedSince = .now
+        monitor?.pausedSince = clock.now()
     }
 
     public func resume() {
@@ -186,15 +190,16 @@ public final class KafkaSource: IngestSource {
     public func tick() {
         let firstAssignment = timing.withLock { $0.firstAssignment }
         monitor?.tick(consumed: consumed, firstAssignment: firstAssignment)
-        if lastPositionsCommit.duration(to: .now) >= options.reportEvery {
-            lastPositionsCommit = .now
+        if lastPositionsCommit.duration(to: clock.now()) >= options.reportEvery {
+            lastPositionsCommit = clock.now()
             commitStoredPositions()
         }
     }
 
     /// Records in Kafka what PostgreSQL holds (for lag tools) and leaves the group.
     public func finish(committed: Bool) {
-        timing.withLock { $0.finished = .now }
+        let now = clock.now()
+        timing.withLock { $0.finished = now }
         if committed { commitStoredPositions() }
         consumer?.close()
     }
@@ -202,7 +207,8 @@ public final class KafkaSource: IngestSource {
     /// Seconds from the first partition assignment to the end of the run (or now): the run's
     /// time without the group join. nil when nothing was ever assigned.
     public var secondsSinceFirstAssignment: Double? {
-        timing.withLock { timing in timing.firstAssignment.map { $0.duration(to: timing.finished ?? .now).secondsDouble } }
+        let now = clock.now()
+        return timing.withLock { timing in timing.firstAssignment.map { $0.duration(to: timing.finished ?? now).secondsDouble } }
     }
 
     /// Commits to Kafka what PostgreSQL holds (the lowest position over shards), for lag

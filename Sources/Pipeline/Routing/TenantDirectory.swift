@@ -12,20 +12,24 @@ public final class TenantDirectory: Sendable {
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
     /// How often `refreshIfStale` reloads. Default: 10 s.
     public let refreshInterval: Duration
+    private let clock: ThreadClock
 
-    public init(refreshInterval: Duration = .seconds(10)) {
+    public init(refreshInterval: Duration = .seconds(10), clock: ThreadClock = .system) {
         self.refreshInterval = refreshInterval
+        self.clock = clock
     }
 
     public func refresh(on connection: PostgresConnection) throws {
         let ids = try connection.execute("SELECT id FROM ingest_tenant_ids() AS t(id)").rows.compactMap { $0[0].flatMap(UUIDValue.init) }
         tenants.withLock { $0 = Set(ids) }
-        lastRefresh.withLock { $0 = .now }
+        let now = clock.now()
+        lastRefresh.withLock { $0 = now }
     }
 
     /// Reloads when the cache is older than `refreshInterval`.
     public func refreshIfStale(on connection: PostgresConnection) throws {
-        let stale = lastRefresh.withLock { last in last.map { $0.duration(to: .now) > refreshInterval } ?? true }
+        let now = clock.now()
+        let stale = lastRefresh.withLock { last in last.map { $0.duration(to: now) > refreshInterval } ?? true }
         if stale { try refresh(on: connection) }
     }
 
