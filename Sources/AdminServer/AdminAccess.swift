@@ -37,7 +37,7 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
             if let unlogged = refusedHostWarnings.due() {
                 // Quoted and escaped: a client's Host header cannot add fields or controls to the log.
                 context.logger.warning("refused a request for a host this server does not serve",
-                                       metadata: ["host": "\(Self.quotedForLog(host))", "refusals_not_logged": "\(unlogged)"])
+                                       metadata: [LogKey.host: "\(Self.quotedForLog(host))", LogKey.refusalsNotLogged: "\(unlogged)"])
             }
             return try AdminServer.error(
                 "Host \(host.isEmpty ? "(none)" : host) is not served here: use \(boundHost) or a name given with --admin-allowed-host",
@@ -130,20 +130,20 @@ struct AdminErrorLogging<Context: RequestContext>: RouterMiddleware {
         do {
             let response = try await next(request, context)
             if response.status == .internalServerError {
-                context.logger.error("admin request failed", metadata: ["path": "\(request.uri.path)", "status": "500"])
+                context.logger.error("admin request failed", metadata: [LogKey.path: "\(request.uri.path)", LogKey.status: "500"])
             }
             return response
         } catch let error as any HTTPResponseError {
             throw error
         } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.insufficientPrivilege {
-            context.logger.warning("admin request refused by the database", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            context.logger.warning("admin request refused by the database", metadata: [LogKey.path: "\(request.uri.path)", LogKey.error: "\(error)"])
             return try AdminServer.error("""
                 the database refused this to the admin API's role (\(error.message)): serve it as the schema owner \
                 (admin serve --database-role none with the owner's connection string), or use the CLI
                 """, status: .forbidden)
         } catch {
             context.logger.error("admin request failed", metadata: [
-                "path": "\(request.uri.path)", "method": "\(request.method)", "error": "\(error)",
+                LogKey.path: "\(request.uri.path)", LogKey.method: "\(request.method)", LogKey.error: "\(error)",
             ])
             return try AdminServer.error("internal error (\(type(of: error))); the server log has the cause",
                                          status: .internalServerError)

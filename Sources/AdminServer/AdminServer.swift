@@ -72,7 +72,7 @@ public final class AdminServer: Service, Sendable {
     ///   - registry: the registry `/metrics` renders. Pass the one swift-metrics was bootstrapped
     ///     with, so the pipeline's counters, flush durations, lag and rings are in it; the admin
     ///     server adds its own figures to it at every scrape.
-    public init(configuration: Configuration, pipeline: (any PipelineStatusProvider)? = nil,
+    package init(configuration: Configuration, pipeline: (any PipelineStatusProvider)? = nil,
                 registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "audit-ingest.admin")) {
         self.configuration = configuration
         self.pipeline = pipeline

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Operations
+import Postgres
 import Pipeline
 import Synchronization
 
@@ -128,8 +129,8 @@ final class ReadinessProbe: Sendable {
         if report.ready {
             logger.notice("ready")
         } else {
-            var metadata: Logger.Metadata = ["problems": "\(report.problems)"]
-            if let health, !health.problems.isEmpty { metadata["database"] = "\(health.problems)" }  // masked by PostgresError
+            var metadata: Logger.Metadata = [LogKey.problems: "\(report.problems)"]
+            if let health, !health.problems.isEmpty { metadata[LogKey.database] = "\(health.problems)" }  // masked by PostgresError
             logger.warning("not ready", metadata: metadata)
         }
     }

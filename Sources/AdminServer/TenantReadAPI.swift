@@ -138,10 +138,10 @@ final class TenantReadAPI: Sendable {
                 case is ExportChannel.Cancelled: break
                 case is ExportChannel.Stalled:
                     self.logger.warning("export aborted: its client took nothing for the stall timeout",
-                                        metadata: ["tenant": "\(export.tenantID)", "timeout": "\(self.admission.limits.stallTimeout)"])
+                                        metadata: [LogKey.tenant: "\(export.tenantID)", LogKey.timeout: "\(self.admission.limits.stallTimeout)"])
                     channel.close(promise: nil)  // ends the write that waits on the socket
                 default:
-                    self.logger.error("export failed", metadata: ["tenant": "\(export.tenantID)", "error": "\(error)"])
+                    self.logger.error("export failed", metadata: [LogKey.tenant: "\(export.tenantID)", LogKey.error: "\(error)"])
                 }
                 chunks.finish(error)
             }

@@ -11,9 +11,8 @@ public final class EventDecoder {
     /// Unescaped strings of the current message; as large as the largest message. Owned and freed
     /// by this decoder.
     private let scratch: UnsafeMutablePointer<UInt8>
-    // Single-threaded (above): no run-time exclusivity checks on the per-message counters.
-    @exclusivity(unchecked) var latestAllowed: Int64 = 0
-    @exclusivity(unchecked) var decodesUntilClockRefresh = 0
+    var latestAllowed: Int64 = 0
+    var decodesUntilClockRefresh = 0
 
     public init(configuration: DecoderConfiguration = .init()) {
         self.configuration = configuration

@@ -25,7 +25,7 @@ public struct BenchOptions: Sendable {
     public var databaseURL: String?
     /// nil: the embedded Kafka cluster.
     public var brokers: String?
-    public var engine = IngestConfiguration()
+    package var engine = IngestConfiguration()
     public var migrations: [Migration] = []
 
     public init() {}
@@ -102,7 +102,7 @@ public final class Benchmark {
             try admin.execute("DROP DATABASE \(databases.copy) WITH (FORCE)")
         } catch {
             logger.warning("could not drop the baseline's database before audit-ingest's run: its autovacuum may be counted in the server's CPU",
-                           metadata: ["database": "\(databases.copy)", "error": "\(error)"])
+                           metadata: [LogKey.database: "\(databases.copy)", LogKey.error: "\(error)"])
         }
         progress("audit-ingest \(options.mode.rawValue)")
         let ingestURL = try prepareDatabase(databases.ingest, base: base, data: data, withPartitions: false)

@@ -42,8 +42,8 @@ public final class KafkaLogRelay: Sendable {
     private func emit(_ emissions: [LogFolder.Emission]) {
         for emission in emissions {
             let line = emission.line
-            var metadata: Logger.Metadata = ["facility": "\(line.facility)", "client": "\(line.client)"]
-            if emission.repeats > 0 { metadata["repeated"] = "\(emission.repeats)" }
+            var metadata: Logger.Metadata = [RelayKey.facility: "\(line.facility)", RelayKey.client: "\(line.client)"]
+            if emission.repeats > 0 { metadata[RelayKey.repeated] = "\(emission.repeats)" }
             let message = emission.repeats > 0
                 ? "\(line.message) (\(emission.repeats) more identical line(s) in \(emission.seconds) s)"
                 : line.message
@@ -133,4 +133,12 @@ struct LogFolder {
         }
         return emissions.sorted { $0.line.message < $1.line.message }
     }
+}
+
+/// The metadata keys of a relayed librdkafka line (this module builds on no other that logs,
+/// so they stand here rather than in `LogKey`).
+private enum RelayKey {
+    static let facility = "facility"
+    static let client = "client"
+    static let repeated = "repeated"
 }

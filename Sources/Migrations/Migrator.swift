@@ -54,8 +54,8 @@ public struct Migrator {
                                      underlying: error)
             }
             logger.info("applied migration", metadata: [
-                "migration": "\(migration.fileName)",
-                "duration_ms": "\(started.duration(to: .now).milliseconds)",
+                LogKey.migration: "\(migration.fileName)",
+                LogKey.durationMs: "\(started.duration(to: .now).milliseconds)",
             ])
             appliedNow.append(migration)
         }
@@ -106,7 +106,7 @@ public struct Migrator {
             try connection.query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
                                  [migration.checksum, String(migration.version), record.checksum])
             logger.info("applied migration's comments were edited since; recorded its checksum as it is now",
-                        metadata: ["migration": "\(migration.fileName)"])
+                        metadata: [LogKey.migration: "\(migration.fileName)"])
         }
     }
 
@@ -121,7 +121,7 @@ public struct Migrator {
         }
         for (version, record) in applied where !migrations.contains(where: { $0.version == version }) {
             logger.warning("applied migration has no file here (a newer audit-ingest applied it?)",
-                           metadata: ["version": "\(version)", "name": "\(record.name)"])
+                           metadata: [LogKey.version: "\(version)", LogKey.name: "\(record.name)"])
         }
     }
 }

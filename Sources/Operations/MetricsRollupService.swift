@@ -16,7 +16,7 @@ public final class MetricsRollupService: Sendable {
     private let slowQueryThreshold: Duration
     private let logger: Logger
 
-    public init(database: PostgresConfiguration, interval: Duration, stop: StopSignal, alerts: PipelineStatusBox? = nil,
+    package init(database: PostgresConfiguration, interval: Duration, stop: StopSignal, alerts: PipelineStatusBox? = nil,
                 slowQueryThreshold: Duration = .seconds(1), logger: Logger = Logger(label: "audit-ingest.rollup")) {
         self.database = database
         self.interval = interval
@@ -38,15 +38,15 @@ public final class MetricsRollupService: Sendable {
         defer { connection.close() }
         let day = try connection.execute("SELECT (now() AT TIME ZONE 'UTC')::date::text").scalar ?? ""
         let rows = try MetricsRollup.run(day: day, batchSize: Self.batchSize, on: connection)
-        logger.debug("metrics rollup", metadata: ["tenants": "\(rows)"])
+        logger.debug("metrics rollup", metadata: [LogKey.tenants: "\(rows)"])
         let overQuota = try connection.query("SELECT code FROM tenants_over_storage_quota($1::date) AS t(code)", [day])
             .rows.compactMap { $0[0] }
-        if !overQuota.isEmpty { logger.warning("tenants over their storage quota", metadata: ["tenants": "\(overQuota)"]) }
+        if !overQuota.isEmpty { logger.warning("tenants over their storage quota", metadata: [LogKey.tenants: "\(overQuota)"]) }
         alerts?.setAlert("tenant_storage_quota", firing: !overQuota.isEmpty)
         if try connection.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL").scalar == "t" {
             let slow = Int(try connection.query("SELECT count(*) FROM pg_stat_statements WHERE mean_exec_time > $1 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
                                                 [String(slowQueryThreshold.milliseconds)]).scalar ?? "0") ?? 0
-            if slow > 0 { logger.warning("slow queries", metadata: ["statements": "\(slow)", "threshold_ms": "\(slowQueryThreshold.milliseconds)"]) }
+            if slow > 0 { logger.warning("slow queries", metadata: [LogKey.statements: "\(slow)", LogKey.thresholdMs: "\(slowQueryThreshold.milliseconds)"]) }
             alerts?.setAlert("slow_queries", firing: slow > 0)
         }
     }
@@ -54,7 +54,7 @@ public final class MetricsRollupService: Sendable {
     /// Rolls up every `interval` until `stop` (or the service's own stop) is raised; a failed
     /// rollup is logged and retried at the next interval. Blocks: run it on a thread of its own
     /// (`ThreadService`).
-    public func loop(until stop: StopSignal) {
+    package func loop(until stop: StopSignal) {
         var next = ContinuousClock.now + interval
         while !stop.isRaised && !self.stop.isRaised {
             guard ContinuousClock.now >= next else {
@@ -65,7 +65,7 @@ public final class MetricsRollupService: Sendable {
             do {
                 try runOnce()
             } catch {
-                logger.warning("metrics rollup failed; will retry", metadata: ["error": "\(error)"])
+                logger.warning("metrics rollup failed; will retry", metadata: [LogKey.error: "\(error)"])
             }
         }
     }

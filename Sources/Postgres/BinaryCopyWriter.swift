@@ -18,8 +18,8 @@ public final class BinaryCopyWriter {
     /// False for a text or CSV COPY: no binary header and trailer around the rows.
     private let isBinary: Bool
     /// Rows are appended here; the header is already in it.
-    /// Used by one thread, row after row: no run-time exclusivity checks on it.
-    @exclusivity(unchecked) public var encoder: BinaryCopyEncoder
+    /// Used by one thread, row after row.
+    public var encoder: BinaryCopyEncoder
 
     init(connection: PostgresConnection, sql: String, chunkSize: Int, binary: Bool = true) throws {
         self.connection = connection

@@ -109,7 +109,7 @@ public final class ConnectionPool: @unchecked Sendable {
                 lastTimeout = .now
                 let limit = configuration.size + configuration.maxOverflow
                 condition.unlock()
-                logger.warning("connection pool exhausted", metadata: ["pool.limit": "\(limit)"])
+                logger.warning("connection pool exhausted", metadata: [LogKey.poolLimit: "\(limit)"])
                 throw PostgresError(
                     code: .poolTimeout,
                     message: "no connection free after \(configuration.checkoutTimeout) (all \(limit) in use)",
@@ -191,7 +191,7 @@ public final class ConnectionPool: @unchecked Sendable {
             countCheckout(replacing: false)
             return connection
         }
-        logger.info("replacing pooled connection", metadata: ["reason": "\(reason)"])
+        logger.info("replacing pooled connection", metadata: [LogKey.reason: "\(reason)"])
         connection.close()
         return try openNew(replacing: true)
     }

@@ -26,7 +26,7 @@ final class ControlConnection {
         do {
             try body(try open())
         } catch {
-            logger.warning("could not \(what); a later run records it", metadata: ["error": "\(error)"])
+            logger.warning("could not \(what); a later run records it", metadata: [LogKey.error: "\(error)"])
         }
     }
 

@@ -1,13 +1,13 @@
 import Synchronization
 
 /// A flag any thread may raise and all threads poll: "stop working". Shared by reference.
-public final class StopSignal: Sendable {
+package final class StopSignal: Sendable {
     private let raised = Atomic<Bool>(false)
 
-    public init() {}
+    package init() {}
 
-    public func raise() { raised.store(true, ordering: .relaxed) }
+    package func raise() { raised.store(true, ordering: .relaxed) }
 
     /// Relaxed: a stop is noticed within a loop iteration or two; no data is published through it.
-    public var isRaised: Bool { raised.load(ordering: .relaxed) }
+    package var isRaised: Bool { raised.load(ordering: .relaxed) }
 }

@@ -7,7 +7,7 @@ extension IngestEngine {
     /// - Parameter ifChanged: what to do when the part an earlier run stored has changed since.
     /// - Parameter stop: raised (SIGTERM) to stop reading: what was read is committed within
     ///   `stopTimeout`, then it throws `interrupted`; a later run continues.
-    public func ingest(_ files: [FileSource], ifChanged: ChangedSourcePolicy = .refuse, stop: StopSignal = StopSignal(),
+    package func ingest(_ files: [FileSource], ifChanged: ChangedSourcePolicy = .refuse, stop: StopSignal = StopSignal(),
                        stopTimeout: Duration = .seconds(10), finished: ((String, IngestSummary) -> Void)? = nil,
                        progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         let source = FileIngestSource(files, ifChanged: ifChanged, logger: logger, finished: finished)
@@ -19,7 +19,7 @@ extension IngestEngine {
     }
 
     /// `ingest([file])`, with errors naming the file.
-    public func ingest(_ file: FileSource, ifChanged: ChangedSourcePolicy = .refuse, stop: StopSignal = StopSignal(),
+    package func ingest(_ file: FileSource, ifChanged: ChangedSourcePolicy = .refuse, stop: StopSignal = StopSignal(),
                        stopTimeout: Duration = .seconds(10),
                        progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         do {

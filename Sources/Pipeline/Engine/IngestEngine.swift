@@ -10,17 +10,17 @@ import Postgres
 ///
 /// `run` is the one orchestration: check the schema, name the source, start the shards, feed
 /// them from the source, drain, summarise. `backfill` and `consume` differ only in the source.
-public final class IngestEngine: Sendable {
-    public let configuration: IngestConfiguration
-    public let database: PostgresConfiguration
-    public let partitions: PartitionManager
-    public let tenants: TenantDirectory
+package final class IngestEngine: Sendable {
+    package let configuration: IngestConfiguration
+    package let database: PostgresConfiguration
+    package let partitions: PartitionManager
+    package let tenants: TenantDirectory
     /// Where the pipeline's swift-metrics values go.
     let metricsFactory: MetricsFactory
     let logger: Logger
 
     /// - Parameter metricsFactory: Default: the process's bootstrapped swift-metrics backend.
-    public init(database: PostgresConfiguration, configuration: IngestConfiguration = .init(),
+    package init(database: PostgresConfiguration, configuration: IngestConfiguration = .init(),
                 metricsFactory: MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "audit-ingest.engine")) {
         self.database = database
         self.configuration = configuration
@@ -31,7 +31,7 @@ public final class IngestEngine: Sendable {
     }
 
     /// Connects and checks that `migrate` has run. Throws `.schemaNotMigrated` otherwise.
-    public func prepare() throws -> PostgresConnection {
+    package func prepare() throws -> PostgresConnection {
         let connection = try PostgresConnection(configuration: database)
         let present = try connection.execute("""
             SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
@@ -57,7 +57,7 @@ public final class IngestEngine: Sendable {
     /// - Parameters:
     ///   - deadLetterSink: also gets every committed dead letter (e.g. `KafkaDeadLetterTopic`).
     ///   - progress: called from the engine's thread about twice a second.
-    public func run(_ source: some IngestSource, stop: StopSignal = StopSignal(), stopTimeout: Duration = .seconds(10),
+    package func run(_ source: some IngestSource, stop: StopSignal = StopSignal(), stopTimeout: Duration = .seconds(10),
                     deadLetterSink: (any DeadLetterSink)? = nil,
                     progress: ((IngestStatistics.Snapshot) -> Void)? = nil) throws -> IngestSummary {
         let started = configuration.clock.now()
@@ -123,10 +123,10 @@ extension IngestEngine {
     func foldCounts(on control: ControlConnection) {
         do {
             let folded = try control.run { try TenantCountFold.fold(on: $0) }
-            logger.debug("folded counts into tenant_metrics", metadata: ["deltas": "\(folded)"])
+            logger.debug("folded counts into tenant_metrics", metadata: [LogKey.deltas: "\(folded)"])
         } catch {
             logger.warning("could not fold counts into tenant_metrics (exact in tenant_metrics_current; the next rollup folds them)",
-                           metadata: ["error": "\(error)"])
+                           metadata: [LogKey.error: "\(error)"])
         }
     }
 }

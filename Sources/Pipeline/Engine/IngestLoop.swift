@@ -61,7 +61,7 @@ struct IngestLoop {
                 // owner has committed these partitions since, so nothing is stored twice; ending the
                 // run instead would turn every missed heartbeat under load into a restart.
                 logger.warning("partitions lost without a handover: committing what is in flight (fenced if another member already took over)",
-                               metadata: ["partitions": "\(partitions)"])
+                               metadata: [LogKey.partitions: "\(partitions)"])
                 guard try revoke(partitions) else { return }
                 try source.release(partitions)
             case .messages(let batch):
@@ -111,7 +111,7 @@ struct IngestLoop {
         switch backpressure.update(room: room, now: clock.now()) {
         case .pause:
             logger.warning("flushers are behind: pausing fetches until they catch up", metadata: [
-                "stalled_seconds": "\(backpressure.pauseAfter.secondsDouble)", "ring_occupancy": "\(run.ringOccupancy)"])
+                LogKey.stalledSeconds: "\(backpressure.pauseAfter.secondsDouble)", LogKey.ringOccupancy: "\(run.ringOccupancy)"])
             run.statistics.update { $0.pauses += 1 }
             source.pause()
         case .resume:
@@ -146,7 +146,7 @@ struct IngestLoop {
     /// count changed, see `OffsetStore.adopt`). Retries while PostgreSQL is unreachable (for the
     /// source's `rebalanceTimeout` at most, then throws); returns nil when asked to stop meanwhile.
     private func assign(_ partitions: [Int32]) throws -> StoredPositions? {
-        logger.log(level: rebalanceLogLevel, "partitions assigned", metadata: ["partitions": "\(partitions)"])
+        logger.log(level: rebalanceLogLevel, "partitions assigned", metadata: [LogKey.partitions: "\(partitions)"])
         let limit = source.rebalanceTimeout
         let deadline = limit.map { clock.now() + $0 }
         var attempt = 0
@@ -166,7 +166,7 @@ struct IngestLoop {
                 }
                 attempt += 1
                 run.control.drop()
-                logger.warning("cannot read stored positions, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                logger.warning("cannot read stored positions, retrying", metadata: [LogKey.error: "\(error)", LogKey.attempt: "\(attempt)"])
                 _ = RetryPolicy(clock: clock).wait(attempt: attempt, unless: stop)
             }
         }
@@ -178,7 +178,7 @@ struct IngestLoop {
     /// flusher failed or a stop came first; throws when the commit takes longer than the source's
     /// `rebalanceTimeout`.
     private func revoke(_ partitions: [Int32]) throws -> Bool {
-        logger.log(level: rebalanceLogLevel, "partitions revoked: flushing in-flight events", metadata: ["partitions": "\(partitions)"])
+        logger.log(level: rebalanceLogLevel, "partitions revoked: flushing in-flight events", metadata: [LogKey.partitions: "\(partitions)"])
         defer { run.statistics.metrics?.forgetLag(partitions, streams: run.streams) }
         let limit = source.rebalanceTimeout
         if router.drain(deadline: limit.map { clock.now() + $0 }) { return true }
@@ -216,7 +216,7 @@ struct IngestLoop {
             // PostgreSQL restarting: keep the tenants known so far; the flushers wait for it,
             // and the next refresh reconnects.
             run.control.drop()
-            logger.warning("cannot refresh the tenant list, keeping the cached one", metadata: ["error": "\(error)"])
+            logger.warning("cannot refresh the tenant list, keeping the cached one", metadata: [LogKey.error: "\(error)"])
         }
     }
 }

@@ -1,13 +1,14 @@
 import CoreMetrics
 import Kafka
 import Logging
+import Postgres
 
 /// Where dead letters also go once their flush transaction has committed them to
 /// audit_dead_letter, for stream consumers of bad events. The table stays the record: a process
 /// that dies right after a commit may not have handed those dead letters on.
 ///
 /// `publish` is called from flusher threads, concurrently.
-public protocol DeadLetterSink: Sendable {
+package protocol DeadLetterSink: Sendable {
     func publish(_ deadLetters: [DeadLetter], source: String)
     /// Waits until what was published is delivered (at shutdown).
     func flush()
@@ -18,13 +19,13 @@ public protocol DeadLetterSink: Sendable {
 /// `-partition`, `-offset`, `-reason`, and when known `-detail`, `-sqlstate`, `-tenant`.
 /// A failure to publish is logged and counted (`audit_ingest_dead_letter_topic_failures_total`),
 /// never fatal.
-public final class KafkaDeadLetterTopic: DeadLetterSink {
-    public let topic: String
+package final class KafkaDeadLetterTopic: DeadLetterSink {
+    package let topic: String
     private let producer: KafkaProducer
     private let logger: Logger
     private let failures: Counter
 
-    public init(topic: String, configuration: KafkaConfiguration, maximumWait: Duration = .seconds(1),
+    package init(topic: String, configuration: KafkaConfiguration, maximumWait: Duration = .seconds(1),
                 logger: Logger = Logger(label: "audit-ingest.dead-letter-topic")) throws {
         self.topic = topic
         self.maximumWait = maximumWait
@@ -36,15 +37,15 @@ public final class KafkaDeadLetterTopic: DeadLetterSink {
     /// How long one `publish` waits for room in the producer's queue before it gives up on the
     /// rest of its dead letters (it runs on a flusher thread, which must not wait for a broker
     /// that is down). Default: 1 s.
-    public let maximumWait: Duration
+    package let maximumWait: Duration
 
-    public func publish(_ deadLetters: [DeadLetter], source: String) {
+    package func publish(_ deadLetters: [DeadLetter], source: String) {
         let deadline = ContinuousClock.now + maximumWait
         for (index, deadLetter) in deadLetters.enumerated() {
             guard ContinuousClock.now < deadline || index == 0 else {
                 failures.increment(by: deadLetters.count - index)
                 logger.warning("dead letters not published: the producer's queue stayed full (they are in audit_dead_letter)", metadata: [
-                    "topic": "\(topic)", "count": "\(deadLetters.count - index)"])
+                    LogKey.topic: "\(topic)", LogKey.count: "\(deadLetters.count - index)"])
                 break
             }
             var headers = [("audit-ingest-source", source), ("audit-ingest-partition", "\(deadLetter.partition)"),
@@ -59,15 +60,15 @@ public final class KafkaDeadLetterTopic: DeadLetterSink {
             } catch {
                 failures.increment()
                 logger.warning("dead letter not published (it is in audit_dead_letter)", metadata: [
-                    "topic": "\(topic)", "partition": "\(deadLetter.partition)", "offset": "\(deadLetter.offset)", "error": "\(error)"])
+                    LogKey.topic: "\(topic)", LogKey.partition: "\(deadLetter.partition)", LogKey.offset: "\(deadLetter.offset)", LogKey.error: "\(error)"])
             }
         }
         producer.poll()
     }
 
-    public func flush() {
+    package func flush() {
         do { try producer.flush() } catch {
-            logger.warning("dead letters may not all have reached their topic", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            logger.warning("dead letters may not all have reached their topic", metadata: [LogKey.topic: "\(topic)", LogKey.error: "\(error)"])
         }
     }
 }

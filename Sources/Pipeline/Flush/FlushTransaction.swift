@@ -83,7 +83,7 @@ struct FlushTransaction {
             guard rows.count > 1 else {
                 let row = rows.first!
                 logger.warning("row refused by PostgreSQL, dead-lettered", metadata: [
-                    "partition": "\(row.partition)", "offset": "\(row.offset)", "sqlstate": "\(error.sqlState ?? "")"])
+                    LogKey.partition: "\(row.partition)", LogKey.offset: "\(row.offset)", LogKey.sqlstate: "\(error.sqlState ?? "")"])
                 return [(rows.startIndex, DeadLetter(partition: row.partition, offset: row.offset, next: row.next, record: row.record,
                                                      tenantID: row.tenantID,
                                                      rawMessage: row.rawMessage, reason: Rejection.Kind.rejectedByDatabase.rawValue,

@@ -38,7 +38,7 @@ extension Flusher {
         do {
             try TenantCountFold.fold(on: connected())
         } catch {
-            logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: ["error": "\(error)"])
+            logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: [LogKey.error: "\(error)"])
         }
     }
 

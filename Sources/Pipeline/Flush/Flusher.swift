@@ -69,7 +69,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.aborted = aborted
         self.roomFreed = roomFreed
         var logger = logger
-        logger[metadataKey: "shard"] = "\(shard)"
+        logger[metadataKey: LogKey.shard] = "\(shard)"
         self.logger = logger
         rows.reserveCapacity(configuration.batchSize)
         retryPolicy = RetryPolicy(clock: configuration.clock)
@@ -118,7 +118,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
             }
             try flush()
         } catch {
-            logger.error("flusher stopped", metadata: ["error": "\(error)"])
+            logger.error("flusher stopped", metadata: [LogKey.error: "\(error)"])
             failure.withLock { $0 = error }
             aborted.raise()
         }
@@ -224,7 +224,7 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
                 // A month partition vanished or was never seen: look again and create it.
                 attempt += 1
                 rows.distinctMonths.forEach(partitions.invalidate)
-                logger.warning("row without partition, re-checking partitions", metadata: ["error": "\(error)"])
+                logger.warning("row without partition, re-checking partitions", metadata: [LogKey.error: "\(error)"])
             }
         }
     }

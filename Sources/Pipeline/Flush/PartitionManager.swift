@@ -11,22 +11,22 @@ import Synchronization
 /// which does not wait for (or block) other shards' COPYs. There is never a DEFAULT partition.
 ///
 /// Thread-safe: flushers share one manager.
-public final class PartitionManager: Sendable {
+package final class PartitionManager: Sendable {
     /// The partitioned tables kept in step, by month.
-    public static let parents = ["audit_log", "tenant_metrics"]
+    package static let parents = ["audit_log", "tenant_metrics"]
     private let known = Mutex<Set<Month>>([])
     private let createdCount = Atomic<Int>(0)
     private let logger: Logger
 
-    public init(logger: Logger = Logger(label: "audit-ingest.partitions")) {
+    package init(logger: Logger = Logger(label: "audit-ingest.partitions")) {
         self.logger = logger
     }
 
     /// Partitions created by this process.
-    public var created: Int { createdCount.load(ordering: .relaxed) }
+    package var created: Int { createdCount.load(ordering: .relaxed) }
 
     /// Reads which months exist (for both parents) from the catalog.
-    public func refresh(on connection: PostgresConnection) throws {
+    package func refresh(on connection: PostgresConnection) throws {
         let rows = try connection.execute("""
             SELECT substr(c.relname, length(p.relname) + 2) AS suffix, count(*)
             FROM pg_inherits i
@@ -45,7 +45,7 @@ public final class PartitionManager: Sendable {
     /// Ensures every month in `months` exists for both parents. Must be called outside a
     /// transaction. Returns the partitions created.
     @discardableResult
-    public func ensure(_ months: some Sequence<Month>, on connection: PostgresConnection) throws -> Int {
+    package func ensure(_ months: some Sequence<Month>, on connection: PostgresConnection) throws -> Int {
         let missing = known.withLock { known in months.filter { !known.contains($0) } }
         var created = 0
         for month in Set(missing).sorted() {
@@ -56,7 +56,7 @@ public final class PartitionManager: Sendable {
     }
 
     /// Forgets what is known, so the next `ensure` checks the catalog again (after a 23514).
-    public func invalidate(_ month: Month) {
+    package func invalidate(_ month: Month) {
         known.withLock { _ = $0.remove(month) }
     }
 
@@ -68,7 +68,7 @@ public final class PartitionManager: Sendable {
         }
         if created > 0 {
             createdCount.add(created, ordering: .relaxed)
-            logger.info("created partitions", metadata: ["month": "\(month)", "count": "\(created)"])
+            logger.info("created partitions", metadata: [LogKey.month: "\(month)", LogKey.count: "\(created)"])
         }
         return created
     }

@@ -4,10 +4,10 @@ import Postgres
 /// `tenant_metrics_delta` (migration 0010), so concurrent flushers never contend on a tenant's
 /// row; the fold moves them into `tenant_metrics.audit_log_count`. Flushers fold when idle, the
 /// engine once at the end of a run, and the metrics rollup before it rolls a day up.
-public enum TenantCountFold {
+package enum TenantCountFold {
     /// Folds the pending deltas; returns how many delta rows moved (0 while another fold runs).
     @discardableResult
-    public static func fold(on connection: PostgresConnection) throws -> Int {
+    package static func fold(on connection: PostgresConnection) throws -> Int {
         Int(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar ?? "0") ?? 0
     }
 }

@@ -9,22 +9,23 @@ import AuditCore
 /// flusher keeps each batch until the rows it brought are flushed, then hands it back through
 /// the shard's `spentBatches` ring for the source to fill again.
 ///
-/// Its state is `@exclusivity(unchecked)`: one thread uses it at a time, and run-time checks on
-/// each appended row cost more than the append.
+/// Only the source thread changes it (`append`, `reset`); debug builds check that (`filler`).
 final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, then handed over whole
     /// Bytes a batch holds unless one event needs more.
     static let defaultCapacity = 128 << 10
 
-    @exclusivity(unchecked) private(set) var rows: [EncodedRow] = []
+    private(set) var rows: [EncodedRow] = []
     /// Records of the batch's messages that cannot be stored (`DeadLetter.record` > 0): they
     /// travel with their siblings' rows, so one flush commits a message's part of this shard whole.
-    @exclusivity(unchecked) var deadLetters: [DeadLetter] = []
+    var deadLetters: [DeadLetter] = []
     /// Rows after which the batch is handed over even if its buffer has room.
     let maxRows: Int
     /// The buffer's size: what this batch keeps alive, counted against the shard's byte budget.
     let capacity: Int
-    @exclusivity(unchecked) private(set) var usedBytes = 0
+    private(set) var usedBytes = 0
     private let buffer: UnsafeMutableRawPointer
+    /// The thread that fills it, in debug builds.
+    private let filler = ThreadConfinement()
 
     /// - Parameter neededBytes: the first row's bytes (row and raw message), when they exceed the default.
     init(maxRows: Int, neededBytes: Int = 0) {
@@ -75,6 +76,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
 
     /// Empties the batch for reuse, keeping its buffer.
     func reset() {
+        filler.check()
         rows.removeAll(keepingCapacity: true)
         deadLetters.removeAll()
         usedBytes = 0
@@ -86,6 +88,7 @@ final class RowBatch: @unchecked Sendable {  // one thread at a time: filled, th
     /// The caller checks `hasRoom` first.
     func append(partition: Int32, offset: Int64, next: Mark, tenantID: UUIDValue, timestamp: Int64, record: Int32 = 0,
                 row: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+        filler.check()
         precondition(hasRoom(forBytes: row.count + raw.count), "RowBatch: no room for the row")
         let start = buffer + usedBytes
         if let base = row.baseAddress { start.copyMemory(from: base, byteCount: row.count) }

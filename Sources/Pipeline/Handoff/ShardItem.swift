@@ -44,21 +44,21 @@ struct EncodedRow {
 }
 
 /// One audit_dead_letter row.
-public struct DeadLetter: Sendable {
+package struct DeadLetter: Sendable {
     /// Position in the source (Kafka partition and offset; partition 0 and line number for files).
-    public var partition: Int32
-    public var offset: Int64
+    package var partition: Int32
+    package var offset: Int64
     /// Where the source goes on after this message.
     var next: Mark
     /// 0: the whole message. n: the message's nth record (a delivery file holds many; each that
     /// cannot be stored is a dead letter of its own, its siblings are stored).
-    public var record: Int32 = 0
-    public var tenantID: UUIDValue?
+    package var record: Int32 = 0
+    package var tenantID: UUIDValue?
     /// The message as received (the first KiB of an over-long line).
-    public var rawMessage: [UInt8]
+    package var rawMessage: [UInt8]
     /// A `Rejection` reason, or "rejected by database".
-    public var reason: String
-    public var detail: String?
+    package var reason: String
+    package var detail: String?
     /// When PostgreSQL refused the row.
-    public var sqlState: String?
+    package var sqlState: String?
 }

@@ -13,7 +13,7 @@ import Synchronization
 /// stored source it continues, or a refusal) just before it is read, once everything read
 /// before it is committed, so a run that holds a file twice, or a file and an older copy of
 /// it, finds the first one stored. `finished` then gets each input's summary.
-public final class FileIngestSource: IngestSource {
+final class FileIngestSource: IngestSource {
     private let files: [FileSource]
     private let resolver: FileSourceResolver
     private let finished: ((String, IngestSummary) -> Void)?
@@ -40,7 +40,7 @@ public final class FileIngestSource: IngestSource {
     private var finishedTotals = SourceTotals(messages: 0)
 
     /// What the inputs held: those finished, and what was read of the current one.
-    public var totals: SourceTotals {
+    package var totals: SourceTotals {
         var totals = finishedTotals
         switch phase {
         case .reading(let reading):
@@ -60,7 +60,7 @@ public final class FileIngestSource: IngestSource {
     /// - Parameter ifChanged: what to do with a file whose stored part has changed since.
     /// - Parameter finished: called on the reading thread with each input's path and summary,
     ///   once what was read of it is committed.
-    public init(_ files: [FileSource], ifChanged: ChangedSourcePolicy = .refuse, logger: Logger,
+    package init(_ files: [FileSource], ifChanged: ChangedSourcePolicy = .refuse, logger: Logger,
                 finished: ((String, IngestSummary) -> Void)? = nil) {
         precondition(!files.isEmpty, "a file source needs an input")
         self.files = files
@@ -71,19 +71,19 @@ public final class FileIngestSource: IngestSource {
 
     /// Resolves the first input (an edited file alone is refused before the engine starts); the
     /// run's name is the one input's source, or "N files".
-    public func identify(on control: PostgresConnection) throws -> String {
+    package func identify(on control: PostgresConnection) throws -> String {
         let first = try resolver.resolve(files[0], on: control)
         self.first = first
         return files.count == 1 ? first.source : "\(files.count) files"
     }
 
-    public func streams(named name: String) -> SourceStreams {
+    package func streams(named name: String) -> SourceStreams {
         guard files.count > 1 else { return .single(name) }
         let sources = sources
         return SourceStreams(name: name) { partition in SourceStreams.Location(source: sources[Int(partition)], partition: 0) }
     }
 
-    public func open(_ run: SourceRun) throws {
+    package func open(_ run: SourceRun) throws {
         self.run = run
         batch = SourceBatch(reservingCapacity: Self.batchLimit)
     }
@@ -92,7 +92,7 @@ public final class FileIngestSource: IngestSource {
     /// this often on shards the lines do not reach.
     static let batchLimit = 8192
 
-    public func next(room: Int) throws -> SourceEvent {
+    package func next(room: Int) throws -> SourceEvent {
         guard let run, let batch else { preconditionFailure("open first") }
         switch phase {
         case .resolving:
@@ -116,14 +116,14 @@ public final class FileIngestSource: IngestSource {
         }
     }
 
-    public func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
+    package func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
         guard case .assigning(let input, let partition) = phase, let run else { preconditionFailure("nothing is being assigned") }
         phase = .reading(try FileReading(input: input, partition: partition, adopted: stored.byPartition[partition],
                                          bytesBefore: bytesBefore, run: run, logger: logger))
     }
 
     /// The input's last message is committed: its summary goes out, the next input follows.
-    public func release(_ partitions: [Int32]) throws {
+    package func release(_ partitions: [Int32]) throws {
         guard case .finishing(let reading) = phase, let run else { preconditionFailure("no input is finishing") }
         reading.recordFacts()
         finishedTotals.messages += reading.totals.messages
@@ -136,7 +136,7 @@ public final class FileIngestSource: IngestSource {
     }
 
     /// A stop came in the middle of an input: what it learnt of the file is still recorded.
-    public func finish(committed: Bool) {
+    package func finish(committed: Bool) {
         // What is known of the input holds only for what was committed of it.
         guard committed else { return }
         switch phase {

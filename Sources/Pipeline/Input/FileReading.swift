@@ -32,7 +32,7 @@ final class FileReading {
         self.bytesBefore = bytesBefore
         before = (run.statistics.snapshot, run.partitionsCreated, .now)
         let resume = input.snapshotStart ?? FileSource.ResumePoint(offset: adopted?.resumeOffset ?? 0, prefixHash: adopted?.resumeHash)
-        if resume.offset > 0 { logger.info("resuming", metadata: ["source": "\(input.source)", "byte": "\(resume.offset)"]) }
+        if resume.offset > 0 { logger.info("resuming", metadata: [LogKey.source: "\(input.source)", LogKey.byte: "\(resume.offset)"]) }
         checkpointDue = FileSource.nextCheckpoint(after: resume.offset)
         reader = try input.file.reader(from: resume, maxLineBytes: run.configuration.maxMessageBytes)
     }
@@ -77,7 +77,7 @@ final class FileReading {
         batch.watermark(partition: partition, next: Mark(next: ended.end, prefixHash: ended.endPrefixHash))
         if ended.heldBack > 0 {
             logger.notice("the last line has no newline and is not whole JSON yet: left for a later run", metadata: [
-                "source": "\(name)", "bytes": "\(ended.heldBack)", "at_byte": "\(ended.end)"])
+                LogKey.source: "\(name)", LogKey.bytes: "\(ended.heldBack)", LogKey.atByte: "\(ended.end)"])
         }
         totals = SourceTotals(messages: ended.lines, skippedBeforeResume: ended.linesBeforeStart, heldBackBytes: ended.heldBack)
         return true

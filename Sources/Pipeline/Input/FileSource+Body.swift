@@ -4,14 +4,14 @@ import Foundation
 /// edited first line (refused like any edit) from a new file (migration 0015).
 extension FileSource {
     /// The complete lines after the head, from `start`, and the first of them on its own.
-    public struct Body: Sendable, Equatable {
+    package struct Body: Sendable, Equatable {
         /// Where the body starts: just after the head's line break.
-        public var start: Int64
+        package var start: Int64
         /// The hash of the first line after the head with something on it (without its break).
-        public var secondLineHash: Int64
+        package var secondLineHash: Int64
         /// Bytes of the body hashed in `hash`, up to a line end.
-        public var length: Int64
-        public var hash: Int64
+        package var length: Int64
+        package var hash: Int64
     }
 
     /// How much of the body is fingerprinted: the lines up to the first line end at or past this.

@@ -9,9 +9,9 @@ import Foundation
 /// continues where an earlier run stopped. What makes that safe is the prefix check: the earlier
 /// run stored a hash of every byte before its position, and reading verifies it before going on,
 /// so an edited or truncated file is refused rather than silently skipped.
-public struct FileSource: Sendable {
+package struct FileSource: Sendable {
     /// What kind of source this is, and what names it.
-    public enum Identity: Sendable, Equatable {
+    package enum Identity: Sendable, Equatable {
         /// A file: the hex hash of its first non-blank line and what precedes it (at most
         /// `headLimit` bytes).
         case content(head: String)
@@ -21,18 +21,18 @@ public struct FileSource: Sendable {
     }
 
     /// The first line is the file's fingerprint; a first line longer than this counts this much.
-    public static let headLimit = 4096
+    package static let headLimit = 4096
 
-    public let path: String
-    public private(set) var identity: Identity
+    package let path: String
+    package private(set) var identity: Identity
     /// Size on disk, when known (for progress and ETA; compressed size for `.gz`).
-    public let size: Int?
-    public var isCompressed: Bool { path.hasSuffix(".gz") }
-    public var isStandardInput: Bool { path == "-" }
+    package let size: Int?
+    package var isCompressed: Bool { path.hasSuffix(".gz") }
+    package var isStandardInput: Bool { path == "-" }
 
     /// The source name in ingest_offsets and audit_dead_letter before any generation suffix
     /// (`file:<head hash>`, `stdin:<name>` or `stdin:<uuid>`).
-    public var baseName: String {
+    package var baseName: String {
         switch identity {
         case .content(let head): "file:\(head)"
         case .standardInput(let name): "stdin:\(name)"
@@ -43,13 +43,13 @@ public struct FileSource: Sendable {
     ///   re-sent). Without it every standard-input run is a new source.
     /// The hash an earlier version named this file by (its first line with the line break), when
     /// it differs from the head's: a file stored by such a version continues under that name.
-    public internal(set) var legacyHead: String?
+    package internal(set) var legacyHead: String?
 
     /// `file:<legacy head>`, when there is one (see `legacyHead`).
-    public var legacyBaseName: String? { legacyHead.map { "file:\($0)" } }
+    package var legacyBaseName: String? { legacyHead.map { "file:\($0)" } }
 
     /// The source of a file that held blank lines only (its head is empty).
-    public static var blankHeadName: String {
+    package static var blankHeadName: String {
         var hasher = PrefixHasher()
         hasher.update(UnsafeRawBufferPointer(start: nil, count: 0))
         return "file:" + String(UInt64(bitPattern: hasher.value), radix: 16)
@@ -57,11 +57,11 @@ public struct FileSource: Sendable {
 
     /// What to do with a last line that has no newline (from a plain file; from gzip or standard
     /// input the end of the input finishes it). Default: `.hold`.
-    public var partialLastLine: PartialLastLine = .hold
+    package var partialLastLine: PartialLastLine = .hold
 
     /// A plain file's last line without a newline may be one its writer is still writing (writers
     /// flush in blocks, mid-line).
-    public enum PartialLastLine: String, Sendable, CaseIterable {
+    package enum PartialLastLine: String, Sendable, CaseIterable {
         /// Take it when it is one whole JSON value (the writer finished it without a newline);
         /// else leave it, uncommitted, for a later run to read once it is finished.
         case hold
@@ -70,14 +70,14 @@ public struct FileSource: Sendable {
     }
 
     /// NDJSON, or one JSON document (`FileSource+Document`), told from the input's first bytes.
-    public enum Layout: String, Sendable { case lines, document }
-    public internal(set) var layout: Layout = .lines
+    package enum Layout: String, Sendable { case lines, document }
+    package internal(set) var layout: Layout = .lines
 
     /// True when the input starts with a blank line (it may be a file that held only blank lines
     /// when an earlier run read it).
-    public internal(set) var startsBlank = false
+    package internal(set) var startsBlank = false
 
-    public init(path: String, sourceName: String? = nil) throws {
+    package init(path: String, sourceName: String? = nil) throws {
         self.path = path
         if path == "-" {
             identity = .standardInput(name: sourceName.map { "name:\($0)" } ?? UUID().uuidString.lowercased())
@@ -100,11 +100,11 @@ public struct FileSource: Sendable {
 
     /// Where a run starts: every line before `offset` was handled by an earlier run, whose bytes
     /// before `offset` hashed to `prefixHash` (nil: nothing to verify, at 0).
-    public struct ResumePoint: Sendable, Equatable {
-        public var offset: Int64
-        public var prefixHash: Int64?
-        public static let start = ResumePoint(offset: 0, prefixHash: nil)
-        public init(offset: Int64, prefixHash: Int64?) {
+    package struct ResumePoint: Sendable, Equatable {
+        package var offset: Int64
+        package var prefixHash: Int64?
+        package static let start = ResumePoint(offset: 0, prefixHash: nil)
+        package init(offset: Int64, prefixHash: Int64?) {
             self.offset = offset
             self.prefixHash = prefixHash
         }
@@ -112,49 +112,49 @@ public struct FileSource: Sendable {
 
     /// One line's place in the stream: it starts at `offset`; the next line starts at `next`,
     /// and the bytes before `next` hash to `nextPrefixHash`.
-    public struct LinePosition: Sendable {
-        public var offset: Int64
-        public var next: Int64
-        public var nextPrefixHash: Int64
+    struct LinePosition: Sendable {
+        package var offset: Int64
+        package var next: Int64
+        package var nextPrefixHash: Int64
     }
 
     /// What a read saw.
-    public struct ReadTotals: Sendable {
+    struct ReadTotals: Sendable {
         /// Lines in the whole input, those before the resume point included.
-        public var lines: Int64
+        package var lines: Int64
         /// Lines before the resume point (handled by earlier runs).
-        public var linesBeforeStart: Int64
+        package var linesBeforeStart: Int64
         /// Where reading stopped (the end of the input unless `line` asked to stop, or the start
         /// of a held-back last line) and the hash of the bytes before it.
-        public var end: Int64
-        public var endPrefixHash: Int64
+        package var end: Int64
+        package var endPrefixHash: Int64
         /// Bytes of a last line without a newline that was left for a later run (`PartialLastLine.hold`).
-        public var heldBack = 0
+        package var heldBack = 0
     }
 
     /// The hash of the input's bytes before `offset` (a line end), recorded at the first line end
     /// at or past 4 KiB, then at each four times as far (`nextCheckpoint(after:)`).
-    public struct Checkpoint: Sendable, Equatable {
-        public var offset: Int64
-        public var prefixHash: Int64
-        public init(offset: Int64, prefixHash: Int64) {
+    package struct Checkpoint: Sendable, Equatable {
+        package var offset: Int64
+        package var prefixHash: Int64
+        package init(offset: Int64, prefixHash: Int64) {
             self.offset = offset
             self.prefixHash = prefixHash
         }
     }
 
     /// Where the first checkpoint past `offset` is due.
-    public static func nextCheckpoint(after offset: Int64) -> Int64 {
+    package static func nextCheckpoint(after offset: Int64) -> Int64 {
         var due: Int64 = 4096
         while due <= offset { due *= 4 }
         return due
     }
 
     /// The bytes before the resume point differ from what an earlier run stored.
-    public struct PrefixChanged: Error, Sendable {
-        public var offset: Int64
+    struct PrefixChanged: Error, Sendable {
+        package var offset: Int64
         /// True when the input ends before `offset`.
-        public var truncated: Bool
+        package var truncated: Bool
     }
 
     /// True when `lastLine` (no newline after it) is held back: it comes from a plain file, the
@@ -169,7 +169,7 @@ public struct FileSource: Sendable {
 
     /// The prefix hash and line count of the input at each of `offsets` (for choosing among
     /// earlier sources with this file's first line). Offsets past the end are missing.
-    public func prefixHashes(at offsets: [Int64]) throws -> [Int64: Int64] {
+    package func prefixHashes(at offsets: [Int64]) throws -> [Int64: Int64] {
         let input = try openInput()
         defer { input.close() }
         let capacity = 1 << 20

@@ -37,7 +37,7 @@ struct FileSourceResolver {
         switch try verdict(on: change, of: file, source: source, storedFrom: stored.resumeOffset, on: control) {
         case .snapshot(let start):
             logger.notice("an older snapshot of a stored source: reading it from its last checkpoint, skipping what is stored",
-                          metadata: ["file": "\(file.path)", "source": "\(source)", "byte": "\(start.offset)"])
+                          metadata: [LogKey.file: "\(file.path)", LogKey.source: "\(source)", LogKey.byte: "\(start.offset)"])
             return ResolvedFile(file: file, source: source, snapshotStart: start)
         case .anotherFile:
             let next = try newGeneration(of: file, after: source, on: control,
@@ -65,7 +65,7 @@ struct FileSourceResolver {
                     """)
             }
             logger.notice("the first line of a stored source was edited: ingesting it as a new source", metadata: [
-                "file": "\(file.path)", "edited_source": "\(candidate.source)", "source": "\(file.baseName)"])
+                LogKey.file: "\(file.path)", LogKey.editedSource: "\(candidate.source)", LogKey.source: "\(file.baseName)"])
             return
         }
     }
@@ -128,7 +128,7 @@ struct FileSourceResolver {
     private func newGeneration(of file: FileSource, after source: String, on control: PostgresConnection,
                                because reason: String) throws -> String {
         let next = try OffsetStore(source: source).nextGeneration(of: file.baseName, on: control)
-        logger.notice("\(reason): ingesting it as a new source", metadata: ["file": "\(file.path)", "source": "\(next)"])
+        logger.notice("\(reason): ingesting it as a new source", metadata: [LogKey.file: "\(file.path)", LogKey.source: "\(next)"])
         return next
     }
 
@@ -183,7 +183,7 @@ struct FileSourceResolver {
 }
 
 /// What backfill does with a file whose stored part has changed since an earlier run.
-public enum ChangedSourcePolicy: String, Sendable, CaseIterable {
+package enum ChangedSourcePolicy: String, Sendable, CaseIterable {
     /// Stop with an error naming the file (the default).
     case refuse
     /// Ingest it from the start as a new source (`file:<head>~N`).

@@ -8,7 +8,7 @@ import Postgres
 ///
 /// `IngestEngine.run` drives one: `identify`, `open`, then `next(room:)` until `.end` or a stop,
 /// then (after the engine committed what it holds) `finish`.
-public protocol IngestSource: AnyObject {
+package protocol IngestSource: AnyObject {
     /// The name positions are stored under in `ingest_offsets`. Called once, first, with the
     /// engine's connection: a file's name depends on what earlier runs stored.
     func identify(on control: PostgresConnection) throws -> String
@@ -58,17 +58,17 @@ public protocol IngestSource: AnyObject {
 }
 
 extension IngestSource {
-    public func streams(named name: String) -> SourceStreams { .single(name) }
-    public var rebalanceTimeout: Duration? { nil }
-    public var pauseAfter: Duration? { nil }
-    public func pause() {}
-    public func resume() {}
-    public func tick() {}
-    public func finish(committed: Bool) {}
+    package func streams(named name: String) -> SourceStreams { .single(name) }
+    package var rebalanceTimeout: Duration? { nil }
+    package var pauseAfter: Duration? { nil }
+    package func pause() {}
+    package func resume() {}
+    package func tick() {}
+    package func finish(committed: Bool) {}
 }
 
 /// What a source's `next` saw.
-public enum SourceEvent {
+package enum SourceEvent {
     /// Partitions given to this run: the engine adopts their stored positions, then `confirm`s.
     case assigned([Int32])
     /// Partitions being taken away: the engine commits what it holds, then `release`s.
@@ -87,37 +87,37 @@ public enum SourceEvent {
 /// Messages a source hands the engine in one `next`: their bytes are views into the source's
 /// buffers and stay valid until its next call (the contract of `KafkaMessage`). The source owns
 /// one and refills it each call.
-public final class SourceBatch {
+package final class SourceBatch {
     /// One message: its position, where the partition goes on after it, and its bytes.
-    public struct Message {
-        public var partition: Int32
-        public var offset: Int64
-        public var next: Mark
-        public var bytes: UnsafeRawBufferPointer
+    package struct Message {
+        package var partition: Int32
+        package var offset: Int64
+        package var next: Mark
+        package var bytes: UnsafeRawBufferPointer
         /// What it came with besides its bytes (when `IngestConfiguration.needsMessageContext`).
-        public var context: MessageContext?
+        package var context: MessageContext?
         /// Set when the source could not hand it over whole (an over-long line, a tombstone):
         /// it is dead-lettered with this reason and `bytes` (owned by `kept`).
-        public var rejection: Rejection?
+        package var rejection: Rejection?
     }
 
-    public private(set) var messages: [Message] = []
+    package private(set) var messages: [Message] = []
     /// Per partition, a position every message below has been handed over by (the engine's
     /// watermark): at least the last message's `next`, further when the source skipped input.
-    public private(set) var watermarks: [(partition: Int32, next: Mark)] = []
+    package private(set) var watermarks: [(partition: Int32, next: Mark)] = []
     /// Copies of rejected messages' bytes (their `bytes` point here), freed by `removeAll`.
     private var kept: [UnsafeMutableRawBufferPointer] = []
 
-    public init(reservingCapacity capacity: Int = 0) {
+    package init(reservingCapacity capacity: Int = 0) {
         messages.reserveCapacity(capacity)
     }
 
     deinit { freeKept() }
 
-    public var isEmpty: Bool { messages.isEmpty && watermarks.isEmpty }
+    package var isEmpty: Bool { messages.isEmpty && watermarks.isEmpty }
 
     /// Empties it for the next call (the views handed out before are no longer used).
-    public func removeAll() {
+    package func removeAll() {
         messages.removeAll(keepingCapacity: true)
         watermarks.removeAll(keepingCapacity: true)
         freeKept()
@@ -128,12 +128,12 @@ public final class SourceBatch {
         kept.removeAll(keepingCapacity: true)
     }
 
-    public func append(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer, context: MessageContext? = nil) {
+    package func append(partition: Int32, offset: Int64, next: Mark, bytes: UnsafeRawBufferPointer, context: MessageContext? = nil) {
         messages.append(Message(partition: partition, offset: offset, next: next, bytes: bytes, context: context))
     }
 
     /// A message that is dead-lettered with `rejection`; `raw` (its first bytes) is copied.
-    public func reject(partition: Int32, offset: Int64, next: Mark, raw: UnsafeRawBufferPointer, rejection: Rejection) {
+    package func reject(partition: Int32, offset: Int64, next: Mark, raw: UnsafeRawBufferPointer, rejection: Rejection) {
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: raw.count, alignment: 1)
         if raw.count > 0 { copy.copyMemory(from: raw) }
         kept.append(copy)
@@ -141,7 +141,7 @@ public final class SourceBatch {
     }
 
     /// Every position of `partition` below `next` is handed over by this batch or earlier ones.
-    public func watermark(partition: Int32, next: Mark) {
+    package func watermark(partition: Int32, next: Mark) {
         if let last = watermarks.indices.last, watermarks[last].partition == partition {
             watermarks[last].next = next
         } else {
@@ -151,15 +151,15 @@ public final class SourceBatch {
 }
 
 /// What a source saw, for the summary.
-public struct SourceTotals: Sendable {
+package struct SourceTotals: Sendable {
     /// Messages in the input: lines of a file (before the resume point too), Kafka messages consumed.
-    public var messages: Int64
+    package var messages: Int64
     /// Messages before the resume point that the source did not hand over (stored by earlier runs).
-    public var skippedBeforeResume: Int64
+    package var skippedBeforeResume: Int64
     /// Bytes of a file's unfinished last line left for a later run (not a message yet).
-    public var heldBackBytes: Int
+    package var heldBackBytes: Int
 
-    public init(messages: Int64, skippedBeforeResume: Int64 = 0, heldBackBytes: Int = 0) {
+    package init(messages: Int64, skippedBeforeResume: Int64 = 0, heldBackBytes: Int = 0) {
         self.messages = messages
         self.skippedBeforeResume = skippedBeforeResume
         self.heldBackBytes = heldBackBytes

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import Postgres
 
 /// What a running consumer tells operators: the status the admin server exports (about once a
 /// second), alerts, and a progress line (every `reportEvery`). Reads the consumer and the run's
@@ -99,7 +100,7 @@ final class KafkaMonitor {
         }
         lastAlertSnapshot = snapshot
         for (name, firing) in alerts where firing && previous[name] != true {
-            logger.warning("alert firing", metadata: ["alert": "\(name)", "lag": "\(lag.values.reduce(0, +))"])
+            logger.warning("alert firing", metadata: [LogKey.alert: "\(name)", LogKey.lag: "\(lag.values.reduce(0, +))"])
         }
         return alerts
     }
@@ -120,13 +121,13 @@ final class KafkaMonitor {
             return seconds > 0 ? "\(Int(Double(consumed) / seconds))" : "0"
         }
         var metadata: Logger.Metadata = [
-            "events_per_second": "\(Int(rate))", "events_per_second_overall": "\(perSecond(since: started))",
-            "stored": "\(snapshot.stored)", "dead_lettered": "\(snapshot.deadLetteredTotal)", "lag": "\(lag)",
-            "flush_ms_avg": "\(Int(flushLatency))", "ring_occupancy": "\(run.ringOccupancy)",
-            "partitions": "\(consumer.assignment.count)", "brokers": "\(consumer.brokersDown ? "down" : "up")",
+            LogKey.eventsPerSecond: "\(Int(rate))", LogKey.eventsPerSecondOverall: "\(perSecond(since: started))",
+            LogKey.stored: "\(snapshot.stored)", LogKey.deadLettered: "\(snapshot.deadLetteredTotal)", LogKey.lag: "\(lag)",
+            LogKey.flushMsAvg: "\(Int(flushLatency))", LogKey.ringOccupancy: "\(run.ringOccupancy)",
+            LogKey.partitions: "\(consumer.assignment.count)", LogKey.brokers: "\(consumer.brokersDown ? "down" : "up")",
         ]
-        if let firstAssignment { metadata["events_per_second_since_assignment"] = "\(perSecond(since: firstAssignment))" }
-        if let pausedSince { metadata["fetch_paused_seconds"] = "\(Int(pausedSince.duration(to: now).secondsDouble))" }
+        if let firstAssignment { metadata[LogKey.eventsPerSecondSinceAssignment] = "\(perSecond(since: firstAssignment))" }
+        if let pausedSince { metadata[LogKey.fetchPausedSeconds] = "\(Int(pausedSince.duration(to: now).secondsDouble))" }
         logger.info("progress", metadata: metadata)
     }
 }

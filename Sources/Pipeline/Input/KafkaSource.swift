@@ -15,24 +15,24 @@ import Synchronization
 /// stored, and each shard skips what it already has); a revocation only once everything handed
 /// over is committed. Both arrive from `KafkaConsumer.poll` as `pendingRebalance`, in order with
 /// the messages, and the engine handles them on its thread, never inside librdkafka.
-public final class KafkaSource: IngestSource {
-    public struct Options: Sendable {
+package final class KafkaSource: IngestSource {
+    package struct Options: Sendable {
         /// Group membership (the default) or a static set of partitions.
-        public var assignment: KafkaConsumer.Assignment = .group
+        package var assignment: KafkaConsumer.Assignment = .group
         /// How long the rings may stay (nearly) full before fetching pauses; well under
         /// max.poll.interval.ms (300 s by default). Default: 2 s.
-        public var pauseAfter: Duration = .seconds(2)
+        package var pauseAfter: Duration = .seconds(2)
         /// Stop once nothing has arrived for this long and every assigned partition is caught up.
-        public var exitWhenIdle: Duration?
+        package var exitWhenIdle: Duration?
         /// How often to log progress and record positions in Kafka for lag tools. Default: 10 s.
-        public var reportEvery: Duration = .seconds(10)
-        public var alertThresholds = AlertThresholds()
+        package var reportEvery: Duration = .seconds(10)
+        package var alertThresholds = AlertThresholds()
         /// How long a rebalance may wait for PostgreSQL (positions to adopt, a drain to commit):
         /// under max.poll.interval.ms (300 s by default), after which librdkafka leaves the group.
         /// Default: 240 s.
-        public var rebalanceTimeout: Duration = .seconds(240)
+        package var rebalanceTimeout: Duration = .seconds(240)
 
-        public init(assignment: KafkaConsumer.Assignment = .group, pauseAfter: Duration = .seconds(2),
+        package init(assignment: KafkaConsumer.Assignment = .group, pauseAfter: Duration = .seconds(2),
                     exitWhenIdle: Duration? = nil, reportEvery: Duration = .seconds(10),
                     alertThresholds: AlertThresholds = AlertThresholds()) {
             self.assignment = assignment
@@ -43,13 +43,13 @@ public final class KafkaSource: IngestSource {
         }
     }
 
-    public let subscription: KafkaConsumer.Subscription
-    public let group: String
+    package let subscription: KafkaConsumer.Subscription
+    package let group: String
     /// The topics met so far; the consumer numbers partitions with it.
     private let topics: KafkaTopics
-    public let options: Options
+    package let options: Options
     /// Where the admin server reads the live status (updated about once a second).
-    public let status = PipelineStatusBox()
+    package let status = PipelineStatusBox()
     private let kafka: KafkaConfiguration
     private let logger: Logger
     private var consumer: KafkaConsumer?
@@ -71,12 +71,12 @@ public final class KafkaSource: IngestSource {
     /// its summary, after the run, on another thread).
     private let timing = Mutex<(firstAssignment: ContinuousClock.Instant?, finished: ContinuousClock.Instant?)>((nil, nil))
 
-    public convenience init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
+    package convenience init(kafka: KafkaConfiguration, topic: String, group: String, options: Options = Options(),
                             logger: Logger = Logger(label: "audit-ingest.consume")) {
         self.init(kafka: kafka, subscription: .topics([topic]), group: group, options: options, logger: logger)
     }
 
-    public init(kafka: KafkaConfiguration, subscription: KafkaConsumer.Subscription, group: String, options: Options = Options(),
+    package init(kafka: KafkaConfiguration, subscription: KafkaConsumer.Subscription, group: String, options: Options = Options(),
                 logger: Logger = Logger(label: "audit-ingest.consume")) {
         self.kafka = kafka
         self.subscription = subscription
@@ -88,9 +88,9 @@ public final class KafkaSource: IngestSource {
 
     /// `kafka:<group>:<topic>`; with several topics or a pattern, the run's name only (each
     /// topic's positions are under its own source, see `streams(named:)`).
-    public func identify(on control: PostgresConnection) throws -> String { "kafka:\(group):\(subscription)" }
+    package func identify(on control: PostgresConnection) throws -> String { "kafka:\(group):\(subscription)" }
 
-    public func streams(named name: String) -> SourceStreams {
+    package func streams(named name: String) -> SourceStreams {
         if case .topics(let names) = subscription, names.count == 1 { return .single(name) }
         let (group, topics) = (group, topics)
         return SourceStreams(name: name) { key in
@@ -98,11 +98,11 @@ public final class KafkaSource: IngestSource {
         }
     }
 
-    public var rebalanceTimeout: Duration? { options.rebalanceTimeout }
-    public var pauseAfter: Duration? { options.pauseAfter }
-    public var totals: SourceTotals { SourceTotals(messages: consumed) }
+    package var rebalanceTimeout: Duration? { options.rebalanceTimeout }
+    package var pauseAfter: Duration? { options.pauseAfter }
+    package var totals: SourceTotals { SourceTotals(messages: consumed) }
 
-    public func open(_ run: SourceRun) throws {
+    package func open(_ run: SourceRun) throws {
         let consumer = try KafkaConsumer(configuration: kafka, group: group, subscription: subscription, topics: topics,
                                          assignment: options.assignment, batchSize: min(run.configuration.batchSize, 10_000))
         withContext = run.configuration.needsMessageContext
@@ -112,13 +112,13 @@ public final class KafkaSource: IngestSource {
         clock = run.configuration.clock
         (lastActivity, lastPositionsCommit) = (clock.now(), clock.now())
         monitor = KafkaMonitor(consumer: consumer, run: run, status: status, options: options, logger: logger)
-        logger.info("consuming", metadata: ["topic": "\(subscription)", "group": "\(group)", "assignment": "\(options.assignment)",
-                                            "kafka": "\(kafka)"])
+        logger.info("consuming", metadata: [LogKey.topic: "\(subscription)", LogKey.group: "\(group)", LogKey.assignment: "\(options.assignment)",
+                                            LogKey.kafka: "\(kafka)"])
     }
 
     /// A pending rebalance first (librdkafka waits for it), else a poll of up to `room` messages
     /// (100 ms at most). `.end` once idle for `exitWhenIdle` with every partition caught up.
-    public func next(room: Int) throws -> SourceEvent {
+    package func next(room: Int) throws -> SourceEvent {
         guard let consumer, let run else { preconditionFailure("open first") }
         switch consumer.pendingRebalance {
         case .assigned(let partitions): return .assigned(partitions)
@@ -155,7 +155,7 @@ public final class KafkaSource: IngestSource {
 
     /// Starts each partition at the position PostgreSQL holds; partitions never stored start at
     /// the earliest offset the broker has.
-    public func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
+    package func confirm(_ partitions: [Int32], stored: StoredPositions) throws {
         var start: [Int32: Int64] = [:]
         for partition in partitions {
             let resume = stored.resumeOffset(partition: partition)
@@ -168,26 +168,26 @@ public final class KafkaSource: IngestSource {
         lastActivity = now
     }
 
-    public func release(_ partitions: [Int32]) throws {
+    package func release(_ partitions: [Int32]) throws {
         consumer?.release()
         monitor?.revoked(partitions)
         lastActivity = clock.now()
     }
 
-    public func pause() {
+    package func pause() {
         isPaused = true
         consumer?.pause()
         monitor?.pausedSince = clock.now()
     }
 
-    public func resume() {
+    package func resume() {
         isPaused = false
         consumer?.resume()
         monitor?.pausedSince = nil
     }
 
     /// Status about once a second, progress and positions for lag tools every `reportEvery`.
-    public func tick() {
+    package func tick() {
         let firstAssignment = timing.withLock { $0.firstAssignment }
         monitor?.tick(consumed: consumed, firstAssignment: firstAssignment)
         if lastPositionsCommit.duration(to: clock.now()) >= options.reportEvery {
@@ -197,7 +197,7 @@ public final class KafkaSource: IngestSource {
     }
 
     /// Records in Kafka what PostgreSQL holds (for lag tools) and leaves the group.
-    public func finish(committed: Bool) {
+    package func finish(committed: Bool) {
         let now = clock.now()
         timing.withLock { $0.finished = now }
         if committed { commitStoredPositions() }
@@ -206,7 +206,7 @@ public final class KafkaSource: IngestSource {
 
     /// Seconds from the first partition assignment to the end of the run (or now): the run's
     /// time without the group join. nil when nothing was ever assigned.
-    public var secondsSinceFirstAssignment: Double? {
+    package var secondsSinceFirstAssignment: Double? {
         let now = clock.now()
         return timing.withLock { timing in timing.firstAssignment.map { $0.duration(to: timing.finished ?? now).secondsDouble } }
     }
@@ -238,8 +238,8 @@ public final class KafkaSource: IngestSource {
     private func reportUnavailable(partition: Int32, from resumed: Int64, to first: Int64, _ statistics: IngestStatistics) {
         let missing = Int(first - resumed)
         logger.error("messages were deleted by the broker before they could be consumed", metadata: [
-            "partition": "\(partition)", "stored_position": "\(resumed)", "first_available": "\(first)",
-            "missing": "\(missing)",
+            LogKey.partition: "\(partition)", LogKey.storedPosition: "\(resumed)", LogKey.firstAvailable: "\(first)",
+            LogKey.missing: "\(missing)",
         ])
         statistics.update { $0.unavailable += missing }
     }

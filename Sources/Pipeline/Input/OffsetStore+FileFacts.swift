@@ -6,7 +6,7 @@ import Postgres
 extension OffsetStore {
     /// Sources whose name is `baseName` or `baseName~N` (a file whose first line matched and
     /// that was ingested anew after an edit), with what each stored of partition 0.
-    public func generations(of baseName: String, on connection: PostgresConnection) throws -> [(source: String, resume: FileSource.ResumePoint)] {
+    package func generations(of baseName: String, on connection: PostgresConnection) throws -> [(source: String, resume: FileSource.ResumePoint)] {
         let rows = try connection.query("""
             SELECT DISTINCT ON (source) source, next_offset, prefix_hash FROM ingest_offsets
             WHERE (source = $1 OR source LIKE $2) AND "partition" = 0
@@ -19,7 +19,7 @@ extension OffsetStore {
     }
 
     /// The checkpoints recorded for file source `source` (`FileSource.Checkpoint`), by offset.
-    public func checkpoints(on connection: PostgresConnection) throws -> [FileSource.Checkpoint] {
+    package func checkpoints(on connection: PostgresConnection) throws -> [FileSource.Checkpoint] {
         try connection.query(#"SELECT "offset", prefix_hash FROM source_checkpoint WHERE source = $1 ORDER BY 1"#, [source]).rows
             .compactMap { row in
                 guard let offset = row[0].flatMap({ Int64($0) }), let hash = row[1].flatMap({ Int64($0) }) else { return nil }
@@ -28,7 +28,7 @@ extension OffsetStore {
     }
 
     /// Records checkpoints of file source `source` (kept when already there).
-    public func record(_ checkpoints: [FileSource.Checkpoint], on connection: PostgresConnection) throws {
+    package func record(_ checkpoints: [FileSource.Checkpoint], on connection: PostgresConnection) throws {
         guard !checkpoints.isEmpty else { return }
         try connection.query("""
             INSERT INTO source_checkpoint (source, "offset", prefix_hash)
@@ -39,7 +39,7 @@ extension OffsetStore {
     }
 
     /// Records the body of file source `source` (`FileSource.Body`; kept when already there).
-    public func record(_ body: FileSource.Body, on connection: PostgresConnection) throws {
+    package func record(_ body: FileSource.Body, on connection: PostgresConnection) throws {
         try connection.query("""
             INSERT INTO source_body (source, second_line_hash, body_length, body_hash) VALUES ($1, $2, $3, $4)
             ON CONFLICT DO NOTHING
@@ -48,7 +48,7 @@ extension OffsetStore {
 
     /// The stored file sources whose recorded body starts with a line that hashes to
     /// `secondLineHash`, with the length and hash of their body.
-    public static func bodies(startingWith secondLineHash: Int64,
+    package static func bodies(startingWith secondLineHash: Int64,
                               on connection: PostgresConnection) throws -> [(source: String, length: Int64, hash: Int64)] {
         try connection.query("""
             SELECT source, body_length, body_hash FROM source_body WHERE second_line_hash = $1 ORDER BY source
@@ -59,7 +59,7 @@ extension OffsetStore {
     }
 
     /// A name for a new generation of `baseName`: `baseName~N` after the highest one stored.
-    public func nextGeneration(of baseName: String, on connection: PostgresConnection) throws -> String {
+    package func nextGeneration(of baseName: String, on connection: PostgresConnection) throws -> String {
         let highest = try generations(of: baseName, on: connection).compactMap { generation -> Int? in
             generation.source == baseName ? 1 : generation.source.split(separator: "~").last.flatMap { Int($0) }
         }.max() ?? 1

@@ -3,13 +3,13 @@ import Postgres
 /// What a source may ask of the run it is in, besides being pulled: the run's name and
 /// configuration, its counters, the rings' occupancy, stored positions and the control
 /// connection for its own bookkeeping.
-public final class SourceRun {
+package final class SourceRun {
     /// The run's name (the one source positions are stored under, unless `streams` says more).
-    public let source: String
+    package let source: String
     /// Where each partition is stored.
-    public let streams: SourceStreams
-    public let configuration: IngestConfiguration
-    public let statistics: IngestStatistics
+    package let streams: SourceStreams
+    package let configuration: IngestConfiguration
+    package let statistics: IngestStatistics
     let control: ControlConnection
     let pool: FlusherPool
     private let partitions: PartitionManager
@@ -30,17 +30,17 @@ public final class SourceRun {
     }
 
     /// True once the run was asked to stop or a flusher failed.
-    public var isStopping: Bool { stop.isRaised || pool.isAborted }
+    package var isStopping: Bool { stop.isRaised || pool.isAborted }
 
     /// Per shard, the events it holds in its ring and unflushed batch (or the ring slots in use,
     /// when more), out of `IngestConfiguration.eventsInFlight`.
-    public var ringOccupancy: [Int] { pool.ringOccupancy }
+    package var ringOccupancy: [Int] { pool.ringOccupancy }
 
     /// Month partitions this process has created so far.
-    public var partitionsCreated: Int { partitions.created }
+    package var partitionsCreated: Int { partitions.created }
 
     /// Per partition, the lowest position any shard stored (nil when PostgreSQL cannot say now).
-    public func lowestStoredPositions(_ partitions: [Int32]) -> [Int32: Int64]? {
+    package func lowestStoredPositions(_ partitions: [Int32]) -> [Int32: Int64]? {
         guard !partitions.isEmpty else { return nil }
         return try? control.run { try store.lowestPositions(partitions: partitions, on: $0) }
     }

@@ -2,31 +2,31 @@ import CoreMetrics
 import Synchronization
 
 /// Counters the flushers and the source share; read for progress lines, summaries and metrics.
-public final class IngestStatistics: Sendable {
-    public struct Snapshot: Sendable, Equatable {
+package final class IngestStatistics: Sendable {
+    package struct Snapshot: Sendable, Equatable {
         /// Messages the source handed to the pipeline this run (after resume skipping).
-        public var received = 0
+        package var received = 0
         /// Messages skipped because an earlier run had already committed them.
-        public var alreadyCommitted = 0
+        package var alreadyCommitted = 0
         /// Records beyond the first of messages that held several (see `--format cloudtrail`).
-        public var extraRecords = 0
+        package var extraRecords = 0
         /// Rows committed to audit_log.
-        public var stored = 0
+        package var stored = 0
         /// Rows committed to audit_dead_letter, by reason.
-        public var deadLettered: [String: Int] = [:]
-        public var flushes = 0
+        package var deadLettered: [String: Int] = [:]
+        package var flushes = 0
         /// Sum of flush durations, seconds.
-        public var flushSeconds = 0.0
+        package var flushSeconds = 0.0
         /// Flush transactions retried after a transient error.
-        public var retries = 0
-        public var bytesRead = 0
+        package var retries = 0
+        package var bytesRead = 0
         /// Kafka messages deleted by the broker (retention) after the stored position and before
         /// they could be read: the gap between where a partition was resumed and its first message.
-        public var unavailable = 0
+        package var unavailable = 0
         /// Times the Kafka consumer paused fetching because the flushers were behind.
-        public var pauses = 0
+        package var pauses = 0
 
-        public var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
+        package var deadLetteredTotal: Int { deadLettered.values.reduce(0, +) }
 
         mutating func recordFlush(seconds: Double) {
             flushes += 1
@@ -41,11 +41,11 @@ public final class IngestStatistics: Sendable {
     /// - Parameters:
     ///   - source: the `source` dimension of the exported metrics; nil exports none.
     ///   - factory: where metrics go. Default: the process's bootstrapped backend.
-    public init(source: String? = nil, factory: MetricsFactory = MetricsSystem.factory) {
+    package init(source: String? = nil, factory: MetricsFactory = MetricsSystem.factory) {
         metrics = source.map { IngestMetrics(source: $0, factory: factory) }
     }
 
-    public var snapshot: Snapshot { counters.withLock { $0 } }
+    package var snapshot: Snapshot { counters.withLock { $0 } }
 
     func update(_ body: (inout Snapshot) -> Void) {
         guard let metrics else { return counters.withLock { body(&$0) } }

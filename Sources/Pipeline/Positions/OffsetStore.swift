@@ -6,10 +6,10 @@ import Postgres
 /// next_offset` for the current shard layout, and `ingest_offsets_retired` for layouts a
 /// shard-count change replaced. Loads and adopts them for a run, and moves a shard's positions
 /// with a compare-and-set inside each flush transaction.
-public struct OffsetStore: Sendable {
-    public let source: String
+package struct OffsetStore: Sendable {
+    package let source: String
 
-    public init(source: String) {
+    package init(source: String) {
         self.source = source
     }
 
@@ -26,7 +26,7 @@ public struct OffsetStore: Sendable {
     /// One transaction under an advisory lock on the source: runs adopting the same source take
     /// turns, and a process still writing with the old layout finds its rows gone at its next
     /// compare-and-set and stops without writing.
-    public func adopt(partitions: [Int32], shardCount: Int, on connection: PostgresConnection,
+    package func adopt(partitions: [Int32], shardCount: Int, on connection: PostgresConnection,
                       logger: Logger? = nil) throws -> StoredPositions {
         guard !partitions.isEmpty else { return StoredPositions() }
         let partitionList = Self.arrayLiteral(partitions)
@@ -62,7 +62,7 @@ public struct OffsetStore: Sendable {
 
     /// What is stored of `partition`, read without taking it (nil when nothing is): for deciding
     /// what an input is before a run adopts it.
-    public func stored(partition: Int32, on connection: PostgresConnection) throws -> PartitionPositions? {
+    package func stored(partition: Int32, on connection: PostgresConnection) throws -> PartitionPositions? {
         let partitionList = Self.arrayLiteral([partition])
         guard let layout = try loadCurrent(partitionList, on: connection, forUpdate: false)[partition]?.filter({ $0.next >= 0 }),
               !layout.isEmpty else { return nil }
@@ -120,8 +120,8 @@ public struct OffsetStore: Sendable {
             SELECT $1, $2, s, $3, $4, txid_current() FROM generate_series(0, $5::int - 1) AS s
             """, [source, String(partition), String(low.next), low.hash.map(String.init), String(shardCount)])
         logger?.notice("shard count changed: new shards start where every old shard had stored everything below", metadata: [
-            "source": "\(source)", "partition": "\(partition)", "old_shards": "\(layout.count)", "new_shards": "\(shardCount)",
-            "start": "\(low.next)", "old_furthest": "\(high)",
+            LogKey.source: "\(source)", LogKey.partition: "\(partition)", LogKey.oldShards: "\(layout.count)", LogKey.newShards: "\(shardCount)",
+            LogKey.start: "\(low.next)", LogKey.oldFurthest: "\(high)",
         ])
     }
 

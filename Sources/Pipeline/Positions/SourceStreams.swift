@@ -4,27 +4,27 @@
 /// partitions of all of them (`KafkaTopics` keys) and stores each under its topic's source
 /// (`kafka:<group>:<topic>`) with its real partition number, so a topic's positions stay
 /// where a run of that topic alone keeps them.
-public struct SourceStreams: Sendable {
+package struct SourceStreams: Sendable {
     /// Where an engine partition is stored.
-    public struct Location: Hashable, Sendable {
-        public var source: String
-        public var partition: Int32
+    package struct Location: Hashable, Sendable {
+        package var source: String
+        package var partition: Int32
 
-        public init(source: String, partition: Int32) {
+        package init(source: String, partition: Int32) {
             self.source = source
             self.partition = partition
         }
     }
 
     /// The run's name (logs, metrics, the summary): the one source, or what the sources share.
-    public let name: String
+    package let name: String
     private let locator: (@Sendable (Int32) -> Location)?
 
     /// Every partition stored under `name` with its own number.
-    public static func single(_ name: String) -> SourceStreams { SourceStreams(name: name, locator: nil) }
+    package static func single(_ name: String) -> SourceStreams { SourceStreams(name: name, locator: nil) }
 
     /// Partitions stored where `locate` says.
-    public init(name: String, locate: @escaping @Sendable (Int32) -> Location) {
+    package init(name: String, locate: @escaping @Sendable (Int32) -> Location) {
         self.init(name: name, locator: locate)
     }
 
@@ -35,7 +35,7 @@ public struct SourceStreams: Sendable {
 
     /// Where `partition` (the engine's number) is stored.
     @inline(__always)
-    public func locate(_ partition: Int32) -> Location {
+    package func locate(_ partition: Int32) -> Location {
         locator?(partition) ?? Location(source: name, partition: partition)
     }
 

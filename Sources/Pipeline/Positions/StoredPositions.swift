@@ -4,51 +4,51 @@ import Postgres
 
 /// A shard's position in one partition: the next offset to store, and (files) the hash of the
 /// bytes before it.
-public struct Mark: Equatable, Sendable {
-    public var next: Int64
-    public var prefixHash: Int64?
+package struct Mark: Equatable, Sendable {
+    package var next: Int64
+    package var prefixHash: Int64?
 
-    public init(next: Int64, prefixHash: Int64?) {
+    package init(next: Int64, prefixHash: Int64?) {
         self.next = next
         self.prefixHash = prefixHash
     }
 }
 
 /// What is stored of each partition of a source, as a run adopted it.
-public struct StoredPositions: Sendable, Equatable {
-    public var byPartition: [Int32: PartitionPositions] = [:]
+package struct StoredPositions: Sendable, Equatable {
+    package var byPartition: [Int32: PartitionPositions] = [:]
 
-    public init(byPartition: [Int32: PartitionPositions] = [:]) {
+    package init(byPartition: [Int32: PartitionPositions] = [:]) {
         self.byPartition = byPartition
     }
 
     /// Where the source must resume `partition` (0 when unknown).
-    public func resumeOffset(partition: Int32) -> Int64 {
+    package func resumeOffset(partition: Int32) -> Int64 {
         byPartition[partition]?.resumeOffset ?? 0
     }
 }
 
 /// One partition's stored positions.
-public struct PartitionPositions: Sendable, Equatable {
+package struct PartitionPositions: Sendable, Equatable {
     /// Per shard of the current layout: the next offset it stores.
-    public var shards: [Int64]
+    package var shards: [Int64]
     /// Per shard: the prefix hash at that offset (files), nil otherwise.
-    public var hashes: [Int64?]
+    package var hashes: [Int64?]
     /// Layouts a shard-count change replaced, while some of their positions lie ahead.
     var retired: [RetiredLayout] = []
     /// The current layout's id: a flush's compare-and-set checks it.
     var layout: Int64 = 0
 
-    public init(shards: [Int64], hashes: [Int64?]? = nil) {
+    package init(shards: [Int64], hashes: [Int64?]? = nil) {
         self.shards = shards
         self.hashes = hashes ?? shards.map { _ in nil }
     }
 
     /// The lowest position of any shard: everything below is stored.
-    public var resumeOffset: Int64 { shards.min() ?? 0 }
+    package var resumeOffset: Int64 { shards.min() ?? 0 }
 
     /// The prefix hash at `resumeOffset` (files).
-    public var resumeHash: Int64? {
+    package var resumeHash: Int64? {
         guard let index = shards.indices.min(by: { shards[$0] < shards[$1] }) else { return nil }
         return hashes[index]
     }
@@ -56,7 +56,7 @@ public struct PartitionPositions: Sendable, Equatable {
     /// Every stored position past `resumeOffset` with the prefix hash stored beside it (files):
     /// the input must still hash the same there, or what was stored beyond the resume point
     /// came from other bytes.
-    public var checkpointsAhead: [(offset: Int64, prefixHash: Int64)] {
+    package var checkpointsAhead: [(offset: Int64, prefixHash: Int64)] {
         let low = resumeOffset
         var result: [(Int64, Int64)] = []
         for (offset, hash) in zip(shards, hashes) where offset > low { if let hash { result.append((offset, hash)) } }
@@ -66,7 +66,7 @@ public struct PartitionPositions: Sendable, Equatable {
         return result
     }
 
-    public func committed(shard: Int) -> Int64 {
+    package func committed(shard: Int) -> Int64 {
         shard < shards.count ? shards[shard] : 0
     }
 

@@ -3,13 +3,13 @@ import Postgres
 
 extension AuditEvent {
     /// The columns of `copyColumns`, in order.
-    public static let copyColumnCount = 11
-    public static let copyColumns =
+    package static let copyColumnCount = 11
+    package static let copyColumns =
         #"id, tenant_id, user_id, action, resource_type, resource_id, severity, "timestamp", ip_address, user_agent, custom_metadata"#
 
     /// Appends this event as one binary COPY row of `copyColumns`: straight from the decoded
     /// values, with no intermediate strings.
-    public func appendCopyRow(to encoder: inout BinaryCopyEncoder) {
+    package func appendCopyRow(to encoder: inout BinaryCopyEncoder) {
         encoder.beginRow(fieldCount: Self.copyColumnCount)
         encoder.appendUUID(id.bytes)
         encoder.appendUUID(tenantID.bytes)

@@ -32,6 +32,7 @@ extension EventRouter {
     /// Hands every shard the rows encoded for it so far. A source calls this before it may wait
     /// for input, so rows never sit here while the flusher could be storing them.
     func handOverRows() {
+        producer.check()
         for shard in filling.indices { handOver(shard) }
     }
 

@@ -12,11 +12,11 @@ import Synchronization
 /// One thread (the source's) calls `submit`, `watermark` and `finish`: it is the single producer
 /// of every ring.
 ///
-/// The producer-side state below is `@exclusivity(unchecked)`: only the source thread touches it,
-/// and the run-time checks of each access cost more than the rest of routing an event.
-public final class EventRouter: @unchecked Sendable {  // producer-side state is used by one thread
-    public let configuration: IngestConfiguration
-    public let statistics: IngestStatistics
+/// Only the source thread touches the producer-side state below; debug builds check it
+/// (`producer`, at every entry point).
+final class EventRouter: @unchecked Sendable {  // producer-side state is used by one thread
+    package let configuration: IngestConfiguration
+    package let statistics: IngestStatistics
     /// Where partitions are stored (the run's name is `streams.name`).
     let streams: SourceStreams
     /// The flushers, their threads and rings: where batches go.
@@ -25,30 +25,32 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
     let decoder: EventDecoder
     /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
     /// without a lock, replaced when `IngestLoop` reloads the list.
-    @exclusivity(unchecked) var knownTenants: TenantTable
-    @exclusivity(unchecked) private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    var knownTenants: TenantTable
+    private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// Per shard, rows encoded and not handed over yet. A batch goes when it is full, before
     /// anything else is pushed to its shard (so the flusher sees every item in the order it was
     /// made), and when the source may wait for input (`handOverRows`).
-    @exclusivity(unchecked) var filling: [RowBatch?]
+    var filling: [RowBatch?]
     /// Rows per batch: at most the flush's batch size, so a flush holds about `batchSize` rows.
     let rowsPerBatch: Int
     /// True while the records of one message are routed (`keepingRecordsTogether`): no batch is
     /// handed over until they all are in.
-    @exclusivity(unchecked) var routingRecords = false
+    var routingRecords = false
     /// Messages skipped because their shard had stored them; added to `statistics` at each
     /// watermark rather than under its lock per message.
-    @exclusivity(unchecked) private var skippedAsCommitted = 0
+    private var skippedAsCommitted = 0
     /// Records beyond the first of messages that held several (CloudTrail delivery files): each
     /// is an event of its own in the summary's accounting. Published with `skippedAsCommitted`.
-    @exclusivity(unchecked) var extraRecords = 0
+    var extraRecords = 0
     /// What earlier runs stored of each partition, as adopted: those positions are skipped.
-    @exclusivity(unchecked) private var positions: [Int32: PartitionPositions] = [:]
+    private var positions: [Int32: PartitionPositions] = [:]
     /// The partition last looked up in `positions`, and the offset from which earlier runs
     /// stored none of its messages: a source soon reads past what was stored, and from then on
     /// an event costs no lookup (nor a copy of the partition's positions).
-    @exclusivity(unchecked) private var newFrom: (partition: Int32, offset: Int64)?
+    private var newFrom: (partition: Int32, offset: Int64)?
     private let logger: Logger
+    /// The source thread, in debug builds: every entry point checks it is the one.
+    let producer = ThreadConfinement()
 
     /// Partitions are taken over with `resetPartitions` before their first message.
     init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
@@ -72,6 +74,7 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
     /// events in flight or its bytes, or its ring is full. `next` is where the source goes on
     /// after it.
     func submit(partition: Int32, offset: Int64, next: Mark, message: UnsafeRawBufferPointer, context: MessageContext? = nil) {
+        producer.check()
         guard let mapper = configuration.mapper else {
             return route(partition: partition, offset: offset, next: next, event: message, raw: message, context: context,
                          boundTo: configuration.nativeTenant)
@@ -158,6 +161,7 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
     /// whole: `rawMessage` is then the first KiB of an over-long line).
     func reject(partition: Int32, offset: Int64, next: Mark, rawMessage: UnsafeRawBufferPointer, rejection: Rejection,
                 record: Int32 = 0) {
+        producer.check()
         let shard = router.shard(tenantID: rejection.tenantID, offset: offset)
         guard !alreadyStored(partition, offset, shard, rejection.tenantID) else { return }
         var kept = rawMessage
@@ -203,6 +207,7 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
     /// Tells every shard that all positions of `partition` below `next` have been submitted,
     /// so shards that saw none of them still advance their stored offset.
     func watermark(partition: Int32, next: Mark) {
+        producer.check()
         publishSkipped()
         for shard in 0..<pool.count { push(.watermark(partition: partition, next: next), to: shard) }
     }
@@ -210,6 +215,7 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
     /// Takes over `partitions` at the positions stored in PostgreSQL (after a rebalance another
     /// process may have advanced them). Call before submitting any of their messages.
     func resetPartitions(_ partitions: [Int32], to stored: StoredPositions) {
+        producer.check()
         for partition in partitions {
             let adopted = stored.byPartition[partition] ?? PartitionPositions(shards: Array(repeating: 0, count: pool.count))
             for shard in 0..<pool.count {
@@ -227,13 +233,15 @@ public final class EventRouter: @unchecked Sendable {  // producer-side state is
 
     /// Hands every shard what it holds, then waits for all of it to commit (`FlusherPool.drain`).
     @discardableResult
-    public func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
+    package func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
+        producer.check()
         handOverRows()
         return pool.drain(deadline: deadline)
     }
 
     /// Hands over everything and ends the flushers (`FlusherPool.finish`).
-    public func finish() throws {
+    package func finish() throws {
+        producer.check()
         publishSkipped()
         handOverRows()
         try pool.finish()

@@ -10,22 +10,22 @@ import Synchronization
 ///
 /// Put a job that ends by itself (a backfill, a consume with `exitWhenIdle`) in the group with
 /// `successTerminationBehavior: .gracefullyShutdownGroup`, so the others stop with it.
-public final class ThreadService<Output: Sendable>: Service, @unchecked Sendable {  // `body` runs once, on its thread
+package final class ThreadService<Output: Sendable>: Service, @unchecked Sendable {  // `body` runs once, on its thread
     private let name: String
     private let body: (StopSignal) throws -> Output
     private let stop = StopSignal()
     private let result = Mutex<Output?>(nil)
 
     /// - Parameter name: the thread's name (in `top -H`, backtraces and the watchdog's dumps).
-    public init(named name: String, _ body: @escaping (StopSignal) throws -> Output) {
+    package init(named name: String, _ body: @escaping (StopSignal) throws -> Output) {
         self.name = name
         self.body = body
     }
 
     /// What `body` returned, once `run` has returned normally.
-    public var output: Output? { result.withLock { $0 } }
+    package var output: Output? { result.withLock { $0 } }
 
-    public func run() async throws {
+    package func run() async throws {
         let stop = self.stop
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
