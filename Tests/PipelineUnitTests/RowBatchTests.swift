@@ -1,4 +1,5 @@
 import AuditCore
+import Foundation
 @testable import Pipeline
 import Testing
 
@@ -17,6 +18,22 @@ struct RowBatchTests {
         }
         return batch
     }
+
+    #if DEBUG
+    /// Only the source thread fills a batch (its state has no lock): in debug builds a second
+    /// thread that appends stops the process, naming the call.
+    @Test func aSecondThreadFillingABatchTrapsInDebugBuilds() async {
+        await #expect(processExitsWith: .failure) {
+            let batch = RowBatchTests().filled(rows: 1)
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                _ = RowBatchTests().filled(rows: 1, into: batch)
+                done.signal()
+            }.start()
+            done.wait()
+        }
+    }
+    #endif
 
     /// A mostly empty batch is handed over as a copy that fits: each row keeps its bytes and
     /// message, and the shard's byte budget is charged what the rows hold, not the whole buffer.
