@@ -14,15 +14,18 @@ public final class MetricsRollupService: Sendable {
     private let stop: StopSignal
     private let alerts: PipelineStatusBox?
     private let slowQueryThreshold: Duration
+    private let clock: ThreadClock
     private let logger: Logger
 
     package init(database: PostgresConfiguration, interval: Duration, stop: StopSignal, alerts: PipelineStatusBox? = nil,
-                slowQueryThreshold: Duration = .seconds(1), logger: Logger = Logger(label: "audit-ingest.rollup")) {
+                slowQueryThreshold: Duration = .seconds(1), clock: ThreadClock = .system,
+                logger: Logger = Logger(label: "audit-ingest.rollup")) {
         self.database = database
         self.interval = interval
         self.stop = stop
         self.alerts = alerts
         self.slowQueryThreshold = slowQueryThreshold
+        self.clock = clock
         self.logger = logger
     }
 
@@ -55,13 +58,13 @@ public final class MetricsRollupService: Sendable {
     /// rollup is logged and retried at the next interval. Blocks: run it on a thread of its own
     /// (`ThreadService`).
     package func loop(until stop: StopSignal) {
-        var next = ContinuousClock.now + interval
+        var next = clock.now() + interval
         while !stop.isRaised && !self.stop.isRaised {
-            guard ContinuousClock.now >= next else {
-                usleep(200_000)
+            guard clock.now() >= next else {
+                clock.sleep(.milliseconds(200))  // a stop is noticed within 200 ms
                 continue
             }
-            next = ContinuousClock.now + interval
+            next = clock.now() + interval
             do {
                 try runOnce()
             } catch {

@@ -58,4 +58,19 @@ extension EventRouter {
         pool.send(item, to: shard)
     }
 
+    /// Hands every shard what it holds, then waits for all of it to commit (`FlusherPool.drain`).
+    @discardableResult
+    package func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
+        producer.check()
+        handOverRows()
+        return pool.drain(deadline: deadline)
+    }
+
+    /// Hands over everything and ends the flushers (`FlusherPool.finish`).
+    package func finish() throws {
+        producer.check()
+        publishSkipped()
+        handOverRows()
+        try pool.finish()
+    }
 }

@@ -227,27 +227,8 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
         }
     }
 
-
-
-
-
-    /// Hands every shard what it holds, then waits for all of it to commit (`FlusherPool.drain`).
-    @discardableResult
-    package func drain(deadline: ContinuousClock.Instant? = nil) -> Bool {
-        producer.check()
-        handOverRows()
-        return pool.drain(deadline: deadline)
-    }
-
-    /// Hands over everything and ends the flushers (`FlusherPool.finish`).
-    package func finish() throws {
-        producer.check()
-        publishSkipped()
-        handOverRows()
-        try pool.finish()
-    }
-
-    private func publishSkipped() {
+    /// Adds the skipped and extra records counted since the last watermark to `statistics`.
+    func publishSkipped() {
         guard skippedAsCommitted > 0 || extraRecords > 0 else { return }
         let (skipped, extra) = (skippedAsCommitted, extraRecords)
         skippedAsCommitted = 0
