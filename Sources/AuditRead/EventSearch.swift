@@ -43,6 +43,19 @@ public struct EventSearch: Sendable {
 
     /// Runs the search inside a `ReaderSession`.
     public func page(on connection: PostgresConnection, signer: CursorSigner) throws -> Page {
+        let (sql, parameters) = statement()
+        let result = try connection.query(sql, parameters)
+        let rows = result.rows.prefix(limit)
+        var next: String?
+        if result.rows.count > limit, let last = rows.last {
+            next = signer.encode(EventCursor(listing: listing, tenantID: tenantID, key: [last[EventColumns.timestampIndex]!, last[0]!]))
+        }
+        return Page(events: rows.map { EventJSON.object($0[...]) }, rows: Array(rows), nextCursor: next)
+    }
+
+    /// The page's query and its parameters (one more row than `limit`: whether a next page exists).
+    /// The plan tests EXPLAIN exactly this.
+    package func statement() -> (sql: String, parameters: [String?]) {
         var conditions = SQLConditions(binding: .parameters)
         conditions.add("tenant_id = " + conditions.bind(tenantID, as: "uuid"))
         filter.apply(to: &conditions)
@@ -60,12 +73,6 @@ public struct EventSearch: Sendable {
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log."timestamp" \(direction), audit_log.id \(direction) LIMIT \(limit + 1)
             """
-        let result = try connection.query(sql, conditions.parameters)
-        let rows = result.rows.prefix(limit)
-        var next: String?
-        if result.rows.count > limit, let last = rows.last {
-            next = signer.encode(EventCursor(listing: listing, tenantID: tenantID, key: [last[EventColumns.timestampIndex]!, last[0]!]))
-        }
-        return Page(events: rows.map { EventJSON.object($0[...]) }, rows: Array(rows), nextCursor: next)
+        return (sql, conditions.parameters)
     }
 }

@@ -112,6 +112,33 @@ import Testing
         #expect(try connection.execute("SELECT string_agg(version::text, ',') FROM schema_migrations").scalar == "1")
     }
 
+    /// 0016 rebuilds the metadata index as jsonb_path_ops on a database that holds rows: every
+    /// month gets the new index, and a containment search finds the same rows through it.
+    @Test func theMetadataIndexIsRebuiltOnADatabaseWithRows() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        try Migrator(migrations: migrations.filter { $0.version < 16 }).apply(on: connection)
+        try connection.execute("""
+            SELECT ensure_month_partitions(date_trunc('month', now())::date - 20);
+            INSERT INTO tenant (id, name, code) VALUES ('0000000a-0000-4000-8000-000000000000', 'Acme', 'acme');
+            INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp", custom_metadata)
+            SELECT gen_random_uuid(), '0000000a-0000-4000-8000-000000000000', 'test.event', 'INFO',
+                   date_trunc('month', now()) - interval '20 days' + n * interval '1 minute',
+                   jsonb_build_object('region', CASE WHEN n % 100 = 0 THEN 'eu-north-1' ELSE 'us-east-1' END, 'n', n)
+            FROM generate_series(1, 2000) AS n;
+            """)
+        try Migrator(migrations: migrations).apply(on: connection)
+        let definitions = try connection.execute("""
+            SELECT pg_get_indexdef(i.indexrelid) FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
+            WHERE h.inhparent = 'audit_log'::regclass AND pg_get_indexdef(i.indexrelid) LIKE '%custom_metadata%'
+            """).rows.compactMap { $0[0] }
+        #expect(!definitions.isEmpty && definitions.allSatisfy { $0.contains("gin (custom_metadata jsonb_path_ops)") }, "\(definitions)")
+        try connection.execute("SET enable_seqscan = off")
+        let plan = try connection.execute(#"EXPLAIN SELECT count(*) FROM audit_log WHERE custom_metadata @> '{"region": "eu-north-1"}'"#)
+            .rows.compactMap { $0[0] }.joined(separator: "\n")
+        #expect(plan.contains("Bitmap Index Scan on") && plan.contains("custom_metadata"), "\(plan)")
+        #expect(try connection.execute(#"SELECT count(*) FROM audit_log WHERE custom_metadata @> '{"region": "eu-north-1"}'"#).scalar == "20")
+    }
+
     @Test func badFileNamesAreRefused() throws {
         let directory = try temporaryDirectory(files: ["create_things.sql": "SELECT 1"])
         let error = try #require(throws: MigrationError.self) { try Migration.load(from: directory) }

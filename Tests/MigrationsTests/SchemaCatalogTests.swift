@@ -70,7 +70,7 @@ import Testing
             "idx_audit_tenant_action": "(tenant_id, action)",
             "idx_audit_tenant_severity": "(tenant_id, severity)",
             "idx_audit_high_severity": "WHERE (severity = ANY (ARRAY['ERROR'::text, 'CRITICAL'::text]))",
-            "idx_audit_metadata_search": "USING gin (custom_metadata)",
+            "idx_audit_metadata_search": "USING gin (custom_metadata jsonb_path_ops)",
         ]
         for (name, fragment) in expected {
             let definition = try #require(indexes[name], "missing index \(name)")
