@@ -25,11 +25,13 @@ private final class ScriptedSource: IngestSource {
     private var run: SourceRun?
     private(set) var confirmed: [Int32: Int64] = [:]
     private var consumed: Int64 = 0
-    /// Steps to take the first time the engine pulls with no room while messages are still to
-    /// come (the rings are full), before those messages: what a consumer's rebalance does while
-    /// the flushers are behind.
-    var whenFull: (() throws -> [Step])?
-    private(set) var pulledWhileFull = false
+    /// Called at each pull with no room while messages are still to come (the rings are full),
+    /// with how many such pulls there were: steps to take before those messages (what a
+    /// consumer's rebalance does while the flushers are behind), or nil to answer `.idle`.
+    /// Once it returns steps it is not called again.
+    var whenFull: ((Int) throws -> [Step]?)?
+    private(set) var pullsWhileFull = 0
+    var pulledWhileFull: Bool { pullsWhileFull > 0 }
 
     /// Partition p's message at offset o is `events[p * 100 + o]`.
     init(name: String, events: [[UInt8]], steps: [Step]) {
@@ -50,10 +52,10 @@ private final class ScriptedSource: IngestSource {
             case .messages(let partition, let offsets):
                 guard room > 0 else {  // a pull for rebalances only
                     steps.append(step)
-                    guard let whenFull else { return .idle }
-                    self.whenFull = nil
-                    pulledWhileFull = true
-                    steps.append(contentsOf: try whenFull().reversed())
+                    pullsWhileFull += 1
+                    guard let inserted = try whenFull?(pullsWhileFull) else { return .idle }
+                    whenFull = nil
+                    steps.append(contentsOf: inserted.reversed())
                     continue
                 }
                 // At most `room` of them, as a consumer polls; the rest come with the next pulls.
@@ -172,7 +174,7 @@ private final class ScriptedSource: IngestSource {
             },
             .messages(partition: 0, offsets: 0..<100),
         ])
-        source.whenFull = {
+        source.whenFull = { _ in
             try holder.execute("ROLLBACK")
             return [.event(.revoked([0])), .event(.assigned([0]))]
         }
@@ -182,6 +184,52 @@ private final class ScriptedSource: IngestSource {
         #expect(resumedAt > 0 && resumedAt < 100, "the revocation committed what the rings held: \(resumedAt)")
         #expect(summary.stored == 100 && summary.alreadyCommitted == 0, "\(summary)")
         #expect(try fixture.count("SELECT count(DISTINCT id) FROM audit_log") == 100)
+    }
+
+    /// A shard over its byte budget (large events, no flush can commit) leaves ring slots free:
+    /// the loop then waits for a flusher's doorbell (2 ms at most) between pulls instead of
+    /// pulling again at once, so a stalled database does not cost a core.
+    @Test func aShardOverItsByteBudgetMakesTheLoopWaitNotSpin() throws {
+        let fixture = try PipelineFixture()
+        let holder = try PostgresConnection(fixture.url)
+        let holderPID = try #require(try holder.execute("SELECT pg_backend_pid()").scalar)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {  // a bound, as above
+            if finished.wait(timeout: .now() + 30) == .timedOut {
+                _ = try? PostgresConnection(fixture.url).execute("SELECT pg_terminate_backend(\(holderPID))")
+            }
+        }.start()
+        defer { finished.signal() }
+
+        // 100 events of about 40 KB: each takes a row batch of its own, and 1 MiB holds 8.
+        let padding = String(repeating: "x", count: 40_000)
+        let events = sampleEvents(100).map { event in
+            Array(String(decoding: event, as: UTF8.self)
+                .replacingOccurrences(of: #""metadata":{"#, with: #""metadata":{"padding":"\#(padding)","#).utf8)
+        }
+        #expect(events.allSatisfy { $0.count > 40_000 })
+        let configuration = IngestConfiguration(shards: 1, batchSize: 10_000, maxBatchAge: .milliseconds(10), maxShardBytes: 1 << 20)
+        let source = ScriptedSource(name: "byte-budget:test", events: events, steps: [
+            .event(.assigned([0])),
+            .check {
+                try holder.execute("BEGIN")
+                try holder.execute("LOCK TABLE feed_writer IN ACCESS EXCLUSIVE MODE")
+            },
+        ] + (0..<100).map { .messages(partition: 0, offsets: Int64($0)..<Int64($0 + 1)) })
+        var firstFullPull: ContinuousClock.Instant?
+        var fiftyPulls: Duration?
+        source.whenFull = { pulls in
+            if pulls == 1 { firstFullPull = .now }
+            guard pulls == 51, let firstFullPull else { return nil }
+            fiftyPulls = firstFullPull.duration(to: .now)
+            try holder.execute("ROLLBACK")
+            return []
+        }
+        let summary = try IngestEngine(database: fixture.database, configuration: configuration).run(source)
+        let waited = try #require(fiftyPulls, "the loop never pulled while the shard was over its bytes")
+        // 50 waits of up to 2 ms each: a loop that spins makes 50 pulls in well under a millisecond.
+        #expect(waited >= .milliseconds(80), "50 pulls took \(waited): the loop did not wait between them")
+        #expect(summary.stored == 100, "\(summary)")
     }
 
     /// A run folds the counts during the run too (`foldEvery`), not only at its end: with one
