@@ -91,6 +91,35 @@ private final class ScriptedSource: IngestSource {
     func lowestStored(_ partitions: [Int32]) -> [Int32: Int64] { run?.lowestStoredPositions(partitions) ?? [:] }
 }
 
+/// Holds the lock every flush takes first (`feed_writer`) from `block()` to `release()`, so no
+/// flush commits meanwhile. A bound, not a timing: a test that never releases it (the behaviour
+/// it checks is broken) gets its holder's connection ended after 30 s, its run completes, and
+/// its own expectations fail.
+private final class FlushBlocker {
+    private let holder: PostgresConnection
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ fixture: PipelineFixture) throws {
+        holder = try PostgresConnection(fixture.url)
+        let pid = try holder.execute("SELECT pg_backend_pid()").scalar ?? ""
+        let (url, finished) = (fixture.url, finished)
+        Thread {
+            if finished.wait(timeout: .now() + 30) == .timedOut {
+                _ = try? PostgresConnection(url).execute("SELECT pg_terminate_backend(\(pid))")
+            }
+        }.start()
+    }
+
+    func block() throws {
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE feed_writer IN ACCESS EXCLUSIVE MODE")
+    }
+
+    func release() throws { try holder.execute("ROLLBACK") }
+
+    deinit { finished.signal() }
+}
+
 @Suite(.serialized) struct EngineSeamTests {
     private func sampleEvents(_ count: Int) -> [[UInt8]] {
         SampleEvents(.init(count: count, tenants: 6)).map { Array(SampleEvents.ndjson($0).utf8) }
@@ -153,29 +182,15 @@ private final class ScriptedSource: IngestSource {
     /// the rings held, and the partition comes back where that commit left it.
     @Test func aRevocationIsPulledWhileTheRingsAreFull() throws {
         let fixture = try PipelineFixture()
-        let holder = try PostgresConnection(fixture.url)
-        let holderPID = try #require(try holder.execute("SELECT pg_backend_pid()").scalar)
-        // A bound, not a timing: should the engine never pull while full, the lock ends after
-        // 30 s, the run completes, and `pulledWhileFull` below fails.
-        let finished = DispatchSemaphore(value: 0)
-        Thread {
-            if finished.wait(timeout: .now() + 30) == .timedOut {
-                _ = try? PostgresConnection(fixture.url).execute("SELECT pg_terminate_backend(\(holderPID))")
-            }
-        }.start()
-        defer { finished.signal() }
-
+        let flushes = try FlushBlocker(fixture)
         let configuration = IngestConfiguration(shards: 1, batchSize: 10, maxBatchAge: .milliseconds(10), ringCapacity: 64)
         let source = ScriptedSource(name: "full-rings:test", events: sampleEvents(100), steps: [
             .event(.assigned([0])),
-            .check {
-                try holder.execute("BEGIN")
-                try holder.execute("LOCK TABLE feed_writer IN ACCESS EXCLUSIVE MODE")
-            },
+            .check { try flushes.block() },
             .messages(partition: 0, offsets: 0..<100),
         ])
         source.whenFull = { _ in
-            try holder.execute("ROLLBACK")
+            try flushes.release()
             return [.event(.revoked([0])), .event(.assigned([0]))]
         }
         let summary = try IngestEngine(database: fixture.database, configuration: configuration).run(source)
@@ -191,16 +206,7 @@ private final class ScriptedSource: IngestSource {
     /// pulling again at once, so a stalled database does not cost a core.
     @Test func aShardOverItsByteBudgetMakesTheLoopWaitNotSpin() throws {
         let fixture = try PipelineFixture()
-        let holder = try PostgresConnection(fixture.url)
-        let holderPID = try #require(try holder.execute("SELECT pg_backend_pid()").scalar)
-        let finished = DispatchSemaphore(value: 0)
-        Thread {  // a bound, as above
-            if finished.wait(timeout: .now() + 30) == .timedOut {
-                _ = try? PostgresConnection(fixture.url).execute("SELECT pg_terminate_backend(\(holderPID))")
-            }
-        }.start()
-        defer { finished.signal() }
-
+        let flushes = try FlushBlocker(fixture)
         // 100 events of about 40 KB: each takes a row batch of its own, and 1 MiB holds 8.
         let padding = String(repeating: "x", count: 40_000)
         let events = sampleEvents(100).map { event in
@@ -211,10 +217,7 @@ private final class ScriptedSource: IngestSource {
         let configuration = IngestConfiguration(shards: 1, batchSize: 10_000, maxBatchAge: .milliseconds(10), maxShardBytes: 1 << 20)
         let source = ScriptedSource(name: "byte-budget:test", events: events, steps: [
             .event(.assigned([0])),
-            .check {
-                try holder.execute("BEGIN")
-                try holder.execute("LOCK TABLE feed_writer IN ACCESS EXCLUSIVE MODE")
-            },
+            .check { try flushes.block() },
         ] + (0..<100).map { .messages(partition: 0, offsets: Int64($0)..<Int64($0 + 1)) })
         var firstFullPull: ContinuousClock.Instant?
         var fiftyPulls: Duration?
@@ -222,7 +225,7 @@ private final class ScriptedSource: IngestSource {
             if pulls == 1 { firstFullPull = .now }
             guard pulls == 51, let firstFullPull else { return nil }
             fiftyPulls = firstFullPull.duration(to: .now)
-            try holder.execute("ROLLBACK")
+            try flushes.release()
             return []
         }
         let summary = try IngestEngine(database: fixture.database, configuration: configuration).run(source)
