@@ -39,6 +39,15 @@ public struct PathResult: Sendable, Codable {
     public var ingestCPUSeconds: Double?
     /// CPU seconds of the server's backends (nil when the server is not local).
     public var serverCPUSeconds: Double?
+    /// Write-ahead log the server wrote during the path (cluster-wide), MiB.
+    public var walMiB: Double?
+    /// Checkpoints the server started during the path.
+    public var checkpoints: Int?
+    /// `audit_log` after the path: heap with TOAST, and its indexes, MiB.
+    public var tableMiB: Double?
+    public var indexMiB: Double?
+    /// Sampled every 250 ms: (seconds since the start, server cores busy, audit-ingest cores busy).
+    public var cpu: [[Double]] = []
 }
 
 /// What `bench` reports.
@@ -54,7 +63,11 @@ public struct BenchReport: Sendable, Codable {
     public var ratio: Double
     public var flushP50Milliseconds: Double?
     public var flushP99Milliseconds: Double?
+    /// Peak resident memory of the bench process. With the embedded Kafka cluster it includes the
+    /// broker's log of the topic, which a real broker keeps elsewhere.
     public var maxResidentMiB: Double
+    /// Seconds spent generating the events (and, for consume modes, producing them), not measured.
+    public var preparationSeconds: Double
     /// Events stored per second, sampled during each run: (seconds since its start, events/s).
     public var auditIngestRate: [[Double]]
     public var copyBaselineRate: [[Double]]
@@ -82,7 +95,7 @@ public final class Benchmark {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         progress("generating \(options.events) events")
-        let data = try BenchData(options, directory: scratch)
+        let data = try BenchData(options, directory: scratch) { written in self.progress("generated \(written) events") }
         let admin = try PostgresConnection(base)
         defer { admin.close() }
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -93,9 +106,11 @@ public final class Benchmark {
         let postmaster = ResourceUsage.postmasterPID(on: admin)
         progress("COPY baseline")
         let copyURL = try prepareDatabase(databases.copy, base: base, data: data, withPartitions: true)
-        let (baseline, baselineRate) = try copyBaseline(url: copyURL, data: data, postmaster: postmaster) {
+        let activityBeforeCopy = ServerActivity(admin)
+        var (baseline, baselineRate) = try copyBaseline(url: copyURL, data: data, postmaster: postmaster) {
             ResourceUsage.waitForSessionsToEnd(of: databases.copy, on: admin)
         }
+        baseline.record(ServerActivity(admin) - activityBeforeCopy, StoredSize(url: copyURL))
         // Its fresh rows would draw autovacuum (insert-driven since PostgreSQL 13) into
         // audit-ingest's measurement, on the same cores, counted in the server's CPU.
         do {
@@ -107,8 +122,14 @@ public final class Benchmark {
         progress("audit-ingest \(options.mode.rawValue)")
         let ingestURL = try prepareDatabase(databases.ingest, base: base, data: data, withPartitions: false)
         let latencies = FlushLatencies()
-        let run = try IngestRun(options: options, url: ingestURL, data: data, latencies: latencies, postmaster: postmaster,
-                                logger: logger).measure { ResourceUsage.waitForSessionsToEnd(of: databases.ingest, on: admin) }
+        var activityBeforeIngest = ServerActivity(admin)
+        var run = try IngestRun(options: options, url: ingestURL, data: data, latencies: latencies, postmaster: postmaster,
+                                logger: logger, progress: progress).measure {
+            activityBeforeIngest = ServerActivity(admin)
+        } settled: {
+            ResourceUsage.waitForSessionsToEnd(of: databases.ingest, on: admin)
+        }
+        run.result.record(ServerActivity(admin) - activityBeforeIngest, StoredSize(url: ingestURL))
         let validRows = Double(data.validRows)
         guard run.summary.stored + run.summary.deadLetteredTotal == options.events else {
             throw BenchError("""
@@ -121,7 +142,8 @@ public final class Benchmark {
             deadLettered: run.summary.deadLetteredTotal, auditIngest: run.result, copyBaseline: baseline,
             ratio: baseline.wallSeconds / max(run.result.wallSeconds, 1e-9) * Double(run.summary.stored) / max(validRows, 1),
             flushP50Milliseconds: latencies.percentile(0.5), flushP99Milliseconds: latencies.percentile(0.99),
-            maxResidentMiB: ResourceUsage.maxResidentMiB(), auditIngestRate: run.rate, copyBaselineRate: baselineRate)
+            maxResidentMiB: ResourceUsage.maxResidentMiB(), preparationSeconds: data.generationSeconds + run.producingSeconds,
+            auditIngestRate: run.rate, copyBaselineRate: baselineRate)
     }
 
     /// Creates and migrates a database with the benchmark's tenants (and, for the baseline, every
@@ -155,5 +177,14 @@ public final class Benchmark {
         let authorityStart = withoutQuery.range(of: "://")?.upperBound ?? withoutQuery.startIndex
         let pathStart = withoutQuery[authorityStart...].firstIndex(of: "/") ?? withoutQuery.endIndex
         return String(withoutQuery[..<pathStart]) + "/" + database + query
+    }
+}
+
+extension PathResult {
+    mutating func record(_ activity: ServerActivity, _ size: StoredSize) {
+        walMiB = activity.walBytes / 1_048_576
+        checkpoints = Int(activity.checkpoints)
+        tableMiB = size.tableMiB
+        indexMiB = size.indexMiB
     }
 }

@@ -8,12 +8,13 @@ extension Benchmark {
     func copyBaseline(url: String, data: BenchData, postmaster: pid_t?, settled: () -> Void) throws -> (PathResult, [[Double]]) {
         let serverBefore = ResourceUsage.serverCPU(postmaster: postmaster)
         let sampler = RateSampler(url: url, query: "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy")
+        let cpu = CPUSampler(postmaster: postmaster)
         let started = ContinuousClock.now
         let connection = try PostgresConnection(configuration: PostgresConfiguration(
             connectionString: ConnectionString(url), statementTimeout: nil))
         let columns = #"id, tenant_id, user_id, action, resource_type, resource_id, severity, "timestamp", ip_address, user_agent, custom_metadata"#
         try connection.copyText("COPY audit_log (\(columns)) FROM STDIN (FORMAT csv)") { writer in
-            try data.csv.withUnsafeBytes { bytes in
+            try LineChunks.forEachChunk(of: data.csvPath) { bytes in
                 var offset = 0
                 while offset < bytes.count {
                     let end = min(offset + 64 * 1024, bytes.count)
@@ -26,10 +27,12 @@ extension Benchmark {
         connection.close()
         let wall = started.duration(to: .now).secondsDouble
         let rate = sampler.stop()
+        let cores = cpu.stop()
         settled()
         let rows = Double(data.validRows)
         let serverCPU = ResourceUsage.serverCPU(postmaster: postmaster).flatMap { after in serverBefore.map { after - $0 } }
-        return (PathResult(wallSeconds: wall, eventsPerSecond: rows / wall, ingestCPUSeconds: nil, serverCPUSeconds: serverCPU), rate)
+        return (PathResult(wallSeconds: wall, eventsPerSecond: rows / wall, ingestCPUSeconds: nil, serverCPUSeconds: serverCPU,
+                           cpu: cores.map { [$0[0], $0[1]] }), rate)
     }
 }
 

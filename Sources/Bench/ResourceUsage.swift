@@ -5,13 +5,13 @@ import Postgres
 struct ResourceUsage {
     /// User + system CPU seconds of audit-ingest in this process so far: the process's time less
     /// that of the embedded Kafka cluster's thread (librdkafka names it rdk:mock), which stands in
-    /// for a broker that would run elsewhere.
+    /// for a broker that would run elsewhere, and that of the bench's CPU sampler.
     static func processCPU() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let process = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
-        return process - threadCPU(named: "rdk:mock")
+        return process - threadCPU(named: "rdk:mock") - threadCPU(named: CPUSampler.threadName)
     }
 
     /// CPU seconds of this process's live threads called `name` (from /proc; 0 elsewhere).
@@ -65,5 +65,23 @@ struct ResourceUsage {
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
         guard fields.count > 15, let children = Double(fields[13]), let system = Double(fields[14]) else { return nil }
         return (children + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU seconds of the server so far: its exited backends' (as `serverCPU`) and those of its
+    /// processes still running (each backend, the checkpointer, autovacuum workers, ...).
+    static func serverCPUIncludingLive(postmaster: pid_t?) -> Double? {
+        guard let reaped = serverCPU(postmaster: postmaster), let postmaster,
+              let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        var ticks = 0.0
+        for entry in entries where entry.first?.isNumber == true {
+            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let afterName = stat.lastIndex(of: ")") else { continue }
+            // After the name: ppid is the 2nd field; utime and stime the 12th and 13th.
+            let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+            guard fields.count > 12, pid_t(fields[1]) == postmaster,
+                  let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            ticks += user + system
+        }
+        return reaped + ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

@@ -96,7 +96,30 @@ extension BenchReport {
             flush latency p50 / p99: \(flushP50Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a") / \
             \(flushP99Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a")
             audit-ingest CPU per event: \(perEvent); peak memory: \(String(format: "%.0f MiB", maxResidentMiB))
+            where the time went:
+            \(whereTheTimeWent.joined(separator: "\n"))
             """
+    }
+
+    /// One line per path: how busy the server and audit-ingest kept the cores, what the server wrote
+    /// and what it stored; then the time spent before the clocks started.
+    var whereTheTimeWent: [String] {
+        func line(_ name: String, _ path: PathResult) -> String {
+            var parts: [String] = []
+            let wall = max(path.wallSeconds, 1e-9)
+            if let server = path.serverCPUSeconds { parts.append(String(format: "server %.2f cores", server / wall)) }
+            if let ingest = path.ingestCPUSeconds { parts.append(String(format: "audit-ingest %.2f cores", ingest / wall)) }
+            if let wal = path.walMiB { parts.append(String(format: "WAL %.0f MiB (%.0f bytes/row)", wal, wal * 1_048_576 / Double(max(stored, 1)))) }
+            if let checkpoints = path.checkpoints { parts.append("\(checkpoints) checkpoint\(checkpoints == 1 ? "" : "s")") }
+            if let table = path.tableMiB, let indexes = path.indexMiB {
+                parts.append(String(format: "stored %.0f MiB heap + %.0f MiB indexes", table, indexes))
+            }
+            return "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + parts.joined(separator: ", ")
+        }
+        return [line("audit-ingest", auditIngest), line("COPY csv", copyBaseline),
+                "  " + "before".padding(toLength: 14, withPad: " ", startingAt: 0)
+                    + String(format: "%.1f s", preparationSeconds) + " generating" + (mode == "backfill" ? "" : " and producing")
+                    + " (not measured)"]
     }
 }
 

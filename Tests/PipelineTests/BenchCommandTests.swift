@@ -73,7 +73,11 @@ import Testing
         #expect(result.output.contains("2000 events, mode consume-static: 2000 stored"), "\(result.output.suffix(2000))")
         #expect(result.output.contains("ratio (audit-ingest / COPY):"))
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
-        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 3)
+        // Events/s of both paths, then the server's cores in each and audit-ingest's own.
+        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 6, "\(svg.prefix(3000))")
+        #expect(svg.contains("audit-ingest</tspan>: 2,000 rows in") && svg.contains("COPY csv, 1 stream</tspan>: 2,000 rows in"))
+        #expect(svg.contains("events stored per second") && svg.contains("CPU cores busy") && svg.contains(">0 s</text>"))
+        #expect(result.output.contains("where the time went:") && result.output.contains("MiB indexes"), "\(result.output)")
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())).subtracting(before)
         #expect(!left.contains { $0.hasPrefix("audit-ingest-bench-") }, "left behind: \(left)")
     }
