@@ -2,8 +2,8 @@ import Postgres
 
 /// `GET /v1/tenants/{id}/events` and `events search`: one page of a tenant's events matching a
 /// filter, newest first (or oldest first), with keyset pagination on ("timestamp", id), which is
-/// unique per tenant (the primary key is (tenant_id, id, "timestamp")): pages never overlap or
-/// leave gaps, whatever is written meanwhile before the cursor.
+/// unique per tenant and is the primary key's order within a tenant ((tenant_id, "timestamp", id)):
+/// pages never overlap or leave gaps, whatever is written meanwhile before the cursor.
 public struct EventSearch: Sendable {
     /// The parameter names a search reads.
     public static let parameterNames = EventFilter.parameterNames.union(["limit", "cursor", "order"])

@@ -139,6 +139,49 @@ import Testing
         #expect(try connection.execute(#"SELECT count(*) FROM audit_log WHERE custom_metadata @> '{"region": "eu-north-1"}'"#).scalar == "20")
     }
 
+    /// 0017 orders the primary key by time on a database that holds rows: every month gets the
+    /// new key and loses the index the key replaces, no row is lost, and uniqueness is what it was
+    /// (an id once per tenant and timestamp).
+    @Test func thePrimaryKeyIsReorderedOnADatabaseWithRows() throws {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        try Migrator(migrations: migrations.filter { $0.version < 17 }).apply(on: connection)
+        let tenant = "0000000a-0000-4000-8000-000000000000", event = "0000000e-0000-4000-8000-000000000000"
+        try connection.execute("""
+            SELECT ensure_month_partitions(date_trunc('month', now())::date - 20);
+            INSERT INTO tenant (id, name, code) VALUES ('\(tenant)', 'Acme', 'acme');
+            INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
+            SELECT gen_random_uuid(), '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - n * interval '25 minutes'
+            FROM generate_series(1, 1000) AS n;
+            INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
+            VALUES ('\(event)', '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - interval '1 day');
+            """)
+        try Migrator(migrations: migrations).apply(on: connection)
+        let keys = try connection.execute("""
+            SELECT pg_get_constraintdef(c.oid) FROM pg_inherits h JOIN pg_constraint c ON c.conrelid = h.inhrelid
+            WHERE h.inhparent = 'audit_log'::regclass AND c.contype = 'p'
+            """).rows.compactMap { $0[0] }
+        #expect(!keys.isEmpty && keys.allSatisfy { $0 == #"PRIMARY KEY (tenant_id, "timestamp", id)"# }, "\(keys)")
+        let byTimeOnly = try connection.execute("""
+            SELECT count(*) FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
+            WHERE h.inhparent = 'audit_log'::regclass AND NOT i.indisprimary
+              AND pg_get_indexdef(i.indexrelid) LIKE '%(tenant_id, "timestamp")'
+            """).scalar
+        #expect(byTimeOnly == "0", "the key's leading columns replace the (tenant_id, timestamp) index")
+        #expect(try connection.execute("SELECT count(*) FROM audit_log").scalar == "1001")
+        let duplicate = #expect(throws: PostgresError.self) {
+            try connection.execute("""
+                INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
+                VALUES ('\(event)', '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - interval '1 day')
+                """)
+        }
+        #expect(duplicate?.sqlState == "23505", "\(String(describing: duplicate))")
+        try connection.execute("""
+            INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
+            VALUES ('\(event)', '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - interval '2 days')
+            """)
+        #expect(try connection.execute("SELECT count(*) FROM audit_log WHERE id = '\(event)'").scalar == "2")
+    }
+
     @Test func badFileNamesAreRefused() throws {
         let directory = try temporaryDirectory(files: ["create_things.sql": "SELECT 1"])
         let error = try #require(throws: MigrationError.self) { try Migration.load(from: directory) }
