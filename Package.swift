@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `--config FILE`: TOML through toml++ (its clean debug build adds ~37 s here; Yams would add ~18 s).
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // SHA-256, HMAC (BoringSSL, SHA-NI where the CPU has it): sealed batches, migration
+        // checksums, token hashes, cursor MACs; already in the graph through Hummingbird's.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System libraries. Only `Postgres` imports CLibPQ and only `Kafka` imports CRdKafka.
@@ -39,7 +42,8 @@ let package = Package(
         .systemLibrary(name: "CJSONScan"),
 
         .target(name: "AuditCore", dependencies: ["CJSONScan"]),
-        .target(name: "Digest"),
+        // Tamper evidence: leaves, RFC 6962 Merkle trees, batch seals and chains. Pure.
+        .target(name: "Evidence", dependencies: ["AuditCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -48,12 +52,12 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "AuditCore", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
+                "AuditCore", "Evidence", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "Operations", dependencies: ["Pipeline", "Postgres", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Operations", dependencies: ["AuditCore", "Evidence", "Pipeline", "Postgres", .product(name: "Logging", package: "swift-log")]),
         // Generated events for `generate`, the demo, tests and benchmarks.
         .target(name: "SampleData", dependencies: ["AuditCore"]),
         // `audit-ingest bench`: the real path against a CSV COPY baseline, in the same run.
@@ -62,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
-        .target(name: "AuditRead", dependencies: ["AuditCore", "Digest", "Postgres"]),
+        .target(name: "AuditRead", dependencies: ["AuditCore", "Postgres", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "AdminServer",
             dependencies: [
@@ -76,7 +80,7 @@ let package = Package(
         .target(name: "ConfigFile", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         .target(
             name: "Migrations",
-            dependencies: ["Digest", "Postgres", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Postgres", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "audit-ingest",
@@ -95,7 +99,7 @@ let package = Package(
         // unit targets (AuditCoreTests, SampleDataTests, *UnitTests) are pure, in process and quick;
         // the others talk to a real PostgreSQL started by scripts/test, and to real child processes.
         .target(name: "TestSupport", dependencies: [
-            "Digest", "Migrations", "Postgres", "SampleData", .product(name: "Logging", package: "swift-log"),
+            "Migrations", "Postgres", "SampleData", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport"),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"]),
         .testTarget(name: "SampleDataTests", dependencies: ["AuditCore", "SampleData"]),
@@ -103,17 +107,18 @@ let package = Package(
         // The engine's hand-off between threads, end to end against PostgreSQL (also run under TSan).
         .testTarget(name: "PipelineConcurrencyTests", dependencies: ["Pipeline", "Postgres", "SampleData", "TestSupport"]),
         .testTarget(name: "KafkaUnitTests", dependencies: ["Kafka"]),
+        .testTarget(name: "EvidenceUnitTests", dependencies: ["AuditCore", "Evidence", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"]),
-        .testTarget(name: "AuditReadUnitTests", dependencies: ["AuditRead", "Digest"]),
+        .testTarget(name: "AuditReadUnitTests", dependencies: ["AuditRead"]),
         .testTarget(name: "PipelineTests", dependencies: [
-            "Pipeline", "AuditCore", "Bench", "Migrations", "Operations", "Postgres", "SampleData", "TestSupport",
+            "Pipeline", "AuditCore", "Bench", "Evidence", "Migrations", "Operations", "Postgres", "SampleData", "TestSupport",
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Pipeline", "Postgres", "SampleData", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
-        .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Digest", "Postgres", "TestSupport"]),
+        .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Postgres", "TestSupport"]),
     ]
 )
 
@@ -121,7 +126,7 @@ let package = Package(
 // built again for that, so that build keeps only the pipeline and those tests: no HTTP server,
 // no command line (minutes less on 2 cores).
 if ProcessInfo.processInfo.environment["AUDIT_INGEST_THREAD_SANITIZER_TESTS"] == "1" {
-    let kept: Set = ["CLibPQ", "CRdKafka", "CJSONScan", "AuditCore", "Digest", "Postgres", "Kafka", "Migrations",
+    let kept: Set = ["CLibPQ", "CRdKafka", "CJSONScan", "AuditCore", "Evidence", "Postgres", "Kafka", "Migrations",
                      "Operations", "Pipeline", "SampleData", "TestSupport", "PipelineUnitTests", "PipelineConcurrencyTests"]
     package.targets.removeAll { !kept.contains($0.name) }
     package.products = []

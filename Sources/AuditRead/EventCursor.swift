@@ -1,4 +1,4 @@
-import Digest
+import Crypto
 import Foundation
 import Postgres
 
@@ -26,9 +26,9 @@ public struct EventCursor: Sendable, Equatable {
 
 /// Signs and checks cursors with the database's key (loaded once per signer).
 public final class CursorSigner: Sendable {
-    private let key: [UInt8]
+    private let key: SymmetricKey
 
-    public init(key: [UInt8]) { self.key = key }
+    public init(key: [UInt8]) { self.key = SymmetricKey(data: key) }
 
     /// Reads `read_cursor_key` (migration 0009) as the connection's role.
     public static func load(on connection: PostgresConnection) throws -> CursorSigner {
@@ -40,14 +40,14 @@ public final class CursorSigner: Sendable {
 
     public func encode(_ cursor: EventCursor) -> String {
         let payload = Array(([cursor.listing.rawValue, cursor.tenantID] + cursor.key).joined(separator: "|").utf8)
-        return Self.base64URL(payload) + "." + Self.base64URL(HMAC.sha256(key: key, message: payload))
+        return Self.base64URL(payload) + "." + Self.base64URL(Array(HMAC<SHA256>.authenticationCode(for: payload, using: key)))
     }
 
     /// The cursor in `text` if it is intact and was made for `listing` of `tenantID`.
     public func decode(_ text: String, parameter: String, listing: EventCursor.Listing, tenantID: String) throws(ReadError) -> EventCursor {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let payload = Self.bytes(base64URL: parts[0]), let mac = Self.bytes(base64URL: parts[1]),
-              Self.constantTimeEquals(mac, HMAC.sha256(key: key, message: payload)) else {
+              HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: key) else {
             throw .badParameter(parameter, "not a cursor this server issued (altered or truncated)")
         }
         let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
@@ -78,10 +78,5 @@ public final class CursorSigner: Sendable {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         return Data(base64Encoded: base64).map { Array($0) }
-    }
-
-    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

@@ -1,4 +1,4 @@
-import Digest
+import Crypto
 import Foundation
 import Postgres
 
@@ -68,5 +68,5 @@ public enum TenantTokens {
                                     [hash(token)]).scalar
     }
 
-    static func hash(_ token: String) -> String { SHA256.hexDigest(Array(token.utf8)) }
+    static func hash(_ token: String) -> String { SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined() }
 }

@@ -1,4 +1,4 @@
-import Digest
+import Crypto
 import Foundation
 
 /// One numbered SQL file, `NNNN_name.sql`, applied once in its own transaction.
@@ -18,7 +18,7 @@ public struct Migration: Sendable, Equatable {
         self.name = name
         self.sql = sql
         self.fileName = fileName
-        self.checksum = SHA256.hexDigest(Array(sql.utf8))
+        self.checksum = SHA256.hash(data: Array(sql.utf8)).map { String(format: "%02x", $0) }.joined()
         self.formerChecksums = formerChecksums
     }
 

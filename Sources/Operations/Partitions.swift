@@ -122,6 +122,9 @@ public enum Partitions {
         try connection.transaction { connection in
             try connection.execute("SELECT pg_advisory_xact_lock(7022629598042026612)")  // ensure_month_partitions' lock
             try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(PostgresConnection.quoteIdentifier(name))")
+            // verify accounts the month's sealed groups as removed from here on (migration 0018).
+            _ = try connection.query("INSERT INTO audit_month_removed (month) SELECT to_date($1, 'YYYY_MM')",
+                                     [String(name.dropFirst("audit_log_".count))])
             let renamed = try connection.query("""
                 SELECT n FROM (SELECT $1 || '_detached' || CASE WHEN i = 1 THEN '' ELSE '_' || i END AS n, i
                                FROM generate_series(1, 1000) i) c

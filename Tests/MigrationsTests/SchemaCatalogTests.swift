@@ -16,7 +16,8 @@ import Testing
         let tables = try connection.execute("""
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
-        #expect(tables == ["audit_dead_letter", "audit_log", "feed_writer", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
+        #expect(tables == ["audit_batch", "audit_batch_group", "audit_batch_range", "audit_dead_letter", "audit_log",
+                           "audit_month_removed", "audit_unsealed_month", "feed_writer", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
                            "schema_migrations", "source_body", "source_checkpoint", "tenant", "tenant_api_token", "tenant_login_role", "tenant_metrics",
                            "tenant_metrics_delta", "tenant_metrics_rollup_months", "user"])
     }
@@ -39,13 +40,14 @@ import Testing
             """).scalar
         #expect(columns == "id:uuid,tenant_id:uuid,user_id:uuid,action:text,resource_type:text,resource_id:text,"
                 + "severity:text,timestamp:timestamp with time zone,ip_address:inet,user_agent:text,custom_metadata:jsonb,"
-                + "ingest_xid:xid8,ingested_at:timestamp with time zone")
-        // Every column after the eleven of the COPY has a default, so the ingest's COPY fills it.
+                + "ingest_xid:xid8,ingested_at:timestamp with time zone,batch_id:bigint")
+        // The COPY sends the eleven event columns and batch_id; the others have defaults, and
+        // batch_id's 0 marks the rows stored before sealing began (0018).
         let defaults = try connection.execute("""
             SELECT string_agg(attname || '=' || pg_get_expr(adbin, adrelid), ',' ORDER BY attnum)
             FROM pg_attrdef JOIN pg_attribute ON attrelid = adrelid AND attnum = adnum WHERE adrelid = 'audit_log'::regclass
             """).scalar
-        #expect(defaults == "ingest_xid=pg_current_xact_id(),ingested_at=now()")
+        #expect(defaults == "ingest_xid=pg_current_xact_id(),ingested_at=now(),batch_id=0")
         let primaryKey = try connection.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND contype = 'p'").scalar
         #expect(primaryKey == "PRIMARY KEY (tenant_id, \"timestamp\", id)")  // since 0017

@@ -1,4 +1,4 @@
-import Digest
+import Crypto
 import Foundation
 import Migrations
 import Postgres
@@ -59,7 +59,7 @@ public enum TestDatabase {
         try templates.withLock { templates in
             if let name = templates[base] { return name }
             let migrations = try Migration.load(from: migrationsDirectory)
-            let name = "audit_template_" + SHA256.hexDigest(Array(migrations.map(\.checksum).joined().utf8)).prefix(16)
+            let name = "audit_template_" + SHA256.hash(data: Array(migrations.map(\.checksum).joined().utf8)).map { String(format: "%02x", $0) }.joined().prefix(16)
             let admin = try PostgresConnection(base)
             defer { admin.close() }
             // Test processes that share a server take turns making it.

@@ -1,4 +1,5 @@
 import AuditCore
+import Evidence
 import Foundation
 import Logging
 import Postgres
@@ -49,20 +50,31 @@ struct FlushTransaction {
             logger.warning("this batch was already committed (the reply to an earlier COMMIT was lost): not writing it again")
             return Result(stored: rows.count, deadLetters: deadLetters)
         }
+        let batchID = try PostgresError.labelled("numbering the batch") { try BatchSealing.nextBatchID(on: connection) }
         rows.sortByTenantAndTime()
+        let leaves = rows.map(\.leafHash)
         let rejected = rows.isEmpty ? [] : try PostgresError.labelled("COPY into audit_log") {
-            try copyIsolatingPoison(rows[...], on: connection)
+            try copyIsolatingPoison(rows[...], batchID: batchID, on: connection)
         }
         // By index, not position: the records of one message (a CloudTrail delivery file)
         // share its position, and those PostgreSQL took are stored and counted.
         let rejectedRows = Set(rejected.map(\.index))
         let stored = rejected.isEmpty ? rows[...] : ArraySlice(rows.indices.filter { !rejectedRows.contains($0) }.map { rows[$0] })
         let allDeadLetters = deadLetters + rejected.map(\.deadLetter)
+        var deadLetterLeaves: [TreeHash] = []
         if !allDeadLetters.isEmpty {
-            try PostgresError.labelled("COPY into audit_dead_letter") { try insertDeadLetters(allDeadLetters, on: connection) }
+            deadLetterLeaves = try PostgresError.labelled("COPY into audit_dead_letter") {
+                try insertDeadLetters(allDeadLetters, batchID: batchID, on: connection)
+            }
         }
         if !stored.isEmpty {
             try PostgresError.labelled("COPY into tenant_metrics_delta") { try countEvents(stored, on: connection) }
+        }
+        let storedLeaves = rejected.isEmpty ? leaves : rows.indices.filter { !rejectedRows.contains($0) }.map { leaves[$0] }
+        let sealing = BatchSealing(streams: streams, shard: shard)
+        try PostgresError.labelled("sealing the batch (audit_batch)") {
+            try sealing.seal(batchID: batchID, rows: stored, leaves: storedLeaves, deadLetterLeaves: deadLetterLeaves,
+                             from: committed, to: pending, layouts: layouts, on: connection)
         }
         return Result(stored: stored.count, deadLetters: allDeadLetters)
     }
@@ -71,11 +83,11 @@ struct FlushTransaction {
     /// attempt under a savepoint) down to the offending rows and returns them (their index in
     /// `rows`) as dead letters with the SQLSTATE. Nothing else is the rows' fault: a timeout, a
     /// lock wait or a lost connection is thrown for the caller to retry, never dead-lettered.
-    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>,
+    private func copyIsolatingPoison(_ rows: ArraySlice<EncodedRow>, batchID: Int64,
                                      on connection: PostgresConnection) throws -> [(index: Int, deadLetter: DeadLetter)] {
         try connection.execute("SAVEPOINT batch")
         do {
-            try copy(rows, on: connection)
+            try copy(rows, batchID: batchID, on: connection)
             try connection.execute("RELEASE SAVEPOINT batch")
             return []
         } catch let error as PostgresError where error.isDataError && error.sqlState != PostgresError.SQLState.checkViolation {
@@ -91,14 +103,16 @@ struct FlushTransaction {
                                                      sqlState: error.sqlState))]
             }
             let middle = rows.startIndex + rows.count / 2
-            return try copyIsolatingPoison(rows[..<middle], on: connection) + copyIsolatingPoison(rows[middle...], on: connection)
+            return try copyIsolatingPoison(rows[..<middle], batchID: batchID, on: connection)
+                + copyIsolatingPoison(rows[middle...], batchID: batchID, on: connection)
         }
     }
 
     static let feedWriterLock = "LOCK TABLE feed_writer IN ROW EXCLUSIVE MODE"
 
-    private func copy(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
-        try connection.copyBinary("COPY audit_log (\(AuditEvent.copyColumns)) FROM STDIN (FORMAT binary)") { writer in
+    /// Each row as encoded, with its batch's id after its columns.
+    private func copy(_ rows: ArraySlice<EncodedRow>, batchID: Int64, on connection: PostgresConnection) throws {
+        try connection.copyBinary("COPY audit_log (\(AuditEvent.copyColumns), batch_id) FROM STDIN (FORMAT binary)") { writer in
             // Eight rows ahead, the next rows' bytes are loaded while these are copied.
             let ahead = 8
             for index in rows.indices {
@@ -106,31 +120,32 @@ struct FlushTransaction {
                     let later = rows[index + ahead]
                     BinaryCopyEncoder.prefetch(later.bytes, count: later.rowLength)
                 }
-                writer.encoder.appendEncodedRows(rows[index].rowBytes)
+                writer.encoder.beginRow(fieldCount: AuditEvent.copyColumnCount + 1)
+                writer.encoder.appendEncodedRows(rows[index].fieldBytes)
+                writer.encoder.appendInt64(batchID)
                 try writer.sendIfFull()
             }
         }
     }
 
-    private func insertDeadLetters(_ deadLetters: [DeadLetter], on connection: PostgresConnection) throws {
-        let sql = #"COPY audit_dead_letter (source, "partition", "offset", record, tenant_id, raw_payload, reason, sqlstate, detail) FROM STDIN (FORMAT binary)"#
+    /// COPYs the dead letters with the batch's id; returns each one's leaf hash, over its
+    /// columns before batch_id as COPY sends them.
+    private func insertDeadLetters(_ deadLetters: [DeadLetter], batchID: Int64, on connection: PostgresConnection) throws -> [TreeHash] {
+        let sql = "COPY audit_dead_letter (\(DeadLetter.copyColumns), batch_id) FROM STDIN (FORMAT binary)"
+        var leaves: [TreeHash] = []
+        var fields = BinaryCopyEncoder()
         try connection.copyBinary(sql) { writer in
             for deadLetter in deadLetters {
-                let location = streams.locate(deadLetter.partition)
-                writer.encoder.beginRow(fieldCount: 9)
-                writer.encoder.appendText(location.source)
-                writer.encoder.appendInt32(location.partition)
-                writer.encoder.appendInt64(deadLetter.offset)
-                writer.encoder.appendInt32(deadLetter.record)
-                if let tenant = deadLetter.tenantID { writer.encoder.appendUUID(tenant.bytes) } else { writer.encoder.appendNull() }
-                writer.encoder.appendBytes(deadLetter.rawMessage)
-                writer.encoder.appendText(deadLetter.reason)
-                if let sqlState = deadLetter.sqlState { writer.encoder.appendText(sqlState) } else { writer.encoder.appendNull() }
-                if let detail = deadLetter.detail { writer.encoder.appendText(detail.replacingOccurrences(of: "\0", with: "")) }
-                else { writer.encoder.appendNull() }
+                fields.removeAll()
+                deadLetter.appendCopyFields(source: streams.locate(deadLetter.partition), to: &fields)
+                fields.withUnsafeBytes { leaves.append(MerkleTree.leaf(kind: LeafKind.deadLetter, $0)) }
+                writer.encoder.beginRow(fieldCount: DeadLetter.copyColumnCount + 1)
+                fields.withUnsafeBytes { writer.encoder.appendEncodedRows($0) }
+                writer.encoder.appendInt64(batchID)
                 try writer.sendIfFull()
             }
         }
+        return leaves
     }
 
     /// Appends the batch's counts per tenant per UTC day to tenant_metrics_delta (migration 0010:

@@ -27,6 +27,9 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
     /// without a lock, replaced when `IngestLoop` reloads the list.
     var knownTenants: TenantTable
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
+    /// The metadata as jsonb will print it: the text sent is the text stored, so a row's leaf
+    /// hash is the same at ingest and in `verify`.
+    private let storedMetadata: JSONBText
     /// Per shard, rows encoded and not handed over yet. A batch goes when it is full, before
     /// anything else is pushed to its shard (so the flusher sees every item in the order it was
     /// made), and when the source may wait for input (`handOverRows`).
@@ -63,6 +66,7 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
         self.logger = logger
         router = ShardRouter(shardCount: configuration.shards)
         decoder = EventDecoder(configuration: configuration.decoder)
+        storedMetadata = JSONBText(maxBytes: 2 * configuration.decoder.maxMetadataBytes + (64 << 10))
         pool = FlusherPool(streams: streams, configuration: configuration, database: database, partitions: partitions,
                            statistics: statistics, deadLetterSink: deadLetterSink, logger: logger)
         filling = Array(repeating: nil, count: configuration.shards)
@@ -98,10 +102,10 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
                 let metadata = MetadataMerge.merge(event.metadata, adding: members)
                 return metadata.withUnsafeBytes { metadata in
                     event.metadata = metadata
-                    enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
+                    enqueueAsStored(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
                 }
             }
-            enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
+            enqueueAsStored(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
         case .failure(let rejection):
             reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection, record: record)
         }
@@ -122,6 +126,23 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
         case .field:
             return nil  // refused by the command line: a native event's tenant is its tenant_id
         }
+    }
+
+    /// `enqueue` with the metadata as jsonb prints it, or a dead letter when jsonb would refuse it.
+    @inline(__always)
+    private func enqueueAsStored(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, raw: UnsafeRawBufferPointer,
+                                 record: Int32) {
+        var event = event
+        if let metadata = event.metadata {
+            do {
+                event.metadata = try storedMetadata.canonical(metadata, maxDepth: configuration.decoder.maxMetadataDepth)
+            } catch {
+                var rejection = error
+                rejection.tenantID = event.tenantID
+                return reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection, record: record)
+            }
+        }
+        enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
     }
 
     /// Hands a decoded event to its shard (or dead-letters it for an unknown tenant).

@@ -1,0 +1,123 @@
+import Evidence
+import Foundation
+import Postgres
+
+/// The batch log's part of `verify` (migration 0019): the log tree recomputed from audit_batch,
+/// every checkpoint (stored, and held outside the database) checked against it and against the
+/// keys trusted, and batches left out of the log for too long.
+extension Verification {
+    /// A checkpoint held outside the database: a file of `--checkpoint-dir` or `--checkpoint`.
+    public struct ExternalCheckpoint: Sendable {
+        public var name: String
+        public var note: String
+        public init(name: String, note: String) {
+            self.name = name
+            self.note = note
+        }
+    }
+
+    struct LogFindings {
+        var failures: [(category: Category, table: String, batch: Int64?, detail: String)] = []
+        var size: Int64 = 0
+        var storedCheckpoints = 0
+        var externalCheckpoints = 0
+        var notIntegrated = 0
+        var keysFromDatabase = false
+    }
+
+    private struct Claim {
+        var source: String
+        var checkpoint: LogCheckpoint
+        var external: Bool
+    }
+
+    func checkLog(on connection: PostgresConnection) throws -> LogFindings {
+        var findings = LogFindings()
+        func fail(_ category: Category, _ table: String, batch: Int64? = nil, _ detail: String) {
+            findings.failures.append((category, table, batch, detail))
+        }
+        let origin = try connection.execute("SELECT origin FROM audit_log_origin").scalar ?? ""
+        var keys = trustedKeys
+        if keys.isEmpty {
+            // No key given: the database's key history, which whoever can rewrite the database
+            // can rewrite too. Said in the report.
+            keys = try connection.execute("SELECT verifier_key FROM audit_signing_key").rows.compactMap { row in
+                row[0].flatMap { try? NoteVerifierKey(parsing: $0) }
+            }
+            findings.keysFromDatabase = true
+        }
+
+        // Every checkpoint, parsed and its signatures checked; those that hold are claims on the log.
+        var claims: [Claim] = []
+        func admit(_ source: String, table: String, _ text: String, external: Bool) {
+            let note: SignedNote, checkpoint: LogCheckpoint
+            do {
+                note = try SignedNote(parsing: text)
+                checkpoint = try LogCheckpoint(parsing: note.text)
+            } catch {
+                return fail(.badSignature, table, "\(source): not a signed checkpoint (\(error))")
+            }
+            let verdicts = keys.map { ($0, note.isSigned(by: $0)) }
+            if let broken = verdicts.first(where: { $0.1 == false }) {
+                return fail(.badSignature, table, "\(source): the signature of \(broken.0.name) (key \(broken.0.encoded)) does not verify")
+            }
+            guard verdicts.contains(where: { $0.1 == true }) else {
+                let signers = note.signatures.map { "\($0.name) \(String($0.keyID, radix: 16))" }.joined(separator: ", ")
+                return fail(.badSignature, table, "\(source): signed by no trusted key (by \(signers.isEmpty ? "none" : signers))")
+            }
+            guard checkpoint.origin == origin else {
+                return fail(.checkpointMismatch, table, "\(source): a checkpoint of another log (\(checkpoint.origin)), not this database's (\(origin))")
+            }
+            claims.append(Claim(source: source, checkpoint: checkpoint, external: external))
+        }
+        let stored = try connection.execute("SELECT tree_size, note FROM audit_checkpoint ORDER BY tree_size").rows
+        for row in stored { admit("the checkpoint of \(row[0] ?? "?") batches", table: "audit_checkpoint", row[1] ?? "", external: false) }
+        for checkpoint in externalCheckpoints { admit(checkpoint.name, table: "checkpoint file", checkpoint.note, external: true) }
+        findings.storedCheckpoints = stored.count
+        findings.externalCheckpoints = externalCheckpoints.count
+
+        // The log, recomputed: one leaf per integrated batch, from its record's digest.
+        let wanted = Set(claims.map(\.checkpoint.size))
+        var roots: [Int64: TreeHash] = [0: LogFrontier().root]
+        var frontier = LogFrontier()
+        for row in try connection.execute("""
+            SELECT log_index, id, encode(digest, 'hex') FROM audit_batch WHERE log_index IS NOT NULL ORDER BY log_index
+            """).rows {
+            guard let position = row[0].flatMap({ Int64($0) }), let id = row[1].flatMap({ Int64($0) }) else { continue }
+            if position != frontier.size {
+                fail(.batchMissing, "audit_batch", batch: id, "log positions \(frontier.size)..<\(position) hold no batch: batches were removed from the log")
+            }
+            frontier.append(BatchLog.leaf(batch: id, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero))
+            if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
+        }
+        findings.size = frontier.size
+        for claim in claims {
+            let checkpoint = claim.checkpoint, table = claim.external ? "checkpoint file" : "audit_checkpoint"
+            let signed = LogCheckpointTime.text(checkpoint.signedAt)
+            if checkpoint.size > frontier.size {
+                fail(.tailCut, table, """
+                    \(claim.source), signed \(signed), covers \(checkpoint.size) batches; the log holds \(frontier.size): \
+                    batches after \(frontier.size) were removed after it was signed
+                    """)
+            } else if roots[checkpoint.size] != checkpoint.root {
+                fail(.checkpointMismatch, table, """
+                    \(claim.source), signed \(signed): the log's first \(checkpoint.size) batches hash to \
+                    \(roots[checkpoint.size]?.description ?? "?"), the checkpoint says \(checkpoint.root): the log was rewritten
+                    """)
+            }
+        }
+
+        // Batches sealed but left out of the log, once a log has begun.
+        let pending = try connection.query("""
+            SELECT count(*), count(*) FILTER (WHERE committed_at < now() - make_interval(secs => $1)), min(id) FILTER (WHERE committed_at < now() - make_interval(secs => $1))
+            FROM audit_batch WHERE log_index IS NULL
+            """, [String(integrationGrace)]).rows.first
+        findings.notIntegrated = pending?[0].flatMap { Int($0) } ?? 0
+        if !stored.isEmpty, let late = pending?[1].flatMap({ Int($0) }), late > 0 {
+            fail(.notIntegrated, "audit_batch", batch: pending?[2].flatMap { Int64($0) }, """
+                \(late) batches committed more than \(Int(integrationGrace)) s ago are in no checkpoint: is `audit-ingest checkpoint` running?
+                """)
+        }
+        return findings
+    }
+}
