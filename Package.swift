@@ -66,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
-        .target(name: "AuditRead", dependencies: ["AuditCore", "Postgres", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "AuditRead", dependencies: ["AuditCore", "Evidence", "Postgres", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "AdminServer",
             dependencies: [

@@ -45,7 +45,9 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
         }
         if Self.publicPaths.contains(request.uri.path) { return try await next(request, context) }
         // The tenant read API takes tenant tokens as well as this one and checks them itself.
-        if request.uri.path.hasPrefix(TenantReadAPI.pathPrefix) { return try await next(request, context) }
+        if request.uri.path.hasPrefix(TenantReadAPI.pathPrefix) || request.uri.path == TenantReadAPI.checkpointPath {
+            return try await next(request, context)
+        }
         guard let token else {
             return try refusal("the admin API needs a token: start it with ADMIN_TOKEN (or ADMIN_TOKEN_FILE) set, or use the CLI")
         }

@@ -15,6 +15,8 @@ import Synchronization
 /// (`ReaderSession`), so row-level security keeps tenants apart.
 final class TenantReadAPI: Sendable {
     static let pathPrefix = "/v1/tenants/"
+    /// The newest signed checkpoint, for any tenant token or the admin token.
+    static let checkpointPath = "/v1/checkpoint"
 
     private let adminToken: [UInt8]?
     private let pool: ConnectionPool
@@ -51,6 +53,17 @@ final class TenantReadAPI: Sendable {
         }
         router.get("/v1/tenants/:tenant_id/events/export") { request, context in
             try await self.export(request, context)
+        }
+        router.get("/v1/tenants/:tenant_id/events/:event_id/proof") { request, context in
+            let eventID = context.parameters.get("event_id") ?? ""
+            return try await self.answer(request, context, allowed: EventProofs.parameterNames) { reader, parameters, connection, _ in
+                let proof = try EventProofs.proof(tenantID: reader.tenant, eventID: eventID, parameters: parameters,
+                                                  activeOnly: reader.activeOnly, on: connection)
+                return String(decoding: try proof.encoded(), as: UTF8.self)
+            }
+        }
+        router.get(RouterPath(Self.checkpointPath)) { request, _ in
+            try await self.checkpoint(request)
         }
     }
 
@@ -157,7 +170,35 @@ final class TenantReadAPI: Sendable {
         }
     }
 
+    /// The newest signed checkpoint and the keys the database says signed checkpoints. A
+    /// tenant checks proofs against a key its operator gave it, not against these.
+    private func checkpoint(_ request: Request) async throws -> Response {
+        let token = Self.bearer(request)
+        do {
+            let body = try await runBlocking {
+                try self.pool.withConnection { connection in
+                    try self.authorizeAnyTenant(token: token, on: connection)
+                    return try SignedCheckpoints.newest(on: connection)
+                }
+            }
+            return try AdminServer.json(body)
+        } catch let error as ReadError {
+            return try Self.response(for: error)
+        }
+    }
+
     // MARK: Authentication and parameters
+
+    /// A tenant token of any tenant, or the admin token.
+    private func authorizeAnyTenant(token: String?, on connection: PostgresConnection) throws {
+        guard let token, !token.isEmpty else {
+            throw ReadError(kind: .notAuthenticated, message: "missing bearer token (Authorization: Bearer <tenant token or ADMIN_TOKEN>)")
+        }
+        if let adminToken, ConstantTime.equals(Array(token.utf8), adminToken) { return }
+        guard try TenantTokens.tenant(ofToken: token, on: connection) != nil else {
+            throw ReadError(kind: .notAuthenticated, message: "unknown or revoked token")
+        }
+    }
 
     /// Who this request reads for: 401 without a valid token, 400 for a malformed tenant id,
     /// 403 for a tenant token on another tenant's path.
@@ -218,7 +259,7 @@ final class TenantReadAPI: Sendable {
         case .badParameter: .badRequest
         case .notAuthenticated: .unauthorized
         case .forbidden, .tenantNotActive: .forbidden
-        case .unknownTenant: .notFound
+        case .unknownTenant, .notFound: .notFound
         case .busy: error.parameter == "tenant" ? .tooManyRequests : .serviceUnavailable
         }
         if error.kind == .busy { body["parameter"] = nil }

@@ -12,6 +12,8 @@ public struct ReadError: Error, Sendable, Equatable, CustomStringConvertible {
         case unknownTenant
         /// The tenant is suspended or inactive: its tokens read nothing and none are issued (HTTP 403).
         case tenantNotActive
+        /// No such event, or nothing to prove it with yet (HTTP 404).
+        case notFound
         /// Too many exports at once, for this tenant or in all (HTTP 429 or 503, with Retry-After).
         case busy
     }

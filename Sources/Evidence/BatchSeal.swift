@@ -11,7 +11,7 @@ public struct BatchSeal: Sendable, Equatable {
 
     public init(groups: [SealedGroup], ranges: [SourceRange]) {
         self.groups = groups.sorted(by: SealedGroup.precedes)
-        self.ranges = ranges.sorted { ($0.source, $0.partition, $0.shard) < ($1.source, $1.partition, $1.shard) }
+        self.ranges = ranges.sorted(by: SourceRange.precedes)
     }
 
     public var rowCount: Int { groups.filter { $0.kind == .rows }.reduce(0) { $0 + $1.leafCount } }
@@ -25,12 +25,17 @@ public struct BatchSeal: Sendable, Equatable {
     /// (int32) and UTF-8, partition (int32), shard (int32), layout (int64), first and next
     /// position (int64). Integers big-endian.
     public var digest: TreeHash {
+        Self.digest(root: root, rowCount: Int64(rowCount), deadLetterCount: Int64(deadLetterCount), ranges: ranges)
+    }
+
+    /// The digest from its parts (an event proof carries them, not every group).
+    public static func digest(root: TreeHash, rowCount: Int64, deadLetterCount: Int64, ranges: [SourceRange]) -> TreeHash {
         var data = Array("audit-ingest batch 1\n".utf8)
         data += root.bytes
-        data.appendBigEndian(Int64(rowCount))
-        data.appendBigEndian(Int64(deadLetterCount))
+        data.appendBigEndian(rowCount)
+        data.appendBigEndian(deadLetterCount)
         data.appendBigEndian(Int32(ranges.count))
-        for range in ranges {
+        for range in ranges.sorted(by: SourceRange.precedes) {
             let source = Array(range.source.utf8)
             data.appendBigEndian(Int32(source.count))
             data += source
@@ -46,7 +51,7 @@ public struct BatchSeal: Sendable, Equatable {
 
 /// The positions [first, next) of one source partition that a batch moved one shard's row of
 /// `ingest_offsets` across (what of them the shard did not store belongs to other shards).
-public struct SourceRange: Sendable, Equatable {
+public struct SourceRange: Codable, Sendable, Equatable {
     public var source: String
     public var partition: Int32
     public var shard: Int32
@@ -61,6 +66,11 @@ public struct SourceRange: Sendable, Equatable {
         self.layout = layout
         self.first = first
         self.next = next
+    }
+
+    /// The order a digest takes ranges in: by source, partition and shard.
+    public static func precedes(_ a: SourceRange, _ b: SourceRange) -> Bool {
+        (a.source, a.partition, a.shard) < (b.source, b.partition, b.shard)
     }
 }
 
@@ -105,7 +115,8 @@ public struct SealedGroup: Sendable, Equatable {
         return data.withUnsafeBytes { MerkleTree.leaf(kind: 0x47, $0) }
     }
 
-    static func precedes(_ a: SealedGroup, _ b: SealedGroup) -> Bool {
+    /// The order of a batch's groups: rows by (tenant, month), dead letters last.
+    public static func precedes(_ a: SealedGroup, _ b: SealedGroup) -> Bool {
         if a.kind != b.kind { return a.kind == .rows }
         let zero = UUIDValue(high: 0, low: 0)
         if a.tenantID != b.tenantID { return a.tenantID ?? zero < b.tenantID ?? zero }

@@ -322,7 +322,7 @@ public struct Verification {
                 tuples = UnsafeRawBufferPointer(rebasing: chunk[min(chunk.count, BinaryCopyEncoder.header.count)...])
                 header = false
             }
-            try BinaryTuples.forEach(in: tuples) { fields in
+            try BinaryCopyTuples.forEach(in: tuples) { fields in
                 // fields: batch_id, then the sealed columns (their bytes as COPY sends them).
                 let batch = fields.int64(0)
                 let tenant = tenantField.flatMap { fields.uuid($0) }
@@ -343,51 +343,11 @@ public struct Verification {
     static let deadLetterColumns = #"source, "partition", "offset", record, tenant_id, raw_payload, reason, sqlstate, detail"#
 }
 
-/// Tuples of binary COPY output, one at a time, as views of their fields.
-enum BinaryTuples {
-    struct Fields {
-        let base: UnsafeRawBufferPointer
-        /// Each field's start (its length word) and value length (-1: NULL).
-        var starts: [(offset: Int, length: Int)]
-
-        func int64(_ index: Int) -> Int64 {
-            guard starts[index].length == 8 else { return 0 }
-            return Int64(bigEndian: base.loadUnaligned(fromByteOffset: starts[index].offset + 4, as: Int64.self))
-        }
-
-        func uuid(_ index: Int) -> UUIDValue? {
-            guard starts[index].length == 16 else { return nil }
-            let offset = starts[index].offset + 4
-            return UUIDValue(high: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)),
-                             low: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)))
-        }
-
-        /// The fields after `index`, length words included.
-        func bytes(after index: Int) -> UnsafeRawBufferPointer {
-            let start = starts[index].offset + 4 + max(0, starts[index].length)
-            let end = starts.last.map { $0.offset + 4 + max(0, $0.length) } ?? start
-            return UnsafeRawBufferPointer(rebasing: base[start..<end])
-        }
-    }
-
-    /// Calls `body` for each tuple in `chunk` (PostgreSQL sends whole tuples per CopyData
-    /// message); stops at the trailer.
-    static func forEach(in chunk: UnsafeRawBufferPointer, _ body: (Fields) throws -> Void) throws {
-        var offset = 0
-        var fields = Fields(base: chunk, starts: [])
-        while offset + 2 <= chunk.count {
-            let count = Int(Int16(bigEndian: chunk.loadUnaligned(fromByteOffset: offset, as: Int16.self)))
-            offset += 2
-            if count < 0 { return }
-            fields.starts.removeAll(keepingCapacity: true)
-            for _ in 0..<count {
-                guard offset + 4 <= chunk.count else { throw OperationsError("verify: a COPY tuple was cut off") }
-                let length = Int(Int32(bigEndian: chunk.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
-                fields.starts.append((offset, length))
-                offset += 4 + max(0, length)
-            }
-            guard offset <= chunk.count else { throw OperationsError("verify: a COPY tuple was cut off") }
-            try body(fields)
-        }
+extension BinaryCopyTuples.Fields {
+    func uuid(_ index: Int) -> UUIDValue? {
+        guard starts[index].length == 16 else { return nil }
+        let offset = starts[index].offset + 4
+        return UUIDValue(high: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)),
+                         low: UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)))
     }
 }

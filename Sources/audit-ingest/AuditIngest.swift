@@ -15,7 +15,7 @@ struct AuditIngest: AsyncParsableCommand {
             """,
         subcommands: [Migrate.self, Backfill.self, Consume.self, BenchCommand.self, KafkaCommand.self, Health.self, Stats.self,
                       Optimize.self, Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self,
-                      Generate.self, Events.self, ConfigCommand.self, Verify.self, Checkpoint.self, Keys.self]
+                      Generate.self, Events.self, ConfigCommand.self, Verify.self, Checkpoint.self, Keys.self, ProofCommand.self]
     )
 
     // Read by `ConfigFileArguments` before parsing (anywhere on the command line); declared here for --help.

@@ -1,0 +1,57 @@
+import Evidence
+import Testing
+
+/// RFC 6962 inclusion proofs: every leaf of every tree size up to 33 proves to the tree's root,
+/// and a wrong leaf, index, size or sibling does not.
+@Suite struct MerkleProofTests {
+    static func leaves(_ count: Int) -> [TreeHash] { (0..<count).map { MerkleTree.leaf([UInt8(truncatingIfNeeded: $0), 7]) } }
+
+    @Test func everyLeafOfEverySizeProvesToTheRoot() {
+        for size in 1...33 {
+            let leaves = Self.leaves(size)
+            let root = MerkleTree.root(leaves)
+            for index in 0..<size {
+                let path = MerkleProof.inclusionPath(index: index, leaves: leaves)
+                #expect(MerkleProof.root(leaf: leaves[index], index: Int64(index), size: Int64(size), path: path) == root,
+                        "size \(size), leaf \(index)")
+            }
+        }
+    }
+
+    @Test func aWrongLeafIndexSizeOrSiblingDoesNotProve() {
+        let leaves = Self.leaves(13)
+        let root = MerkleTree.root(leaves)
+        let path = MerkleProof.inclusionPath(index: 5, leaves: leaves)
+        #expect(path.count == 4)
+        #expect(MerkleProof.root(leaf: leaves[6], index: 5, size: 13, path: path) != root)
+        #expect(MerkleProof.root(leaf: leaves[5], index: 4, size: 13, path: path) != root)
+        // The size shapes the climb only where the leaf's right edge is: the signed checkpoint's
+        // size binds it (EventProof checks the two agree).
+        #expect(MerkleProof.root(leaf: leaves[5], index: 5, size: 6, path: path) != root)
+        #expect(MerkleProof.root(leaf: leaves[5], index: 5, size: 13, path: Array(path.dropLast())) == nil)
+        #expect(MerkleProof.root(leaf: leaves[5], index: 5, size: 13, path: path + [root]) == nil)
+        #expect(MerkleProof.root(leaf: leaves[5], index: 13, size: 13, path: path) == nil)
+        var swapped = path
+        swapped[1] = leaves[0]
+        #expect(MerkleProof.root(leaf: leaves[5], index: 5, size: 13, path: swapped) != root)
+        // A one-leaf tree: the leaf is the root, with an empty path.
+        #expect(MerkleProof.root(leaf: leaves[0], index: 0, size: 1, path: []) == leaves[0])
+    }
+}
+
+/// The inet column read back from a leaf prints as PostgreSQL prints it (RFC 5952).
+@Suite struct SealedRowInetTests {
+    static func inet(_ family: UInt8, _ bits: UInt8, _ address: [UInt8]) -> String? {
+        SealedRow.inet([family, bits, 0, UInt8(address.count)] + address)
+    }
+
+    @Test func addressesPrintAsStored() {
+        #expect(Self.inet(2, 32, [10, 1, 2, 3]) == "10.1.2.3")
+        #expect(Self.inet(2, 24, [10, 1, 2, 0]) == "10.1.2.0/24")
+        #expect(Self.inet(3, 128, [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]) == "2001:db8::1")
+        #expect(Self.inet(3, 128, [UInt8](repeating: 0, count: 16)) == "::")
+        #expect(Self.inet(3, 128, [0, 1] + [UInt8](repeating: 0, count: 14)) == "1::")
+        #expect(Self.inet(3, 128, [0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 0, 4]) == "1:0:2::3:0:4")
+        #expect(Self.inet(3, 128, [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]) == "1:2:3:4:5:6:7:8")
+    }
+}
