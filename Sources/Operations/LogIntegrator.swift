@@ -9,7 +9,7 @@ import Postgres
 /// with nothing new republishes the checkpoint with a new time, so that an idle log is provably
 /// idle. Each checkpoint is then written to `checkpointDirectory`, if set: `SIZE.checkpoint`,
 /// written once and never replaced, and `latest.checkpoint`, replaced each round.
-public struct LogIntegrator {
+public struct LogIntegrator: Sendable {
     public var signingKeys: [NoteSigningKey]
     public var checkpointDirectory: URL?
     /// The most batches one round appends: a backlog is worked off over several rounds.

@@ -3,9 +3,11 @@
 /// lowest module that logs, so every module that logs builds on it.
 package enum LogKey {
     package static let alert = "alert"
+    package static let appended = "appended"
     package static let assignment = "assignment"
     package static let atByte = "at_byte"
     package static let attempt = "attempt"
+    package static let batches = "batches"
     package static let brokers = "brokers"
     package static let byte = "byte"
     package static let bytes = "bytes"

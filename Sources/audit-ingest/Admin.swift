@@ -17,13 +17,16 @@ struct Admin: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var admin: AdminOptions
         @OptionGroup var location: Migrate.Location
+        @OptionGroup var integrator: IntegratorOptions
 
         func run() async throws {
             let server = AdminServer(configuration: try admin.configuration(database: database, location: location, port: admin.port ?? 9090))
             print("admin API on http://\(server.configuration.host):\(server.configuration.port)")
             fflush(nil)
+            let services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+                + [try integrator.service(database: database)].compactMap { $0 }
             try await ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint],
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: Logger(label: "audit-ingest.services"))).run()
         }
     }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Pipeline
+import ServiceLifecycle
 
 /// `audit-ingest checkpoint`: the integrator of the batch log.
 struct Checkpoint: ParsableCommand {
@@ -70,4 +72,31 @@ final class StopOnSignal: @unchecked Sendable {
 
     /// Waits up to `seconds`; true when a signal came.
     func wait(seconds: Double) -> Bool { stopped.wait(timeout: .now() + seconds) == .success }
+}
+
+/// Running the integrator inside `consume` or `admin serve`: on when a signing key is given.
+struct IntegratorOptions: ParsableArguments {
+    @Option(name: .customLong("signing-key-file"),
+            help: "Also sign checkpoints of the batch log here, with this key from `audit-ingest keys generate` (repeat while rotating).")
+    var signingKeyFiles: [String] = []
+    @Option(help: "With --signing-key-file: write each checkpoint here (created if missing).") var checkpointDir: String?
+    @Option(help: ArgumentHelp("With --signing-key-file: seconds between checkpoint rounds.", valueName: "seconds"))
+    var checkpointEvery: Double = 10
+
+    func validate() throws {
+        guard (1...86_400).contains(checkpointEvery) else { throw ValidationError("--checkpoint-every must be 1-86400 seconds") }
+        if signingKeyFiles.isEmpty, checkpointDir != nil {
+            throw ValidationError("--checkpoint-dir needs --signing-key-file: checkpoints are signed by the integrator that writes them")
+        }
+    }
+
+    /// The integrator's service, or nil without a signing key.
+    func service(database: DatabaseOptions) throws -> ServiceGroupConfiguration.ServiceConfiguration? {
+        guard !signingKeyFiles.isEmpty else { return nil }
+        let integrator = LogIntegratorService(
+            integrator: LogIntegrator(signingKeys: try signingKeyFiles.map(Keys.signingKey(at:)),
+                                      checkpointDirectory: checkpointDir.map { URL(fileURLWithPath: $0) }),
+            database: try database.configuration(), interval: .milliseconds(Int(checkpointEvery * 1000)))
+        return .init(service: ThreadService(named: "log-integrator") { stop in integrator.loop(until: stop) })
+    }
 }

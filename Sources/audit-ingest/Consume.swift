@@ -111,6 +111,7 @@ struct Consume: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup var admin: AdminOptions
     @OptionGroup var location: Migrate.Location
+    @OptionGroup var integrator: IntegratorOptions
 
     func validate() throws {
         switch (topic.isEmpty, topicPattern) {
@@ -161,6 +162,7 @@ struct Consume: AsyncParsableCommand {
                 configuration: try admin.configuration(database: database, location: location, port: port), pipeline: source.status,
                 registry: registry)))
         }
+        if let integration = try integrator.service(database: database) { services.append(integration) }
         if rollupInterval > 0 {
             let rollup = MetricsRollupService(database: try database.configuration(), interval: .milliseconds(Int(rollupInterval * 1000)),
                                               stop: StopSignal(), alerts: source.status)

@@ -71,6 +71,28 @@ import Testing
         #expect(result.output.contains("signatures against the keys given"), "\(result.output)")
     }
 
+    /// `admin serve --signing-key-file` runs the integrator itself: what is ingested while it
+    /// serves is signed within a round, written to the directory, and verifies against the key.
+    @Test func aServingProcessSignsWhatIsIngestedWhileItRuns() throws {
+        let fixture = try PipelineFixture()
+        let pair = try keyPair("served")
+        let server = try AdminServerProcess.start(databaseURL: fixture.url, token: "t", extraArguments: [
+            "--signing-key-file", pair.key, "--checkpoint-dir", directory.path, "--checkpoint-every", "1"])
+        defer { server.stop() }
+        try backfill(fixture, events: 400, seed: 3)
+        let batches = try fixture.count("SELECT count(*) FROM audit_batch")
+        #expect(batches > 0)
+        #expect(waitUntil(timeout: .seconds(30)) {
+            try fixture.count("SELECT coalesce(max(tree_size), 0) FROM audit_checkpoint") == batches
+        }, "every batch signed while serving: \(server.child.outputSoFar)")
+        #expect(waitUntil(timeout: .seconds(10)) { FileManager.default.fileExists(atPath: directory.appendingPathComponent("\(batches).checkpoint").path) })
+        let result = try verify(fixture, ["--public-key-file", pair.pub, "--checkpoint-dir", directory.path])
+        #expect(result.exitCode == 0, "\(result.output)")
+
+        let refused = try Shell.run(binary, ["admin", "serve", "--checkpoint-dir", directory.path, "--database-url", fixture.url])
+        #expect(refused.exitCode != 0 && refused.output.contains("--checkpoint-dir needs --signing-key-file"), "\(refused.output)")
+    }
+
     /// A superuser removes the newest backfill whole (rows, dead letters, seals, positions) and
     /// the checkpoints after it: consistent inside the database, caught against a checkpoint file.
     @Test func aLogCutAfterACheckpointHeldOutsideIsCaught() throws {
