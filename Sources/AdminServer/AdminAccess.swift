@@ -45,7 +45,8 @@ struct AdminAccess<Context: RequestContext>: RouterMiddleware {
         }
         if Self.publicPaths.contains(request.uri.path) { return try await next(request, context) }
         // The tenant read API takes tenant tokens as well as this one and checks them itself.
-        if request.uri.path.hasPrefix(TenantReadAPI.pathPrefix) || request.uri.path == TenantReadAPI.checkpointPath {
+        if request.uri.path.hasPrefix(TenantReadAPI.pathPrefix) || request.uri.path == TenantReadAPI.checkpointPath
+            || request.uri.path == TenantReadAPI.checkpointPath + "/consistency" {
             return try await next(request, context)
         }
         guard let token else {

@@ -63,7 +63,16 @@ final class TenantReadAPI: Sendable {
             }
         }
         router.get(RouterPath(Self.checkpointPath)) { request, _ in
-            try await self.checkpoint(request)
+            try await self.checkpoint(request) { _, connection in try AdminServer.json(SignedCheckpoints.newest(on: connection)) }
+        }
+        router.get(RouterPath(Self.checkpointPath + "/consistency")) { request, _ in
+            let query = Array(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+            return try await self.checkpoint(request) { _, connection in
+                let proof = try SignedCheckpoints.consistency(
+                    parameters: try Self.parameters(query, allowed: SignedCheckpoints.consistencyParameters), on: connection)
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: try proof.encoded())))
+            }
         }
     }
 
@@ -172,16 +181,16 @@ final class TenantReadAPI: Sendable {
 
     /// The newest signed checkpoint and the keys the database says signed checkpoints. A
     /// tenant checks proofs against a key its operator gave it, not against these.
-    private func checkpoint(_ request: Request) async throws -> Response {
+    private func checkpoint(_ request: Request,
+                            _ work: @escaping @Sendable (Request, PostgresConnection) throws -> Response) async throws -> Response {
         let token = Self.bearer(request)
         do {
-            let body = try await runBlocking {
+            return try await runBlocking {
                 try self.pool.withConnection { connection in
                     try self.authorizeAnyTenant(token: token, on: connection)
-                    return try SignedCheckpoints.newest(on: connection)
+                    return try work(request, connection)
                 }
             }
-            return try AdminServer.json(body)
         } catch let error as ReadError {
             return try Self.response(for: error)
         }

@@ -1,3 +1,4 @@
+import Evidence
 import Postgres
 
 /// The newest signed checkpoint of the batch log, as `GET /v1/checkpoint` serves it.
@@ -40,6 +41,43 @@ public enum SignedCheckpoints {
                 FROM audit_signing_key ORDER BY first_signed
                 """).rows.map { Key(key: $0[0] ?? "", firstSigned: $0[1] ?? "", lastSigned: $0[2] ?? "") }
             return Newest(origin: row[0] ?? "", treeSize: size, signedAt: row[2] ?? "", note: row[3] ?? "", verifierKeys: keys)
+        }
+    }
+
+    public static let consistencyParameters: Set<String> = ["from", "to"]
+
+    /// The proof that checkpoint `from` (a tree size) is a prefix of checkpoint `to` (default:
+    /// the newest). Both must be stored checkpoints.
+    public static func consistency(parameters: [String: String], on connection: PostgresConnection) throws -> ConsistencyProof {
+        func size(_ name: String) throws(ReadError) -> Int64? {
+            guard let text = parameters[name] else { return nil }
+            guard let size = Int64(text), size > 0 else {
+                throw ReadError.badParameter(name, "\(text) is not a checkpoint's tree size (a positive integer)")
+            }
+            return size
+        }
+        guard let from = try size("from") else { throw ReadError.badParameter("from", "give the tree size of the checkpoint you hold") }
+        let wantedTo = try size("to")
+        return try connection.transaction { connection in
+            try connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            func note(_ size: Int64) throws -> String {
+                guard let note = try connection.query("SELECT note FROM audit_checkpoint WHERE tree_size = $1::bigint", [String(size)]).scalar else {
+                    throw ReadError(kind: .notFound, message: "no checkpoint of \(size) batches")
+                }
+                return note
+            }
+            let to = try wantedTo ?? Int64(connection.execute("SELECT max(tree_size) FROM audit_checkpoint").scalar ?? "") ?? 0
+            guard from <= to else { throw ReadError.badParameter("from", "\(from) is after the checkpoint of \(to) batches") }
+            let first = try note(from), second = try note(to)
+            let leaves = try connection.query("""
+                SELECT id, encode(digest, 'hex') FROM audit_batch WHERE log_index < $1::bigint ORDER BY log_index
+                """, [String(to)]).rows.map { row in
+                BatchLog.leaf(batch: row[0].flatMap { Int64($0) } ?? 0, digest: row[1].flatMap { TreeHash(hex: $0) } ?? .zero)
+            }
+            guard leaves.count == to else {
+                throw ReadError(kind: .notFound, message: "the log holds \(leaves.count) batches, checkpoint \(to) covers \(to): run `audit-ingest verify`")
+            }
+            return ConsistencyProof(firstNote: first, secondNote: second, path: MerkleProof.consistencyPath(first: Int(from), leaves: leaves))
         }
     }
 }

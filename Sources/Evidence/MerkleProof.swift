@@ -45,6 +45,50 @@ public enum MerkleProof {
         return sn == 0 ? hash : nil
     }
 
+    /// PROOF(first, leaves): the RFC 6962 consistency proof that the tree of the first `first`
+    /// leaves is a prefix of the tree of all `leaves`.
+    public static func consistencyPath(first: Int, leaves: [TreeHash]) -> [TreeHash] {
+        precondition(first > 0 && first <= leaves.count, "no consistency proof from \(first) to \(leaves.count) leaves")
+        func subproof(_ m: Int, _ range: ArraySlice<TreeHash>, _ complete: Bool) -> [TreeHash] {
+            if m == range.count { return complete ? [] : [MerkleTree.root(Array(range))] }
+            let split = largestPowerOfTwo(below: range.count)
+            if m <= split {
+                return subproof(m, range.prefix(split), complete) + [MerkleTree.root(Array(range.dropFirst(split)))]
+            }
+            return subproof(m - split, range.dropFirst(split), false) + [MerkleTree.root(Array(range.prefix(split)))]
+        }
+        return subproof(first, leaves[...], true)
+    }
+
+    /// Whether `path` proves the tree of `first` leaves with root `firstRoot` a prefix of the tree
+    /// of `second` leaves with root `secondRoot` (RFC 9162 section 2.1.4.2).
+    public static func isConsistent(first: Int64, firstRoot: TreeHash, second: Int64, secondRoot: TreeHash,
+                                    path: [TreeHash]) -> Bool {
+        guard first > 0, first <= second else { return false }
+        if first == second { return path.isEmpty && firstRoot == secondRoot }
+        var path = path
+        guard !path.isEmpty else { return false }
+        if first & (first - 1) == 0 { path.insert(firstRoot, at: 0) }
+        var fn = first - 1, sn = second - 1
+        while fn & 1 == 1 { fn >>= 1; sn >>= 1 }
+        var fr = path[0], sr = path[0]
+        for sibling in path.dropFirst() {
+            guard sn != 0 else { return false }
+            if fn & 1 == 1 || fn == sn {
+                fr = MerkleTree.node(sibling, fr)
+                sr = MerkleTree.node(sibling, sr)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0 && fn != 0 { fn >>= 1; sn >>= 1 }
+                }
+            } else {
+                sr = MerkleTree.node(sr, sibling)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return sn == 0 && fr == firstRoot && sr == secondRoot
+    }
+
     static func largestPowerOfTwo(below count: Int) -> Int {
         var split = 1
         while split << 1 < count { split <<= 1 }

@@ -55,6 +55,10 @@ struct AdminOptions: ParsableArguments {
         GET  /v1/tenants/{id}/events/export    format=ndjson|csv, csv_formulas=escape|keep and the same filters;
                                                streamed; 429/503 with Retry-After over --admin-exports(-per-tenant)
         GET  /v1/tenants/{id}/feed             after=CURSOR, limit: every event once, in commit order
+        GET  /v1/tenants/{id}/events/{event_id}/proof[?checkpoint=SIZE]   the event's inclusion proof in the
+                                               signed batch log (audit-ingest proof verify checks it offline)
+        GET  /v1/checkpoint                    the newest signed checkpoint (any tenant token)
+        GET  /v1/checkpoint/consistency?from=SIZE[&to=SIZE]   proof that the log only grew (proof consistency)
         """
 
     @Option(help: "Admin API port (consume: off unless given).") var adminPort: Int?

@@ -7,7 +7,7 @@ struct ProofCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proof",
         abstract: "Check event proofs offline.",
-        subcommands: [VerifyProof.self])
+        subcommands: [VerifyProof.self, CheckConsistency.self])
 }
 
 struct VerifyProof: ParsableCommand {
@@ -70,8 +70,54 @@ struct VerifyProof: ParsableCommand {
         }
     }
 
-    private static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("proof verify: \(message)\n".utf8))
-        Foundation.exit(1)
+    private static func fail(_ message: String) -> Never { proofFailed("proof verify", message) }
+}
+
+struct CheckConsistency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consistency",
+        abstract: "Check that the batch log of a newer checkpoint extends the one you hold.",
+        discussion: """
+            PROOF is what GET /v1/checkpoint/consistency?from=SIZE answered (a file, or - for stdin): two \
+            signed checkpoints and the RFC 6962 proof that the first log is a prefix of the second, so \
+            nothing the first covered was changed, reordered or removed. With --held, the first must be \
+            the checkpoint you kept (the same tree size and root). Offline; exit 0 when it holds, 1 otherwise.
+            """)
+    @Argument(help: "The proof's JSON (- for stdin).") var proof: String
+    @Option(name: .customLong("public-key-file"), help: "A verifier key (NAME+ID+KEY) to trust; repeat for several.")
+    var publicKeyFiles: [String] = []
+    @Option(help: "A checkpoint you kept earlier (a signed note file, e.g. from an earlier proof).") var held: String?
+
+    func validate() throws {
+        guard !publicKeyFiles.isEmpty else {
+            throw ValidationError("give the log's public key: --public-key-file FILE (the operator's .pub of `audit-ingest keys generate`)")
+        }
     }
+
+    func run() throws {
+        let keys = try publicKeyFiles.map(Keys.verifierKey(at:))
+        let data = proof == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: proof))
+        let parsed: ConsistencyProof
+        do { parsed = try ConsistencyProof.decode(data) } catch { proofFailed("proof consistency", "\(proof) is not a consistency proof: \(error)") }
+        do {
+            let (first, second) = try parsed.check(keys: keys)
+            if let held {
+                let kept = try LogCheckpoint(parsing: SignedNote(parsing: String(contentsOfFile: held, encoding: .utf8)).text)
+                guard kept.size == first.size, kept.root == first.root, kept.origin == first.origin else {
+                    proofFailed("proof consistency", """
+                        does not hold: the checkpoint held (\(kept.size) batches, root \(kept.root.base64)) is not the proof's first \
+                        (\(first.size) batches, root \(first.root.base64))
+                        """)
+                }
+            }
+            print("holds: the log of \(second.size) batches extends the log of \(first.size) (\(first.origin))")
+        } catch let error as EvidenceFormatError {
+            proofFailed("proof consistency", "does not hold: \(error)")
+        }
+    }
+}
+
+private func proofFailed(_ command: String, _ message: String) -> Never {
+    FileHandle.standardError.write(Data("\(command): \(message)\n".utf8))
+    Foundation.exit(1)
 }

@@ -12,9 +12,9 @@ import Testing
 
     /// Backfills `count` events per tenant (A and B), an hour apart back from now, so they
     /// span two or three months on any day, and returns tenant A's event ids.
-    func backfill(_ fixture: ReadFixture, count: Int) throws -> [String] {
+    func backfill(_ fixture: ReadFixture, count: Int, file name: String = "events.ndjson") throws -> [String] {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let file = directory.appendingPathComponent("events.ndjson")
+        let file = directory.appendingPathComponent(name)
         var lines: [String] = [], ids: [String] = []
         let formatter = ISO8601DateFormatter()
         for index in 0..<count {
@@ -108,5 +108,48 @@ import Testing
         try fixture.owner.execute("UPDATE audit_log SET action = 'doc.deleted' WHERE id = '\(ids[2])'")
         let broken = try server.request("/v1/tenants/\(ReadFixture.tenantA)/events/\(ids[2])/proof", token: token)
         #expect(broken.status == 404 && broken.body.contains("no longer match its seal"), "\(broken.body)")
+    }
+
+    /// A checkpoint a tenant kept is extended by the newer one (`proof consistency --held`);
+    /// an altered path, or a held checkpoint that is not the proof's first, does not hold.
+    @Test func aNewerCheckpointExtendsTheOneATenantKept() throws {
+        let fixture = try ReadFixture(prefix: "consistency")
+        _ = try backfill(fixture, count: 30)
+        let pair = try keyPair("log")
+        let token = try fixture.createToken(tenant: ReadFixture.tenantA)
+        #expect(try fixture.cli(["checkpoint", "--signing-key-file", pair.key]).exitCode == 0)
+        let server = try fixture.startServer()
+        defer { server.stop() }
+        let kept = try #require(try server.request("/v1/checkpoint", token: token).json)
+        let keptSize = try #require(kept["tree_size"] as? Int)
+        let keptFile = directory.appendingPathComponent("kept.checkpoint")
+        try (kept["note"] as? String ?? "").write(to: keptFile, atomically: true, encoding: .utf8)
+
+        _ = try backfill(fixture, count: 25, file: "more.ndjson")
+        #expect(try fixture.cli(["checkpoint", "--signing-key-file", pair.key]).exitCode == 0)
+        let reply = try server.request("/v1/checkpoint/consistency?from=\(keptSize)", token: token)
+        #expect(reply.status == 200, "\(reply.body)")
+        func check(_ body: String, _ extra: [String]) throws -> Shell.Result {
+            let file = directory.appendingPathComponent("consistency-\(UUID()).json")
+            try body.write(to: file, atomically: true, encoding: .utf8)
+            return try Shell.run(binary, ["proof", "consistency", "--public-key-file", pair.pub, file.path] + extra)
+        }
+        let held = try check(reply.body, ["--held", keptFile.path])
+        #expect(held.exitCode == 0 && held.output.contains("extends the log of \(keptSize)"), "\(held.output)")
+
+        var altered = try #require(reply.json)
+        var path = try #require(altered["path"] as? [String])
+        #expect(!path.isEmpty)
+        path[0] = path[path.count - 1] == path[0] ? Data(repeating: 7, count: 32).base64EncodedString() : path[path.count - 1]
+        altered["path"] = path
+        let broken = try check(String(decoding: try JSONSerialization.data(withJSONObject: altered), as: UTF8.self), [])
+        #expect(broken.exitCode == 1 && broken.output.contains("does not extend"), "\(broken.output)")
+        let newest = try #require(try server.request("/v1/checkpoint", token: token).json)
+        let otherFile = directory.appendingPathComponent("newest.checkpoint")
+        try (newest["note"] as? String ?? "").write(to: otherFile, atomically: true, encoding: .utf8)
+        let mismatch = try check(reply.body, ["--held", otherFile.path])
+        #expect(mismatch.exitCode == 1 && mismatch.output.contains("is not the proof's first"), "\(mismatch.output)")
+        #expect(try server.request("/v1/checkpoint/consistency", token: token).status == 400)
+        #expect(try server.request("/v1/checkpoint/consistency?from=\(keptSize)").status == 401)
     }
 }

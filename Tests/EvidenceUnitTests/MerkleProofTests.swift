@@ -55,3 +55,36 @@ import Testing
         #expect(Self.inet(3, 128, [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]) == "1:2:3:4:5:6:7:8")
     }
 }
+
+/// RFC 6962 consistency proofs: every prefix of every tree up to 20 leaves is proven consistent,
+/// and a changed leaf, root or path is not.
+@Suite struct ConsistencyProofTests {
+    @Test func everyPrefixIsConsistentWithItsTree() {
+        for second in 1...20 {
+            let leaves = MerkleProofTests.leaves(second)
+            let secondRoot = MerkleTree.root(leaves)
+            for first in 1...second {
+                let firstRoot = MerkleTree.root(Array(leaves.prefix(first)))
+                let path = MerkleProof.consistencyPath(first: first, leaves: leaves)
+                #expect(MerkleProof.isConsistent(first: Int64(first), firstRoot: firstRoot, second: Int64(second),
+                                                 secondRoot: secondRoot, path: path), "\(first) → \(second)")
+            }
+        }
+    }
+
+    @Test func aRewrittenPrefixIsNotConsistent() {
+        let leaves = MerkleProofTests.leaves(11)
+        var rewritten = leaves
+        rewritten[2] = MerkleTree.leaf([99])
+        for first in [3, 4, 7] {
+            let oldRoot = MerkleTree.root(Array(leaves.prefix(first)))
+            // The new log's proof, against the root held before the rewrite.
+            let path = MerkleProof.consistencyPath(first: first, leaves: rewritten)
+            #expect(!MerkleProof.isConsistent(first: Int64(first), firstRoot: oldRoot, second: 11,
+                                              secondRoot: MerkleTree.root(rewritten), path: path), "from \(first)")
+            let honest = MerkleProof.consistencyPath(first: first, leaves: leaves)
+            #expect(!MerkleProof.isConsistent(first: Int64(first), firstRoot: oldRoot, second: 11,
+                                              secondRoot: MerkleTree.root(leaves), path: Array(honest.dropLast())))
+        }
+    }
+}
