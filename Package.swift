@@ -57,7 +57,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "Operations", dependencies: ["AuditCore", "Evidence", "Pipeline", "Postgres", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Operations", dependencies: [
+            "AuditCore", "Evidence", "Pipeline", "Postgres", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Generated events for `generate`, the demo, tests and benchmarks.
         .target(name: "SampleData", dependencies: ["AuditCore"]),
         // `audit-ingest bench`: the real path against a CSV COPY baseline, in the same run.

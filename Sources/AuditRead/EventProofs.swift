@@ -142,12 +142,12 @@ public enum EventProofs {
                 """)
         }
         let logLeaves = try connection.query("""
-            SELECT id, encode(digest, 'hex') FROM audit_batch WHERE log_index < $1::bigint ORDER BY log_index
+            SELECT kind, id, encode(digest, 'hex') FROM audit_log_leaf WHERE log_index < $1::bigint ORDER BY log_index
             """, [String(size)]).rows.map { row in
-            BatchLog.leaf(batch: row[0].flatMap { Int64($0) } ?? 0, digest: row[1].flatMap { TreeHash(hex: $0) } ?? .zero)
+            BatchLog.leaf(kind: row[0] ?? "", id: row[1].flatMap { Int64($0) } ?? 0, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero)
         }
         guard logLeaves.count == size else {
-            throw ReadError(kind: .notFound, message: "the log holds \(logLeaves.count) batches, checkpoint \(size) covers \(size): run `audit-ingest verify`")
+            throw ReadError(kind: .notFound, message: "the log holds \(logLeaves.count) entries, checkpoint \(size) covers \(size): run `audit-ingest verify`")
         }
 
         let groupIndexInLeaves = sealed.leaves.firstIndex(of: sealed.eventLeaf)!

@@ -70,12 +70,12 @@ public enum SignedCheckpoints {
             guard from <= to else { throw ReadError.badParameter("from", "\(from) is after the checkpoint of \(to) batches") }
             let first = try note(from), second = try note(to)
             let leaves = try connection.query("""
-                SELECT id, encode(digest, 'hex') FROM audit_batch WHERE log_index < $1::bigint ORDER BY log_index
+                SELECT kind, id, encode(digest, 'hex') FROM audit_log_leaf WHERE log_index < $1::bigint ORDER BY log_index
                 """, [String(to)]).rows.map { row in
-                BatchLog.leaf(batch: row[0].flatMap { Int64($0) } ?? 0, digest: row[1].flatMap { TreeHash(hex: $0) } ?? .zero)
+                BatchLog.leaf(kind: row[0] ?? "", id: row[1].flatMap { Int64($0) } ?? 0, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero)
             }
             guard leaves.count == to else {
-                throw ReadError(kind: .notFound, message: "the log holds \(leaves.count) batches, checkpoint \(to) covers \(to): run `audit-ingest verify`")
+                throw ReadError(kind: .notFound, message: "the log holds \(leaves.count) entries, checkpoint \(to) covers \(to): run `audit-ingest verify`")
             }
             return ConsistencyProof(firstNote: first, secondNote: second, path: MerkleProof.consistencyPath(first: Int(from), leaves: leaves))
         }

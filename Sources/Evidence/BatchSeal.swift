@@ -141,6 +141,8 @@ public enum LeafKind {
     public static let deadLetter: UInt8 = 0x44  // "D"
     /// A batch in the log (`BatchLog`).
     public static let batch: UInt8 = 0x42       // "B"
+    /// An operation in the log that removed sealed rows (`LogOperation`).
+    public static let operation: UInt8 = 0x4F   // "O"
 }
 
 extension Array where Element == UInt8 {

@@ -4,7 +4,7 @@ import Postgres
 
 /// `audit-ingest checkpoint`: the integrator of the batch log (migration 0019,
 /// docs/tamper-evidence.md). One round appends every committed batch not yet in the log, in id
-/// order, to the RFC 6962 tree of `BatchLog` leaves, and signs a checkpoint of the tree with each
+/// order, then every attested operation (migration 0021), to the RFC 6962 tree of `BatchLog` leaves, and signs a checkpoint of the tree with each
 /// key, in one transaction under an advisory lock, so one integrator runs at a time. A round
 /// with nothing new republishes the checkpoint with a new time, so that an idle log is provably
 /// idle. Each checkpoint is then written to `checkpointDirectory`, if set: `SIZE.checkpoint`,
@@ -12,7 +12,7 @@ import Postgres
 public struct LogIntegrator: Sendable {
     public var signingKeys: [NoteSigningKey]
     public var checkpointDirectory: URL?
-    /// The most batches one round appends: a backlog is worked off over several rounds.
+    /// The most batches and operations one round appends: a backlog is worked off over several rounds.
     public var maxBatchesPerRound = 100_000
 
     public init(signingKeys: [NoteSigningKey], checkpointDirectory: URL?) {
@@ -43,27 +43,34 @@ public struct LogIntegrator: Sendable {
                 throw OperationsError("audit_log_origin is empty: run audit-ingest migrate")
             }
             var frontier = try lastFrontier(on: connection)
-            let integrated = Int64(try connection.execute("SELECT coalesce(max(log_index) + 1, 0) FROM audit_batch").scalar ?? "") ?? -1
+            let integrated = Int64(try connection.execute("SELECT coalesce(max(log_index) + 1, 0) FROM audit_log_leaf").scalar ?? "") ?? -1
             guard integrated == frontier.size else {
                 throw OperationsError("""
-                    the log holds \(integrated) batches but its last checkpoint \(frontier.size): the log's state was changed \
+                    the log holds \(integrated) entries but its last checkpoint \(frontier.size): the log's state was changed \
                     outside the integrator; run audit-ingest verify
                     """)
             }
-            var ids: [Int64] = [], positions: [Int64] = []
-            for row in try connection.execute("""
-                SELECT id, encode(digest, 'hex') FROM audit_batch WHERE log_index IS NULL ORDER BY id LIMIT \(maxBatchesPerRound)
-                """).rows {
-                guard let id = row[0].flatMap({ Int64($0) }), let digest = row[1].flatMap({ TreeHash(hex: $0) }) else { continue }
-                ids.append(id)
-                positions.append(frontier.size)
-                frontier.append(BatchLog.leaf(batch: id, digest: digest))
-            }
-            if !ids.isEmpty {
-                _ = try connection.query("""
-                    UPDATE audit_batch AS b SET log_index = u.position FROM unnest($1::bigint[], $2::bigint[]) AS u(id, position)
-                    WHERE b.id = u.id
-                    """, [Self.array(ids), Self.array(positions)])
+            // Batches first, then operations: an operation only removes what batches before it sealed.
+            var appended = 0
+            for (table, kind) in [("audit_batch", "B"), ("audit_operation", "O")] {
+                var ids: [Int64] = [], positions: [Int64] = []
+                for row in try connection.execute("""
+                    SELECT id, encode(digest, 'hex') FROM \(table) WHERE log_index IS NULL ORDER BY id LIMIT \(maxBatchesPerRound - appended)
+                    """).rows {
+                    guard let id = row[0].flatMap({ Int64($0) }), let digest = row[1].flatMap({ TreeHash(hex: $0) }) else { continue }
+                    ids.append(id)
+                    positions.append(frontier.size)
+                    frontier.append(BatchLog.leaf(kind: kind, id: id, digest: digest))
+                }
+                if !ids.isEmpty {
+                    _ = try connection.query("""
+                        UPDATE \(table) AS t SET log_index = u.position FROM unnest($1::bigint[], $2::bigint[]) AS u(id, position)
+                        WHERE t.id = u.id
+                        """, [Self.array(ids), Self.array(positions)])
+                }
+                appended += ids.count
+                // A backlog of batches is worked off first; operations wait for the round that ends it.
+                if appended >= maxBatchesPerRound { break }
             }
             let checkpoint = LogCheckpoint(origin: origin, size: frontier.size, root: frontier.root, signedAt: now)
             if let checkpointDirectory {
@@ -82,7 +89,7 @@ public struct LogIntegrator: Sendable {
                     ON CONFLICT (verifier_key) DO UPDATE SET last_signed = excluded.last_signed
                     """, [key.verifier.encoded, signedAt])
             }
-            return Round(treeSize: frontier.size, appended: ids.count, root: checkpoint.root.description,
+            return Round(treeSize: frontier.size, appended: appended, root: checkpoint.root.description,
                          signedAt: checkpoint.signedAt, note: note.encoded, files: [])
         }
         guard var round else { return nil }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Postgres
 
@@ -86,30 +87,20 @@ public struct PartitionArchive: Codable, Sendable {
         guard Foundation.fsync(fd) == 0 else { throw OperationsError("fsync of \(path) failed: \(String(cString: strerror(errno)))") }
     }
 
-    /// `sha256sum`'s digest of the file.
+    /// The SHA-256 of the file, lower-case hex (what `sha256sum` prints), read in 1 MiB chunks.
     static func sha256(of path: String) throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sha256-\(UUID().uuidString)").path
-        defer { unlink(output) }
-        let status = try run(["sha256sum", "--", path], stdout: output)
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0, let digest = text.split(separator: " ").first, digest.count == 64 else {
-            throw OperationsError("sha256sum \(path) failed (status \(status)): \(text)")
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw OperationsError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw OperationsError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        return String(digest)
-    }
-
-    private static func run(_ words: [String], stdout: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var pid: pid_t = 0
-        let arguments = words.map { strdup($0) } + [nil]
-        defer { arguments.forEach { free($0) } }
-        let spawned = posix_spawnp(&pid, words[0], &actions, nil, arguments, environ)
-        guard spawned == 0 else { throw OperationsError("cannot start \(words[0]): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return status
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

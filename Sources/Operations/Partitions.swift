@@ -1,3 +1,5 @@
+import AuditCore
+import Evidence
 import Foundation
 import Postgres
 
@@ -57,7 +59,19 @@ public enum Partitions {
         public var archives: [String]
         /// Row count and SHA-256 of each archive (also in `FILE.manifest.json` and `FILE.sha256`).
         public var archived: [PartitionArchive]
+        /// The record of each month dropped, appended to the signed log by the next checkpoint.
+        public var operations: [AttestedPrune]
         public var dryRun: Bool
+    }
+
+    /// What the log records of one dropped month (migration 0021).
+    public struct AttestedPrune: Codable, Sendable {
+        /// audit_operation.id.
+        public var operation: Int64
+        public var month: String
+        /// The (batch, tenant) groups of sealed rows the table held.
+        public var groups: Int
+        public var rows: Int64
     }
 
     /// Detaches and drops audit_log months that ended more than `olderThanMonths` months before the
@@ -82,7 +96,7 @@ public enum Partitions {
             .filter { $0.parent == "audit_log" && String($0.name.dropFirst("audit_log_".count)) < cutoff }
             .map(\.name)
         let leftovers = try detachedLeftovers(olderThan: cutoff, on: connection)
-        var result = PruneResult(dropped: [], archives: [], archived: [], dryRun: dryRun)
+        var result = PruneResult(dropped: [], archives: [], archived: [], operations: [], dryRun: dryRun)
         if dryRun {
             result.dropped = leftovers.map(\.month) + attached
             return result
@@ -98,11 +112,10 @@ public enum Partitions {
             work.append((table: try detach(name, on: connection), month: name))
         }
         for (table, month) in work {
+            var archive: PartitionArchive?
             if let archiveDirectory {
                 do {
-                    let archive = try PartitionArchive.write(table: table, month: month, directory: archiveDirectory, on: connection)
-                    result.archives.append(archive.file)
-                    result.archived.append(archive)
+                    archive = try PartitionArchive.write(table: table, month: month, directory: archiveDirectory, on: connection)
                 } catch {
                     throw OperationsError("""
                         archiving \(month) failed (\(error)); it is kept, detached, as \(table): the next prune finishes it \
@@ -110,8 +123,13 @@ public enum Partitions {
                         """)
                 }
             }
-            try connection.execute("DROP TABLE \(PostgresConnection.quoteIdentifier(table))")
+            let operation = try dropAttested(table: table, month: month, archive: archive, on: connection)
+            if let archive {
+                result.archives.append(archive.file)
+                result.archived.append(archive)
+            }
             result.dropped.append(month)
+            result.operations.append(operation)
         }
         return result
     }
@@ -122,9 +140,7 @@ public enum Partitions {
         try connection.transaction { connection in
             try connection.execute("SELECT pg_advisory_xact_lock(7022629598042026612)")  // ensure_month_partitions' lock
             try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(PostgresConnection.quoteIdentifier(name))")
-            // verify accounts the month's sealed groups as removed from here on (migration 0018).
-            _ = try connection.query("INSERT INTO audit_month_removed (month) SELECT to_date($1, 'YYYY_MM')",
-                                     [String(name.dropFirst("audit_log_".count))])
+            try checkIntegrated(name, on: connection)
             let renamed = try connection.query("""
                 SELECT n FROM (SELECT $1 || '_detached' || CASE WHEN i = 1 THEN '' ELSE '_' || i END AS n, i
                                FROM generate_series(1, 1000) i) c
@@ -132,6 +148,69 @@ public enum Partitions {
                 """, [name]).scalar!
             try connection.execute("ALTER TABLE \(PostgresConnection.quoteIdentifier(name)) RENAME TO \(PostgresConnection.quoteIdentifier(renamed))")
             return renamed
+        }
+    }
+
+    /// Once a signed log has begun, a month is pruned only when every batch that stored rows in it
+    /// is in the log: what was never checkpointed must not vanish unattested. Runs after DETACH,
+    /// in its transaction, when no flush can add to the month any more; throws, undoing the
+    /// detach, otherwise. Cheap: it looks at the batches not yet integrated, a few seconds' worth.
+    static func checkIntegrated(_ name: String, on connection: PostgresConnection) throws {
+        guard try connection.execute("SELECT EXISTS (SELECT FROM audit_checkpoint)").scalar == "t" else { return }
+        let pending = try connection.query("""
+            SELECT count(*), min(b.id) FROM audit_batch b
+            WHERE b.log_index IS NULL
+              AND EXISTS (SELECT FROM audit_batch_group g WHERE g.batch_id = b.id AND g.kind = 'R' AND g.month = to_date($1, 'YYYY_MM'))
+            """, [String(name.dropFirst("audit_log_".count))]).rows.first
+        guard let count = pending?[0].flatMap({ Int($0) }), count > 0 else { return }
+        throw OperationsError("""
+            \(name) holds rows of \(count) batches not yet in the signed log (the first: batch \(pending?[1] ?? "?")); \
+            nothing was pruned: run `audit-ingest checkpoint --signing-key-file FILE` (or wait for the running integrator) \
+            and prune again
+            """)
+    }
+
+    /// Drops `table` (the detached `month`) and records the operation in one transaction: the
+    /// table, the archive and every (batch, tenant) group of sealed rows it held, with the digest
+    /// the integrator appends to the log (`LogOperation`). Reads the table once, for its groups.
+    static func dropAttested(table: String, month: String, archive: PartitionArchive?,
+                             on connection: PostgresConnection) throws -> AttestedPrune {
+        guard let sealedMonth = Month(String(month.dropFirst("audit_log_".count)).replacingOccurrences(of: "_", with: "-")) else {
+            throw OperationsError("\(month) is not a month partition's name")
+        }
+        let quoted = PostgresConnection.quoteIdentifier(table)
+        return try connection.transaction { connection in
+            let groups = try connection.query("""
+                SELECT g.batch_id, g.tenant_id, g.leaf_count, encode(g.subroot, 'hex')
+                FROM audit_batch_group g
+                JOIN (SELECT DISTINCT batch_id, tenant_id FROM \(quoted) WHERE batch_id <> 0) t
+                  ON t.batch_id = g.batch_id AND t.tenant_id = g.tenant_id
+                WHERE g.kind = 'R' AND g.month = $1::date
+                """, [sealedMonth.firstDayISO]).rows.compactMap { row -> LogOperation.RemovedGroup? in
+                guard let batch = row[0].flatMap({ Int64($0) }), let tenant = row[1].flatMap({ UUIDValue($0) }),
+                      let count = row[2].flatMap({ Int64($0) }), let subroot = row[3].flatMap({ TreeHash(hex: $0) }) else { return nil }
+                return LogOperation.RemovedGroup(batch: batch, tenantID: tenant, leafCount: count, subroot: subroot)
+            }
+            let operation = LogOperation(
+                kind: .prune, month: sealedMonth, table: table, archiveFile: archive.map { ($0.file as NSString).lastPathComponent },
+                archiveSHA256: archive?.sha256, archiveRows: archive.map { Int64($0.rows) },
+                recordedAt: Int64(Date().timeIntervalSince1970), groups: groups)
+            guard let id = try connection.query("""
+                INSERT INTO audit_operation (kind, month, table_name, archive_file, archive_sha256, archive_rows, recorded_at, digest)
+                VALUES ('prune', $1::date, $2, $3, $4, $5::bigint, to_timestamp($6::bigint), decode($7, 'hex')) RETURNING id
+                """, [sealedMonth.firstDayISO, table, operation.archiveFile, operation.archiveSHA256, operation.archiveRows.map(String.init),
+                      String(operation.recordedAt), operation.digest.description]).scalar.flatMap({ Int64($0) }) else {
+                throw OperationsError("recording the prune of \(month) returned no id")
+            }
+            if !groups.isEmpty {
+                _ = try connection.query("""
+                    INSERT INTO audit_operation_group (operation_id, batch_id, tenant_id)
+                    SELECT $1::bigint, b, t FROM unnest($2::bigint[], $3::uuid[]) AS u(b, t)
+                    """, [String(id), "{" + groups.map { String($0.batch) }.joined(separator: ",") + "}",
+                          "{" + groups.map { $0.tenantID.description }.joined(separator: ",") + "}"])
+            }
+            try connection.execute("DROP TABLE \(quoted)")
+            return AttestedPrune(operation: id, month: month, groups: groups.count, rows: groups.reduce(0) { $0 + $1.leafCount })
         }
     }
 
@@ -149,66 +228,5 @@ public enum Partitions {
                 guard String(month.dropFirst("audit_log_".count)) < cutoff else { return nil }
                 return (table, month)
             }
-    }
-}
-
-/// Writes through a `gzip -c > path` child process.
-final class GzipFile {
-    private let input: Int32
-    private let pid: pid_t
-    private let path: String
-
-    init(path: String) throws {
-        self.path = path
-        // Never overwrites. 0600 whatever the umask: an archive holds every tenant's events.
-        let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, PartitionArchive.fileMode)
-        guard output >= 0 else { throw OperationsError("cannot write \(path): \(String(cString: strerror(errno)))") }
-        defer { close(output) }
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw OperationsError("cannot create a pipe for gzip") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_addclose(&actions, ends[1])
-        var pid: pid_t = 0
-        let words: [String] = ["gzip", "-c"]
-        let arguments = words.map { strdup($0) } + [nil]
-        defer { arguments.forEach { free($0) } }
-        let status = posix_spawnp(&pid, "gzip", &actions, nil, arguments, environ)
-        close(ends[0])
-        guard status == 0 else {
-            close(ends[1])
-            throw OperationsError("cannot start gzip: \(String(cString: strerror(status)))")
-        }
-        self.pid = pid
-        input = ends[1]
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Foundation.write(input, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw OperationsError("writing to gzip failed: \(String(cString: strerror(errno)))")
-            }
-            offset += written
-        }
-    }
-
-    func finish() throws {
-        close(input)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else { throw OperationsError("gzip failed writing \(path)") }
-    }
-
-    func abandon() {
-        close(input)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        unlink(path)
     }
 }

@@ -76,18 +76,20 @@ extension Verification {
         findings.storedCheckpoints = stored.count
         findings.externalCheckpoints = externalCheckpoints.count
 
-        // The log, recomputed: one leaf per integrated batch, from its record's digest.
+        // The log, recomputed: one leaf per integrated batch and operation, from its record's digest.
         let wanted = Set(claims.map(\.checkpoint.size))
         var roots: [Int64: TreeHash] = [0: LogFrontier().root]
         var frontier = LogFrontier()
         for row in try connection.execute("""
-            SELECT log_index, id, encode(digest, 'hex') FROM audit_batch WHERE log_index IS NOT NULL ORDER BY log_index
+            SELECT log_index, kind, id, encode(digest, 'hex') FROM audit_log_leaf ORDER BY log_index
             """).rows {
-            guard let position = row[0].flatMap({ Int64($0) }), let id = row[1].flatMap({ Int64($0) }) else { continue }
+            guard let position = row[0].flatMap({ Int64($0) }), let kind = row[1], let id = row[2].flatMap({ Int64($0) }) else { continue }
             if position != frontier.size {
-                fail(.batchMissing, "audit_batch", batch: id, "log positions \(frontier.size)..<\(position) hold no batch: batches were removed from the log")
+                fail(.batchMissing, kind == "O" ? "audit_operation" : "audit_batch", batch: kind == "O" ? nil : id, position > frontier.size
+                     ? "log positions \(frontier.size)..<\(position) hold no batch or operation: entries were removed from the log"
+                     : "log position \(position) is held twice")
             }
-            frontier.append(BatchLog.leaf(batch: id, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero))
+            frontier.append(BatchLog.leaf(kind: kind, id: id, digest: row[3].flatMap { TreeHash(hex: $0) } ?? .zero))
             if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
         }
         findings.size = frontier.size

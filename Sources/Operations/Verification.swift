@@ -30,6 +30,8 @@ public struct Verification {
         case checkpointMismatch = "checkpoint mismatch"
         case badSignature = "bad signature"
         case notIntegrated = "not yet integrated"
+        case operationChanged = "operation record changed"
+        case archiveMismatch = "archive mismatch"
     }
 
     public struct Failure: Codable, Sendable, Equatable, CustomStringConvertible {
@@ -54,8 +56,14 @@ public struct Verification {
         /// Rows and dead letters stored before sealing began (batch 0 in a month older than it).
         public var unsealedRows = 0
         public var unsealedDeadLetters = 0
-        /// Groups of months `partitions prune` removed.
+        /// Groups of sealed rows that attested prunes removed (migration 0021), and the prunes.
         public var groupsRemovedByPrune = 0
+        public var prunes = 0
+        /// Groups of months pruned before prunes were attested (audit_month_removed, signed by nothing).
+        public var groupsRemovedUnattested = 0
+        /// Archives read back against their prunes (--archive-dir), and the rows in them.
+        public var archivesChecked = 0
+        public var archivedRowsVerified = 0
         /// Batches in the log (migration 0019), checkpoints checked against it, and batches not yet in it.
         public var logSize: Int64 = 0
         public var storedCheckpoints = 0
@@ -82,10 +90,13 @@ public struct Verification {
     public var externalCheckpoints: [ExternalCheckpoint] = []
     /// How long a committed batch may stay out of the log once a log has begun. Default: 10 minutes.
     public var integrationGrace: TimeInterval = 600
+    /// Where the archives of `partitions prune --archive` are: each is checked against its
+    /// prune. nil: archives are not read.
+    public var archiveDirectory: String?
 
     public init() {}
 
-    private struct GroupKey: Hashable {
+    struct GroupKey: Hashable {
         var batch: Int64
         var kind: SealedGroup.Kind
         var tenant: UUIDValue?
@@ -285,16 +296,22 @@ public struct Verification {
                 fail(.deadLetterChanged, "audit_dead_letter", batch: batch, "the \(group.count) dead letters do not hash to the sealed subroot")
             }
         }
+        let operations = try checkOperations(expected: expected, on: connection)
+        for failure in operations.failures { fail(failure.category, failure.table, batch: failure.batch, tenant: failure.tenant, failure.detail) }
+        report.prunes = operations.operations
+        report.archivesChecked = operations.archivesChecked
+        report.archivedRowsVerified = operations.archivedRows
         for (key, group) in expected.sorted(by: { $0.key.batch < $1.key.batch }) where !seen.contains(key) {
+            if operations.removed.contains(key) { report.groupsRemovedByPrune += 1; continue }
             switch key.kind {
             case .deadLetters:
                 fail(.deadLetterMissing, "audit_dead_letter", batch: key.batch, "all \(group.count) dead letters of the batch are gone")
             case .rows:
                 guard let month = key.month else { continue }
                 if !presentMonths.contains(month) {
-                    if removedMonths.contains(month) { report.groupsRemovedByPrune += 1; continue }
+                    if removedMonths.contains(month) { report.groupsRemovedUnattested += 1; continue }
                     fail(.partitionMissing, "audit_log_\(month.partitionSuffix)", batch: key.batch, tenant: key.tenant,
-                         "the month is gone without `partitions prune`; the batch sealed \(group.count) rows of it")
+                         "the month is gone and no attested `partitions prune` removed it; the batch sealed \(group.count) rows of it")
                 } else {
                     fail(.rowMissing, "audit_log_\(month.partitionSuffix)", batch: key.batch, tenant: key.tenant,
                          "all \(group.count) rows the batch sealed are gone")
@@ -307,7 +324,7 @@ public struct Verification {
 
     /// Streams `table`'s rows (sealed columns, by batch and tenant) and calls `group` with each
     /// (batch, tenant) run's leaf hashes.
-    private func scan(table: String, tenantField: Int?, on connection: PostgresConnection,
+    func scan(table: String, tenantField: Int?, on connection: PostgresConnection,
                       group: (Int64, UUIDValue?, [TreeHash]) -> Void) throws {
         let isDeadLetter = tenantField == nil
         let columns = isDeadLetter ? Self.deadLetterColumns : Self.rowColumns

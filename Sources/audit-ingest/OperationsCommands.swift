@@ -133,7 +133,10 @@ struct PartitionsCommand: ParsableCommand {
                 overwritten. Beside it FILE.sha256 (sha256sum -c) and FILE.manifest.json (rows, bytes, \
                 SHA-256); file and directory are fsynced before the month is dropped. A month is first \
                 detached and renamed audit_log_YYYY_MM_detached; if archiving fails it stays so and the \
-                next prune finishes it. Restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN \
+                next prune finishes it. Each drop is recorded, in its transaction, with the archive's name, SHA-256 \
+                and the sealed groups the month held; the next checkpoint signs that record into the log, and \
+                `verify --archive-dir DIR` checks the archive against it. Once checkpoints have begun, a month \
+                holding batches not yet in the log is refused: run `checkpoint` first. Restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN \
                 (FORMAT csv, HEADER)" after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
                 """)
         @OptionGroup var database: DatabaseOptions

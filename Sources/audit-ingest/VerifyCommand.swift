@@ -10,9 +10,11 @@ struct Verify: ParsableCommand {
             rows and one of its dead letters, a batch root and digest, and a hash chain through each \
             ingest_offsets row it moved. verify recomputes all of it from the stored rows and reports each \
             mismatch by category (row changed, row missing, row inserted, dead letter changed/missing/inserted, \
-            batch record changed, batch missing, chain gap, chain broken, tail cut, partition missing), naming \
+            batch record changed, batch missing, chain gap, chain broken, tail cut, partition missing, operation \
+            record changed, archive mismatch, bad signature, checkpoint mismatch, not yet integrated), naming \
             the table, batch, tenant and positions. Rows stored before sealing began are counted as unsealed; \
-            months taken out by `partitions prune` are accounted as removed.
+            months taken out by `partitions prune` are accounted as removed by the prune's attested record \
+            (migration 0021), and with --archive-dir read back from their archives.
 
             Exit status 0 when everything holds, 1 otherwise. Progress goes to stderr on a terminal. \
             See docs/tamper-evidence.md for what it can and cannot prove.
@@ -26,6 +28,10 @@ struct Verify: ParsableCommand {
     var checkpointDir: String?
     @Option(name: .customLong("checkpoint"), help: "Check the log against this checkpoint file (repeatable).")
     var checkpointFiles: [String] = []
+    @Option(help: ArgumentHelp("""
+        The directory `partitions prune --archive` wrote to: each pruned month's archive is checked against \
+        its attested prune (SHA-256, then every row hashed against the sealed subroots).
+        """, valueName: "dir")) var archiveDir: String?
     @Option(help: "Seconds a committed batch may stay out of the log once checkpoints began.") var integrationGrace: Double = 600
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Print the report as JSON.") var json = false
@@ -35,6 +41,13 @@ struct Verify: ParsableCommand {
         verification.trustedKeys = try publicKeyFiles.map(Keys.verifierKey(at:))
         verification.externalCheckpoints = try externalCheckpoints()
         verification.integrationGrace = integrationGrace
+        if let archiveDir {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: archiveDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--archive-dir \(archiveDir) is not a directory")
+            }
+            verification.archiveDirectory = archiveDir
+        }
         if isatty(STDERR_FILENO) == 1 {
             var last = 0
             verification.progress = { rows in
@@ -63,7 +76,15 @@ struct Verify: ParsableCommand {
                     \(report.keysFromDatabase ? "the keys the database lists (give --public-key-file to trust your own)" : "the keys given")
                     """)
             }
-            if report.groupsRemovedByPrune > 0 { print("removed by partitions prune: \(report.groupsRemovedByPrune) groups") }
+            if report.prunes > 0 {
+                print("""
+                    removed by partitions prune: \(report.groupsRemovedByPrune) groups in \(report.prunes) attested prunes; \
+                    \(archiveDir == nil ? "archives not read (give --archive-dir)" : "\(report.archivesChecked) archives read back, \(report.archivedRowsVerified) rows")
+                    """)
+            }
+            if report.groupsRemovedUnattested > 0 {
+                print("removed by partitions prune before prunes were attested (audit_month_removed): \(report.groupsRemovedUnattested) groups")
+            }
             for failure in report.failures { print(failure) }
             for (category, count) in report.unlisted.sorted(by: { $0.key < $1.key }) { print("\(category): \(count) more not listed") }
         }
