@@ -72,6 +72,8 @@ public struct Verification {
         /// No `--public-key-file` was given: signatures were checked against the keys the
         /// database lists, which proves less (docs/tamper-evidence.md).
         public var keysFromDatabase = false
+        /// What of the rows was read (`Scope`).
+        public var scope = "everything"
         public var seconds = 0.0
         public var failures: [Failure] = []
         /// Failures found beyond the first `maxListed` of a category: counted, not listed.
@@ -93,6 +95,8 @@ public struct Verification {
     /// Where the archives of `partitions prune --archive` are: each is checked against its
     /// prune. nil: archives are not read.
     public var archiveDirectory: String?
+    /// What of the stored rows is read (`Scope`). Default: everything.
+    public var scope: Scope = .everything
 
     public init() {}
 
@@ -133,10 +137,12 @@ public struct Verification {
 
         // Batch records, groups and ranges.
         var batches: [Int64: (rows: Int, deadLetters: Int, root: TreeHash?, digest: TreeHash?)] = [:]
+        var logIndex: [Int64: Int64?] = [:]
         for row in try connection.execute("""
-            SELECT id, row_count, dead_letter_count, encode(root, 'hex'), encode(digest, 'hex') FROM audit_batch
+            SELECT id, row_count, dead_letter_count, encode(root, 'hex'), encode(digest, 'hex'), log_index FROM audit_batch
             """).rows {
             guard let id = row[0].flatMap({ Int64($0) }) else { continue }
+            logIndex.updateValue(row[5].flatMap { Int64($0) }, forKey: id)  // nil stays a value: not yet in the log
             batches[id] = (Int(row[1] ?? "") ?? -1, Int(row[2] ?? "") ?? -1, row[3].flatMap { TreeHash(hex: $0) },
                            row[4].flatMap { TreeHash(hex: $0) })
         }
@@ -254,16 +260,21 @@ public struct Verification {
             """).rows.compactMap { $0[0] }
         var seen = Set<GroupKey>()
         var presentMonths = Set<Month>()
+        let selection = select(expected, logIndex: logIndex)
+        report.scope = scope.description
         for table in partitions {
             guard let month = Month(String(table.dropFirst("audit_log_".count)).replacingOccurrences(of: "_", with: "-")) else { continue }
             presentMonths.insert(month)
-            try scan(table: table, tenantField: 2, on: connection) { batch, tenant, leaves in
+            if let months = selection.months, !months.contains(month) { continue }
+            try scan(table: table, tenantField: 2, condition: selection.rowCondition(month), on: connection) { batch, tenant, leaves in
                 if batch == 0 {
+                    guard selection.judgesUnsealedRows else { return }
                     if unsealedMonths.contains(month) { report.unsealedRows += leaves.count; return }
                     fail(.rowInserted, table, tenant: tenant, "\(leaves.count) rows belong to no batch in a month sealed since it began")
                     return
                 }
                 let key = GroupKey(batch: batch, kind: .rows, tenant: tenant, month: month)
+                guard selection.includes(key) else { return }
                 seen.insert(key)
                 report.rowsVerified += leaves.count
                 progress?(report.rowsVerified)
@@ -280,20 +291,26 @@ public struct Verification {
                 }
             }
         }
-        try scan(table: "audit_dead_letter", tenantField: nil, on: connection) { batch, _, leaves in
-            if batch == 0 { report.unsealedDeadLetters += leaves.count; return }
-            let key = GroupKey(batch: batch, kind: .deadLetters, tenant: nil, month: nil)
-            seen.insert(key)
-            report.deadLettersVerified += leaves.count
-            guard let group = expected[key] else {
-                return fail(.deadLetterInserted, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters name a batch that sealed none")
-            }
-            if leaves.count > group.count {
-                fail(.deadLetterInserted, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters where the batch sealed \(group.count)")
-            } else if leaves.count < group.count {
-                fail(.deadLetterMissing, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters where the batch sealed \(group.count)")
-            } else if MerkleTree.root(leaves.sorted()) != group.subroot {
-                fail(.deadLetterChanged, "audit_dead_letter", batch: batch, "the \(group.count) dead letters do not hash to the sealed subroot")
+        if let condition = selection.deadLetterCondition {
+            try scan(table: "audit_dead_letter", tenantField: nil, condition: condition, on: connection) { batch, _, leaves in
+                if batch == 0 {
+                    if selection.judgesUnsealedRows { report.unsealedDeadLetters += leaves.count }
+                    return
+                }
+                let key = GroupKey(batch: batch, kind: .deadLetters, tenant: nil, month: nil)
+                guard selection.includes(key) else { return }
+                seen.insert(key)
+                report.deadLettersVerified += leaves.count
+                guard let group = expected[key] else {
+                    return fail(.deadLetterInserted, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters name a batch that sealed none")
+                }
+                if leaves.count > group.count {
+                    fail(.deadLetterInserted, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters where the batch sealed \(group.count)")
+                } else if leaves.count < group.count {
+                    fail(.deadLetterMissing, "audit_dead_letter", batch: batch, "\(leaves.count) dead letters where the batch sealed \(group.count)")
+                } else if MerkleTree.root(leaves.sorted()) != group.subroot {
+                    fail(.deadLetterChanged, "audit_dead_letter", batch: batch, "the \(group.count) dead letters do not hash to the sealed subroot")
+                }
             }
         }
         let operations = try checkOperations(expected: expected, on: connection)
@@ -301,10 +318,11 @@ public struct Verification {
         report.prunes = operations.operations
         report.archivesChecked = operations.archivesChecked
         report.archivedRowsVerified = operations.archivedRows
-        for (key, group) in expected.sorted(by: { $0.key.batch < $1.key.batch }) where !seen.contains(key) {
+        for (key, group) in expected.sorted(by: { $0.key.batch < $1.key.batch }) where !seen.contains(key) && selection.includes(key) {
             if operations.removed.contains(key) { report.groupsRemovedByPrune += 1; continue }
             switch key.kind {
             case .deadLetters:
+                guard selection.deadLetterCondition != nil else { continue }
                 fail(.deadLetterMissing, "audit_dead_letter", batch: key.batch, "all \(group.count) dead letters of the batch are gone")
             case .rows:
                 guard let month = key.month else { continue }
@@ -324,12 +342,13 @@ public struct Verification {
 
     /// Streams `table`'s rows (sealed columns, by batch and tenant) and calls `group` with each
     /// (batch, tenant) run's leaf hashes.
-    func scan(table: String, tenantField: Int?, on connection: PostgresConnection,
-                      group: (Int64, UUIDValue?, [TreeHash]) -> Void) throws {
+    func scan(table: String, tenantField: Int?, condition: String? = nil, on connection: PostgresConnection,
+              group: (Int64, UUIDValue?, [TreeHash]) -> Void) throws {
         let isDeadLetter = tenantField == nil
         let columns = isDeadLetter ? Self.deadLetterColumns : Self.rowColumns
         let order = isDeadLetter ? "batch_id" : "batch_id, tenant_id"
-        let sql = "COPY (SELECT batch_id, \(columns) FROM \(PostgresConnection.quoteIdentifier(table)) ORDER BY \(order)) TO STDOUT (FORMAT binary)"
+        let filter = condition.map { " WHERE \($0)" } ?? ""
+        let sql = "COPY (SELECT batch_id, \(columns) FROM \(PostgresConnection.quoteIdentifier(table))\(filter) ORDER BY \(order)) TO STDOUT (FORMAT binary)"
         var current: (batch: Int64, tenant: UUIDValue?)?
         var leaves: [TreeHash] = []
         var header = true

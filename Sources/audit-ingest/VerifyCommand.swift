@@ -1,4 +1,6 @@
 import ArgumentParser
+import AuditCore
+import Evidence
 import Foundation
 import Operations
 
@@ -16,6 +18,9 @@ struct Verify: ParsableCommand {
             months taken out by `partitions prune` are accounted as removed by the prune's attested record \
             (migration 0021), and with --archive-dir read back from their archives.
 
+            --since, --tenant and --sample read fewer rows (batch records, chains, the log and prunes are \
+            always checked whole).
+
             Exit status 0 when everything holds, 1 otherwise. Progress goes to stderr on a terminal. \
             See docs/tamper-evidence.md for what it can and cannot prove.
             """)
@@ -32,6 +37,14 @@ struct Verify: ParsableCommand {
         The directory `partitions prune --archive` wrote to: each pruned month's archive is checked against \
         its attested prune (SHA-256, then every row hashed against the sealed subroots).
         """, valueName: "dir")) var archiveDir: String?
+    @Option(help: ArgumentHelp("""
+        Read only the rows of the batches a checkpoint held outside does not cover yet (and check the log \
+        against it): the quick check after each checkpoint an auditor keeps.
+        """, valueName: "checkpoint-file")) var since: String?
+    @Option(help: ArgumentHelp("Read only this tenant's rows (dead letters are sealed across tenants and are not read).",
+                               valueName: "tenant-id")) var tenant: String?
+    @Option(help: ArgumentHelp("Read only this many groups (a tenant's rows of one batch in one month), chosen at random.",
+                               valueName: "groups")) var sample: Int?
     @Option(help: "Seconds a committed batch may stay out of the log once checkpoints began.") var integrationGrace: Double = 600
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Print the report as JSON.") var json = false
@@ -40,6 +53,8 @@ struct Verify: ParsableCommand {
         var verification = Verification()
         verification.trustedKeys = try publicKeyFiles.map(Keys.verifierKey(at:))
         verification.externalCheckpoints = try externalCheckpoints()
+        verification.scope = try scope()
+        if let since { verification.externalCheckpoints += try Self.read([since]) }
         verification.integrationGrace = integrationGrace
         if let archiveDir {
             var isDirectory: ObjCBool = false
@@ -62,7 +77,7 @@ struct Verify: ParsableCommand {
             try printJSON(report)
         } else {
             print("""
-                \(report.holds ? "verified" : "FAILED"): \(report.batches) batches, \(report.rowsVerified) rows and \
+                \(report.holds ? "verified" : "FAILED")\(report.scope == "everything" ? "" : " (\(report.scope))"): \(report.batches) batches, \(report.rowsVerified) rows and \
                 \(report.deadLettersVerified) dead letters checked in \(String(format: "%.1f", report.seconds)) s \
                 (\(Int(Double(report.rowsVerified + report.deadLettersVerified) / max(report.seconds, 0.001))) per second)
                 """)
@@ -102,10 +117,39 @@ struct Verify: ParsableCommand {
             paths += names.filter { $0.hasSuffix(".checkpoint") && !$0.hasPrefix(".") && $0 != "latest.checkpoint" }.sorted()
                 .map { checkpointDir + "/" + $0 }
         }
-        return try paths.map { path in
+        return try Self.read(paths)
+    }
+
+    static func read(_ paths: [String]) throws -> [Verification.ExternalCheckpoint] {
+        try paths.map { path in
             do { return Verification.ExternalCheckpoint(name: path, note: try String(contentsOfFile: path, encoding: .utf8)) } catch {
                 throw ValidationError("cannot read the checkpoint \(path): \(error.localizedDescription)")
             }
         }
+    }
+
+    /// --since, --tenant or --sample, at most one; else everything.
+    func scope() throws -> Verification.Scope {
+        guard [since != nil, tenant != nil, sample != nil].filter({ $0 }).count <= 1 else {
+            throw ValidationError("give at most one of --since, --tenant and --sample")
+        }
+        if let tenant {
+            guard let id = UUIDValue(tenant) else { throw ValidationError("--tenant \(tenant) is not a UUID") }
+            return .tenant(id)
+        }
+        if let sample {
+            guard sample >= 1 else { throw ValidationError("--sample must be at least 1 group") }
+            return .sample(sample)
+        }
+        if let since {
+            let checkpoint: LogCheckpoint
+            do {
+                checkpoint = try LogCheckpoint(parsing: SignedNote(parsing: String(contentsOfFile: since, encoding: .utf8)).text)
+            } catch {
+                throw ValidationError("--since \(since) is not a readable signed checkpoint: \(error)")
+            }
+            return .since(size: checkpoint.size)
+        }
+        return .everything
     }
 }

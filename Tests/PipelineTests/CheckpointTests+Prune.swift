@@ -82,4 +82,31 @@ extension CheckpointTests {
         let result = try verify(fixture, ["--public-key-file", pair.pub])
         #expect(result.exitCode == 0 && result.output.contains("archives not read"), "\(result.output)")
     }
+
+    /// --since reads only what a checkpoint held outside does not cover, and checks the log against it.
+    @Test func sinceACheckpointOnlyTheBatchesAfterItAreRead() throws {
+        let fixture = try PipelineFixture()
+        let pair = try keyPair("since")
+        try backfill(fixture, events: 300, seed: 1)
+        #expect(try checkpoint(fixture, pair.key).exitCode == 0)
+        let size = try fixture.count("SELECT count(*) FROM audit_batch")
+        let held = directory.appendingPathComponent("\(size).checkpoint").path
+        let first = try fixture.count("SELECT max(id) FROM audit_batch")
+        try backfill(fixture, events: 300, seed: 2)
+        let later = try fixture.count("SELECT count(*) FROM audit_log WHERE batch_id > \(first)")
+        _ = try fixture.connection.execute("""
+            UPDATE audit_log SET action = 'before' WHERE id = (SELECT id FROM audit_log WHERE batch_id <= \(first) LIMIT 1)
+            """)
+        let since = try verify(fixture, ["--public-key-file", pair.pub, "--since", held])
+        #expect(since.exitCode == 0, "the change is before the checkpoint: \(since.output)")
+        #expect(since.output.contains("(the batches after the first \(size) of the log)") && since.output.contains(" \(later) rows and "),
+                "\(since.output)")
+        _ = try fixture.connection.execute("""
+            UPDATE audit_log SET action = 'after' WHERE id = (SELECT id FROM audit_log WHERE batch_id > \(first) LIMIT 1)
+            """)
+        let caught = try verify(fixture, ["--public-key-file", pair.pub, "--since", held])
+        #expect(caught.exitCode == 1 && caught.output.contains("row changed: audit_log_"), "\(caught.output)")
+        let whole = try verify(fixture, ["--public-key-file", pair.pub])
+        #expect(whole.exitCode == 1 && whole.output.components(separatedBy: "row changed: ").count == 3, "both changes: \(whole.output)")
+    }
 }

@@ -136,4 +136,26 @@ import Testing
         #expect(result.exitCode == 0, "\(result.output)")
         #expect(result.output.contains("removed by partitions prune: "), "\(result.output)")
     }
+
+    /// --tenant reads one tenant's rows and --sample some groups: each still catches what it reads.
+    @Test func aTenantOrASampleIsCheckedAlone() throws {
+        let fixture = try sealedDatabase()
+        let tenants = try fixture.connection.execute("SELECT tenant_id FROM audit_log GROUP BY 1 ORDER BY count(*) DESC LIMIT 2").rows.map { $0[0]! }
+        let (changed, untouched) = (tenants[0], tenants[1])
+        _ = try fixture.connection.query("""
+            UPDATE audit_log SET action = 'nothing.happened' WHERE id = (SELECT id FROM audit_log WHERE tenant_id = $1 LIMIT 1)
+            """, [changed])
+        let own = try Shell.run(binary, ["verify", "--tenant", changed, "--database-url", fixture.url])
+        #expect(own.exitCode == 1 && own.output.contains("row changed: audit_log_") && own.output.contains("tenant \(changed)"), "\(own.output)")
+        let other = try Shell.run(binary, ["verify", "--tenant", untouched, "--database-url", fixture.url])
+        let rows = try count("SELECT count(*) FROM audit_log WHERE tenant_id = '\(untouched)'", fixture)
+        #expect(other.exitCode == 0, "\(other.output)")
+        #expect(other.output.contains("verified (tenant \(untouched) only): ") && other.output.contains(" \(rows) rows and 0 dead letters"),
+                "\(other.output)")
+        let groups = try count("SELECT count(*) FROM audit_batch_group", fixture)
+        let whole = try Shell.run(binary, ["verify", "--sample", String(groups), "--database-url", fixture.url])
+        #expect(whole.exitCode == 1 && whole.output.contains("row changed: audit_log_"), "a sample of every group: \(whole.output)")
+        let none = try Shell.run(binary, ["verify", "--sample", "1", "--tenant", changed, "--database-url", fixture.url])
+        #expect(none.exitCode != 0 && none.output.contains("at most one of"), "\(none.output)")
+    }
 }
