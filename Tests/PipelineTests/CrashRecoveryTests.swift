@@ -35,6 +35,10 @@ import Testing
         #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: try FileSource(path: file.path).baseName))
         #expect(try fixture.count("SELECT count(*) FROM (SELECT id FROM audit_log GROUP BY id HAVING count(*) > 1) d") == 0)
         #expect(try fixture.count("SELECT sum(audit_log_count) FROM tenant_metrics") == fixture.count("SELECT count(*) FROM audit_log"))
+        // What each killed flush committed is sealed whole; what it did not commit left no seal.
+        let verify = try Shell.run(binary, ["verify", "--database-url", fixture.url])
+        #expect(verify.exitCode == 0, "\(verify.output)")
+        #expect(verify.output.contains("\(try fixture.count("SELECT count(*) FROM audit_log")) rows"), "\(verify.output)")
     }
 
     /// PostgreSQL restarts in the middle of a backfill, politely or as a crash does: flushers retry

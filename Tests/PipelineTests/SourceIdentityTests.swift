@@ -390,6 +390,9 @@ import SampleData
         let final = try Shell.run(binary, ["backfill", "--no-progress", "--database-url", fixture.url, "--shards", "4", file.path])
         #expect(final.exitCode == 0, "\(final.output)")
         #expect(try fixture.accountedExactlyOnce(lines: file.lines, source: source))
+        // Every chain, the retired ones included, tiles its positions; every seal still holds.
+        let verify = try Shell.run(binary, ["verify", "--database-url", fixture.url])
+        #expect(verify.exitCode == 0, "\(verify.output)")
     }
 
     /// Two runs on one file at once with different shard counts: the second re-lays the shards
