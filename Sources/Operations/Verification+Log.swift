@@ -42,7 +42,7 @@ extension Verification {
             // No key given: the database's key history, which whoever can rewrite the database
             // can rewrite too. Said in the report.
             keys = try connection.execute("SELECT verifier_key FROM audit_signing_key").rows.compactMap { row in
-                row[0].flatMap { try? NoteVerifierKey(parsing: $0) }
+                row[0].flatMap { try? NoteVerifierKey(parsing: $0) }.map { TrustedKey(key: $0) }
             }
             findings.keysFromDatabase = true
         }
@@ -57,11 +57,19 @@ extension Verification {
             } catch {
                 return fail(.badSignature, table, "\(source): not a signed checkpoint (\(error))")
             }
-            let verdicts = keys.map { ($0, note.isSigned(by: $0)) }
+            let verdicts = keys.map { ($0, note.isSigned(by: $0.key)) }
             if let broken = verdicts.first(where: { $0.1 == false }) {
-                return fail(.badSignature, table, "\(source): the signature of \(broken.0.name) (key \(broken.0.encoded)) does not verify")
+                return fail(.badSignature, table, "\(source): the signature of \(broken.0.key.name) (key \(broken.0.key.encoded)) does not verify")
             }
-            guard verdicts.contains(where: { $0.1 == true }) else {
+            let signers = verdicts.filter { $0.1 == true }.map(\.0)
+            if !signers.isEmpty, !signers.contains(where: { $0.isValid(at: checkpoint.signedAt) }) {
+                let windows = signers.map { "\($0.key.name) \($0.window)" }.joined(separator: ", ")
+                return fail(.badSignature, table, """
+                    \(source): signed \(LogCheckpointTime.text(checkpoint.signedAt)) by a key not valid then (\(windows)): \
+                    a retired or not yet valid key
+                    """)
+            }
+            guard !signers.isEmpty else {
                 let signers = note.signatures.map { "\($0.name) \(String($0.keyID, radix: 16))" }.joined(separator: ", ")
                 return fail(.badSignature, table, "\(source): signed by no trusted key (by \(signers.isEmpty ? "none" : signers))")
             }

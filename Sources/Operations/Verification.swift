@@ -87,7 +87,7 @@ public struct Verification {
     /// Called now and then with the rows verified so far.
     public var progress: ((Int) -> Void)?
     /// The public keys checkpoints must be signed with; empty: those the database lists.
-    public var trustedKeys: [NoteVerifierKey] = []
+    public var trustedKeys: [TrustedKey] = []
     /// Checkpoints held outside the database, to check the log against.
     public var externalCheckpoints: [ExternalCheckpoint] = []
     /// How long a committed batch may stay out of the log once a log has begun. Default: 10 minutes.

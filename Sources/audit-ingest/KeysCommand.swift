@@ -6,7 +6,7 @@ import Foundation
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ed25519 keys that sign checkpoints of the batch log (C2SP signed notes).",
-        subcommands: [Generate.self])
+        subcommands: [Generate.self, History.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -17,7 +17,9 @@ struct Keys: ParsableCommand {
                 `audit-ingest verify --public-key-file`, auditors and tenants. Existing files are never replaced.
 
                 Rotation: sign with the old and the new key together (two --signing-key-file options) for \
-                as long as verifiers need to move to the new key, then with the new key alone.
+                as long as verifiers need to move to the new key, then with the new key alone. Then retire the \
+                old key in the verifiers' keyring by appending until=TIME to its line (`keys history` prints \
+                when each key signed): a checkpoint it signs after that time fails verify.
                 """)
         @Option(help: "The key's name, in each signature line (no spaces or '+').") var name: String = "audit-ingest"
         @Option(name: .customLong("out"), help: "Where to write: PREFIX.key and PREFIX.pub.") var prefix: String
@@ -57,9 +59,33 @@ struct Keys: ParsableCommand {
         do { return try NoteSigningKey(parsing: text) } catch { throw ValidationError("\(path): \(error)") }
     }
 
-    static func verifierKey(at path: String) throws -> NoteVerifierKey {
+    /// The keys of a keyring file (a `.pub` is one), with their validity windows.
+    static func keyring(at path: String) throws -> [TrustedKey] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("cannot read \(path): \(error.localizedDescription)") }
-        do { return try NoteVerifierKey(parsing: text) } catch { throw ValidationError("\(path): \(error)") }
+        do { return try TrustedKey.keyring(parsing: text) } catch { throw ValidationError("\(path): \(error)") }
+    }
+
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the keys that signed checkpoints, as keyring lines with the window each signed in.",
+            discussion: """
+                One line per key: the verifier key, from= its first and until= its last checkpoint, as the \
+                database records them (audit_signing_key). A starting point for the keyring verifiers keep: \
+                check each key against what you hold before trusting the file, since whoever can rewrite the \
+                database can rewrite this list; leave until= off a key still in use.
+                """)
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            let rows = try database.connect().execute("""
+                SELECT verifier_key, to_char(first_signed AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       to_char(last_signed AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                FROM audit_signing_key ORDER BY first_signed, verifier_key
+                """).rows
+            guard !rows.isEmpty else { throw ValidationError("no checkpoint has been signed yet: run audit-ingest checkpoint") }
+            print("# keys that signed checkpoints of this database, from its audit_signing_key")
+            for row in rows { print("\(row[0] ?? "") from=\(row[1] ?? "") until=\(row[2] ?? "")") }
+        }
     }
 }

@@ -34,7 +34,7 @@ struct VerifyProof: ParsableCommand {
     }
 
     func run() throws {
-        let keys = try publicKeyFiles.map(Keys.verifierKey(at:))
+        let keys = try publicKeyFiles.flatMap(Keys.keyring(at:)).map(\.key)
         let data: Data
         do {
             data = proof == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: proof))
@@ -95,7 +95,7 @@ struct CheckConsistency: ParsableCommand {
     }
 
     func run() throws {
-        let keys = try publicKeyFiles.map(Keys.verifierKey(at:))
+        let keys = try publicKeyFiles.flatMap(Keys.keyring(at:)).map(\.key)
         let data = proof == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: proof))
         let parsed: ConsistencyProof
         do { parsed = try ConsistencyProof.decode(data) } catch { proofFailed("proof consistency", "\(proof) is not a consistency proof: \(error)") }

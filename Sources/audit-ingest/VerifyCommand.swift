@@ -25,8 +25,9 @@ struct Verify: ParsableCommand {
             See docs/tamper-evidence.md for what it can and cannot prove.
             """)
     @Option(name: .customLong("public-key-file"), help: ArgumentHelp("""
-        A verifier key (PREFIX.pub of `audit-ingest keys generate`) checkpoints must be signed with; repeat \
-        for a rotation. Without one, signatures are checked against the keys the database lists, which \
+        A verifier key (PREFIX.pub of `audit-ingest keys generate`) checkpoints must be signed with, or a \
+        keyring: one key per line, each optionally followed by from=TIME and until=TIME (RFC 3339), the \
+        window in which it may sign. Repeat for a rotation. Without one, signatures are checked against the keys the database lists, which \
         whoever rewrites the database can rewrite too.
         """)) var publicKeyFiles: [String] = []
     @Option(help: "Check the log against every *.checkpoint file in this directory (what `checkpoint --checkpoint-dir` wrote).")
@@ -51,7 +52,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         var verification = Verification()
-        verification.trustedKeys = try publicKeyFiles.map(Keys.verifierKey(at:))
+        verification.trustedKeys = try publicKeyFiles.flatMap(Keys.keyring(at:))
         verification.externalCheckpoints = try externalCheckpoints()
         verification.scope = try scope()
         if let since { verification.externalCheckpoints += try Self.read([since]) }
