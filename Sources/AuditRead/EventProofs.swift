@@ -141,14 +141,7 @@ public enum EventProofs {
                 batch \(batchID) is at log position \(logIndex), after checkpoint \(size): retry after the next checkpoint
                 """)
         }
-        let logLeaves = try connection.query("""
-            SELECT kind, id, encode(digest, 'hex') FROM audit_log_leaf WHERE log_index < $1::bigint ORDER BY log_index
-            """, [String(size)]).rows.map { row in
-            BatchLog.leaf(kind: row[0] ?? "", id: row[1].flatMap { Int64($0) } ?? 0, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero)
-        }
-        guard logLeaves.count == size else {
-            throw ReadError(kind: .notFound, message: "the log holds \(logLeaves.count) entries, checkpoint \(size) covers \(size): run `audit-ingest verify`")
-        }
+        let logPath = try LogTree.hashes(of: MerkleProof.inclusionRanges(index: logIndex, size: size), size: size, on: connection)
 
         let groupIndexInLeaves = sealed.leaves.firstIndex(of: sealed.eventLeaf)!
         return EventProof(
@@ -159,7 +152,7 @@ public enum EventProofs {
                          ranges: ranges,
                          groups: .init(index: Int64(groupIndex), size: Int64(groups.count),
                                        path: MerkleProof.inclusionPath(index: groupIndex, leaves: groups.map(\.leafHash)))),
-            log: .init(index: logIndex, size: size, path: MerkleProof.inclusionPath(index: Int(logIndex), leaves: logLeaves)),
+            log: .init(index: logIndex, size: size, path: logPath),
             checkpoint: note)
     }
 

@@ -69,15 +69,8 @@ public enum SignedCheckpoints {
             let to = try wantedTo ?? Int64(connection.execute("SELECT max(tree_size) FROM audit_checkpoint").scalar ?? "") ?? 0
             guard from <= to else { throw ReadError.badParameter("from", "\(from) is after the checkpoint of \(to) batches") }
             let first = try note(from), second = try note(to)
-            let leaves = try connection.query("""
-                SELECT kind, id, encode(digest, 'hex') FROM audit_log_leaf WHERE log_index < $1::bigint ORDER BY log_index
-                """, [String(to)]).rows.map { row in
-                BatchLog.leaf(kind: row[0] ?? "", id: row[1].flatMap { Int64($0) } ?? 0, digest: row[2].flatMap { TreeHash(hex: $0) } ?? .zero)
-            }
-            guard leaves.count == to else {
-                throw ReadError(kind: .notFound, message: "the log holds \(leaves.count) entries, checkpoint \(to) covers \(to): run `audit-ingest verify`")
-            }
-            return ConsistencyProof(firstNote: first, secondNote: second, path: MerkleProof.consistencyPath(first: Int(from), leaves: leaves))
+            let path = from == to ? [] : try LogTree.hashes(of: MerkleProof.consistencyRanges(first: from, size: to), size: to, on: connection)
+            return ConsistencyProof(firstNote: first, secondNote: second, path: path)
         }
     }
 }

@@ -31,15 +31,24 @@ public struct LogFrontier: Sendable, Equatable {
 
     public var bytes: [UInt8] { subtrees.flatMap(\.bytes) }
 
-    public mutating func append(_ leaf: TreeHash) {
+    public mutating func append(_ leaf: TreeHash) { _ = appendReturningNodes(leaf) }
+
+    /// Appends `leaf` and returns the nodes it completes (`LogNodeID`): the leaf itself at level
+    /// 0 and each perfect subtree it closes, as the integrator stores them.
+    @discardableResult
+    public mutating func appendReturningNodes(_ leaf: TreeHash) -> [(id: LogNodeID, hash: TreeHash)] {
+        let position = size
+        var nodes = [(id: LogNodeID(level: 0, index: position), hash: leaf)]
         var node = leaf
         var carried = size
         while carried & 1 == 1 {
             node = MerkleTree.node(subtrees.removeLast(), node)
             carried >>= 1
+            nodes.append((LogNodeID(level: nodes.count, index: position >> nodes.count), node))
         }
         subtrees.append(node)
         size += 1
+        return nodes
     }
 
     /// The tree hash of the leaves so far: the subtrees folded from the right.

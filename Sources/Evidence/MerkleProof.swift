@@ -4,23 +4,7 @@ public enum MerkleProof {
     /// PATH(index, leaves): the audit path of leaf `index`, nearest sibling first.
     public static func inclusionPath(index: Int, leaves: [TreeHash]) -> [TreeHash] {
         precondition(leaves.indices.contains(index), "no leaf \(index) in a tree of \(leaves.count)")
-        var path: [TreeHash] = []
-        var range = leaves[...]
-        var position = index
-        // Top down (the split at the largest power of two below the size), then reversed.
-        while range.count > 1 {
-            let split = largestPowerOfTwo(below: range.count)
-            let left = range.prefix(split), right = range.dropFirst(split)
-            if position < split {
-                path.append(MerkleTree.root(Array(right)))
-                range = left
-            } else {
-                path.append(MerkleTree.root(Array(left)))
-                range = right
-                position -= split
-            }
-        }
-        return path.reversed()
+        return inclusionRanges(index: Int64(index), size: Int64(leaves.count)).map { $0.hash(leaves: leaves) }
     }
 
     /// The root that `path` proves `leaf` at `index` of a tree of `size` leaves hashes to, or nil
@@ -49,15 +33,7 @@ public enum MerkleProof {
     /// leaves is a prefix of the tree of all `leaves`.
     public static func consistencyPath(first: Int, leaves: [TreeHash]) -> [TreeHash] {
         precondition(first > 0 && first <= leaves.count, "no consistency proof from \(first) to \(leaves.count) leaves")
-        func subproof(_ m: Int, _ range: ArraySlice<TreeHash>, _ complete: Bool) -> [TreeHash] {
-            if m == range.count { return complete ? [] : [MerkleTree.root(Array(range))] }
-            let split = largestPowerOfTwo(below: range.count)
-            if m <= split {
-                return subproof(m, range.prefix(split), complete) + [MerkleTree.root(Array(range.dropFirst(split)))]
-            }
-            return subproof(m - split, range.dropFirst(split), false) + [MerkleTree.root(Array(range.prefix(split)))]
-        }
-        return subproof(first, leaves[...], true)
+        return consistencyRanges(first: Int64(first), size: Int64(leaves.count)).map { $0.hash(leaves: leaves) }
     }
 
     /// Whether `path` proves the tree of `first` leaves with root `firstRoot` a prefix of the tree

@@ -50,8 +50,10 @@ public struct LogIntegrator: Sendable {
                     outside the integrator; run audit-ingest verify
                     """)
             }
+            try fillNodes(of: frontier, on: connection)
             // Batches first, then operations: an operation only removes what batches before it sealed.
             var appended = 0
+            var nodes: [(id: LogNodeID, hash: TreeHash)] = []
             for (table, kind) in [("audit_batch", "B"), ("audit_operation", "O")] {
                 var ids: [Int64] = [], positions: [Int64] = []
                 for row in try connection.execute("""
@@ -60,7 +62,7 @@ public struct LogIntegrator: Sendable {
                     guard let id = row[0].flatMap({ Int64($0) }), let digest = row[1].flatMap({ TreeHash(hex: $0) }) else { continue }
                     ids.append(id)
                     positions.append(frontier.size)
-                    frontier.append(BatchLog.leaf(kind: kind, id: id, digest: digest))
+                    nodes += frontier.appendReturningNodes(BatchLog.leaf(kind: kind, id: id, digest: digest))
                 }
                 if !ids.isEmpty {
                     _ = try connection.query("""
@@ -72,6 +74,7 @@ public struct LogIntegrator: Sendable {
                 // A backlog of batches is worked off first; operations wait for the round that ends it.
                 if appended >= maxBatchesPerRound { break }
             }
+            try Self.store(nodes, on: connection)
             let checkpoint = LogCheckpoint(origin: origin, size: frontier.size, root: frontier.root, signedAt: now)
             if let checkpointDirectory {
                 try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
@@ -95,6 +98,46 @@ public struct LogIntegrator: Sendable {
         guard var round else { return nil }
         if let checkpointDirectory { round.files = try publish(round, to: checkpointDirectory) }
         return round
+    }
+
+    /// Stores the tree's nodes (migration 0022) for a log begun before they were kept, or whose
+    /// nodes are incomplete: recomputed from its leaves, a page at a time, and checked against
+    /// the last checkpoint's frontier.
+    private func fillNodes(of frontier: LogFrontier, on connection: PostgresConnection) throws {
+        let stored = Int64(try connection.execute("SELECT count(*) FROM audit_log_node WHERE level = 0").scalar ?? "") ?? 0
+        guard stored != frontier.size else { return }
+        var rebuilt = LogFrontier()
+        let page: Int64 = 50_000
+        while rebuilt.size < frontier.size {
+            var nodes: [(id: LogNodeID, hash: TreeHash)] = []
+            for row in try connection.query("""
+                SELECT kind, id, encode(digest, 'hex') FROM audit_log_leaf WHERE log_index >= $1::bigint AND log_index < $2::bigint
+                ORDER BY log_index
+                """, [String(rebuilt.size), String(min(rebuilt.size + page, frontier.size))]).rows {
+                guard let kind = row[0], let id = row[1].flatMap({ Int64($0) }), let digest = row[2].flatMap({ TreeHash(hex: $0) }) else {
+                    throw OperationsError("log position \(rebuilt.size) is unreadable: run audit-ingest verify")
+                }
+                nodes += rebuilt.appendReturningNodes(BatchLog.leaf(kind: kind, id: id, digest: digest))
+            }
+            guard !nodes.isEmpty else { throw OperationsError("the log ends at \(rebuilt.size), its checkpoint at \(frontier.size): run audit-ingest verify") }
+            try Self.store(nodes, on: connection)
+        }
+        guard rebuilt == frontier else {
+            throw OperationsError("the log's leaves do not give its last checkpoint's tree: the log was changed; run audit-ingest verify")
+        }
+    }
+
+    /// Inserts tree nodes; those already stored are kept.
+    static func store(_ nodes: [(id: LogNodeID, hash: TreeHash)], on connection: PostgresConnection) throws {
+        for chunk in stride(from: 0, to: nodes.count, by: 10_000).map({ nodes[$0..<min($0 + 10_000, nodes.count)] }) {
+            _ = try connection.query("""
+                INSERT INTO audit_log_node (level, index, hash)
+                SELECT l, i, decode(h, 'hex') FROM unnest($1::smallint[], $2::bigint[], $3::text[]) AS u(l, i, h)
+                ON CONFLICT DO NOTHING
+                """, ["{" + chunk.map { String($0.id.level) }.joined(separator: ",") + "}",
+                      "{" + chunk.map { String($0.id.index) }.joined(separator: ",") + "}",
+                      "{" + chunk.map { $0.hash.description }.joined(separator: ",") + "}"])
+        }
     }
 
     private func lastFrontier(on connection: PostgresConnection) throws -> LogFrontier {

@@ -88,3 +88,30 @@ import Testing
         }
     }
 }
+
+/// The log's stored nodes (migration 0022): what the frontier completes as it grows is every
+/// perfect subtree, and proofs folded from those nodes equal proofs from all the leaves.
+@Suite struct LogNodeTests {
+    @Test func proofsFromStoredNodesEqualProofsFromTheLeaves() {
+        let leaves = MerkleProofTests.leaves(70)
+        var frontier = LogFrontier()
+        var stored: [LogNodeID: TreeHash] = [:]
+        for leaf in leaves { for node in frontier.appendReturningNodes(leaf) { stored[node.id] = node.hash } }
+        #expect(stored.count == 2 * 70 - 70.nonzeroBitCount, "one node per perfect subtree")
+        for size in 1...70 {
+            let prefix = Array(leaves.prefix(size))
+            #expect(LeafRange(start: 0, count: Int64(size)).hash(stored) == MerkleTree.root(prefix), "size \(size)")
+            for index in 0..<size {
+                let ranges = MerkleProof.inclusionRanges(index: Int64(index), size: Int64(size))
+                #expect(ranges.map { $0.hash(stored) } == MerkleProof.inclusionPath(index: index, leaves: prefix).map { Optional($0) })
+            }
+            for first in 1...size {
+                let ranges = MerkleProof.consistencyRanges(first: Int64(first), size: Int64(size))
+                #expect(ranges.map { $0.hash(stored) } == MerkleProof.consistencyPath(first: first, leaves: prefix).map { Optional($0) })
+            }
+        }
+        // A missing node is said, not guessed.
+        stored[LogNodeID(level: 3, index: 1)] = nil
+        #expect(LeafRange(start: 8, count: 8).hash(stored) == nil)
+    }
+}

@@ -47,3 +47,33 @@ extension CheckpointTests {
         #expect(fromHistory.exitCode == 0, "\(fromHistory.output)")
     }
 }
+
+/// The log's stored tree (migration 0022): every round stores the nodes it completes, and a log
+/// whose nodes are missing (begun before 0022) gets them back from its leaves, checked against
+/// the last checkpoint.
+extension CheckpointTests {
+    @Test func theIntegratorStoresTheTreeAndRefillsItFromTheLeaves() throws {
+        let fixture = try PipelineFixture()
+        let pair = try keyPair("nodes")
+        try backfill(fixture, events: 300, seed: 1)
+        #expect(try checkpoint(fixture, pair.key).exitCode == 0)
+        try backfill(fixture, events: 300, seed: 2)
+        #expect(try checkpoint(fixture, pair.key).exitCode == 0)
+        let size = try fixture.count("SELECT count(*) FROM audit_log_leaf")
+        let perfectSubtrees = 2 * size - size.nonzeroBitCount
+        #expect(try fixture.count("SELECT count(*) FROM audit_log_node") == perfectSubtrees)
+        let root = try fixture.connection.execute("SELECT encode(hash, 'hex') FROM audit_log_node ORDER BY level DESC LIMIT 1").scalar
+
+        _ = try fixture.connection.execute("DELETE FROM audit_log_node")
+        #expect(try checkpoint(fixture, pair.key).exitCode == 0)
+        #expect(try fixture.count("SELECT count(*) FROM audit_log_node") == perfectSubtrees)
+        #expect(try fixture.connection.execute("SELECT encode(hash, 'hex') FROM audit_log_node ORDER BY level DESC LIMIT 1").scalar == root)
+
+        // Leaves that no longer give the signed tree are not built upon.
+        _ = try fixture.connection.execute("""
+            DELETE FROM audit_log_node; UPDATE audit_batch SET digest = sha256(digest) WHERE log_index = 0
+            """)
+        let refused = try checkpoint(fixture, pair.key)
+        #expect(refused.exitCode != 0 && refused.output.contains("do not give its last checkpoint's tree"), "\(refused.output)")
+    }
+}
