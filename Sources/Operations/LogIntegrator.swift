@@ -101,11 +101,14 @@ public struct LogIntegrator: Sendable {
     }
 
     /// Stores the tree's nodes (migration 0022) for a log begun before they were kept, or whose
-    /// nodes are incomplete: recomputed from its leaves, a page at a time, and checked against
+    /// newest nodes are gone: recomputed from its leaves, a page at a time, and checked against
     /// the last checkpoint's frontier.
     private func fillNodes(of frontier: LogFrontier, on connection: PostgresConnection) throws {
-        let stored = Int64(try connection.execute("SELECT count(*) FROM audit_log_node WHERE level = 0").scalar ?? "") ?? 0
-        guard stored != frontier.size else { return }
+        // Each round stores its nodes in its own transaction: when the last leaf's node is there,
+        // so are the others (one index probe a round, not a count of the log).
+        guard frontier.size > 0, try connection.query(
+            "SELECT EXISTS (SELECT FROM audit_log_node WHERE level = 0 AND index = $1::bigint)", [String(frontier.size - 1)]
+        ).scalar != "t" else { return }
         var rebuilt = LogFrontier()
         let page: Int64 = 50_000
         while rebuilt.size < frontier.size {
