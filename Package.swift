@@ -40,10 +40,12 @@ let package = Package(
         ),
         // A header only: the JSON string scan's SSE2 step (AuditCore's JSONCursor).
         .systemLibrary(name: "CJSONScan"),
+        // OpenSSL's allocation-free SHA-256 for the Merkle tree's leaves and nodes (Evidence).
+        .systemLibrary(name: "CTreeSHA256", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "AuditCore", dependencies: ["CJSONScan"]),
         // Tamper evidence: leaves, RFC 6962 Merkle trees, batch seals and chains. Pure.
-        .target(name: "Evidence", dependencies: ["AuditCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Evidence", dependencies: ["AuditCore", "CTreeSHA256", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -129,7 +131,7 @@ let package = Package(
 // built again for that, so that build keeps only the pipeline and those tests: no HTTP server,
 // no command line (minutes less on 2 cores).
 if ProcessInfo.processInfo.environment["AUDIT_INGEST_THREAD_SANITIZER_TESTS"] == "1" {
-    let kept: Set = ["CLibPQ", "CRdKafka", "CJSONScan", "AuditCore", "Evidence", "Postgres", "Kafka", "Migrations",
+    let kept: Set = ["CLibPQ", "CRdKafka", "CJSONScan", "CTreeSHA256", "AuditCore", "Evidence", "Postgres", "Kafka", "Migrations",
                      "Operations", "Pipeline", "SampleData", "TestSupport", "PipelineUnitTests", "PipelineConcurrencyTests"]
     package.targets.removeAll { !kept.contains($0.name) }
     package.products = []

@@ -19,23 +19,13 @@ public final class JSONBText {
     /// The longest text it writes: a number with a large exponent prints all its digits.
     public let maxBytes: Int
     private let output: UnsafeMutablePointer<UInt8>
-    private var written = 0
     /// Where an object's members are put back in key order.
     private let reordering: UnsafeMutablePointer<UInt8>
     /// Unescaped strings of the current object; grown to the input's size.
     private var scratch: UnsafeMutablePointer<UInt8>
     private var scratchCapacity: Int
-    /// The members of the objects being written, innermost last.
-    private var members: [Member] = []
-
-    private struct Member {
-        var key: UnsafeRawBufferPointer
-        var start: Int
-        var length: Int
-    }
-
-    /// numeric keeps at most this many digits after the decimal point.
-    static let maxDecimals = 16_383
+    /// Kept between calls for its capacity; lent to each call's printer.
+    private var members: [JSONBPrinter.Member] = []
 
     public init(maxBytes: Int) {
         self.maxBytes = maxBytes
@@ -63,18 +53,49 @@ public final class JSONBText {
             scratchCapacity = object.count
             scratch = .allocate(capacity: scratchCapacity)
         }
-        written = 0
-        members.removeAll(keepingCapacity: true)
+        // The printer is a value on the stack: its state is checked for exclusive access when
+        // compiled, not on every write as a class's stored properties are.
+        var printer = JSONBPrinter(output: output, reordering: reordering, maxBytes: maxBytes)
+        swap(&printer.members, &members)
+        defer {
+            printer.members.removeAll(keepingCapacity: true)
+            swap(&printer.members, &members)
+        }
         var cursor = JSONCursor(base: base, count: object.count, scratch: scratch)
-        try writeValue(&cursor, depth: 0, maxDepth: maxDepth)
+        try printer.writeValue(&cursor, depth: 0, maxDepth: maxDepth)
         cursor.skipWhitespace()
         guard cursor.isAtEnd else { throw cursor.invalid("unexpected characters after the metadata") }
-        return UnsafeRawBufferPointer(start: output, count: written)
+        return UnsafeRawBufferPointer(start: output, count: printer.written)
     }
+}
+
+/// One call's writing into `JSONBText`'s buffers.
+struct JSONBPrinter {
+    struct Member {
+        var key: UnsafeRawBufferPointer
+        var start: Int
+        var length: Int
+    }
+
+    let output: UnsafeMutablePointer<UInt8>
+    let reordering: UnsafeMutablePointer<UInt8>
+    let maxBytes: Int
+    var written = 0
+    /// The members of the objects being written, innermost last.
+    var members: [Member] = []
+
+    init(output: UnsafeMutablePointer<UInt8>, reordering: UnsafeMutablePointer<UInt8>, maxBytes: Int) {
+        self.output = output
+        self.reordering = reordering
+        self.maxBytes = maxBytes
+    }
+
+    /// numeric keeps at most this many digits after the decimal point.
+    static let maxDecimals = 16_383
 
     // MARK: Values
 
-    private func writeValue(_ cursor: inout JSONCursor, depth: Int, maxDepth: Int) throws(Rejection) {
+    mutating func writeValue(_ cursor: inout JSONCursor, depth: Int, maxDepth: Int) throws(Rejection) {
         cursor.skipWhitespace()
         guard !cursor.isAtEnd else { throw cursor.invalid("expected a value") }
         switch cursor.current {
@@ -114,15 +135,15 @@ public final class JSONBText {
         }
     }
 
-    private func readString(_ cursor: inout JSONCursor) throws(Rejection) -> UnsafeRawBufferPointer {
+    private func readString(_ cursor: inout JSONCursor) throws(Rejection) -> JSONCursor.StringValue {
         let string = try cursor.readString()
         if string.containsNUL { throw Rejection(.nulCharacter, field: "metadata", "\\u0000 is not allowed in jsonb") }
-        return string.bytes
+        return string
     }
 
     /// Members in the order given, then, unless their keys were already in jsonb's order and
     /// distinct, put back in that order with the last of each duplicate key kept.
-    private func writeObject(_ cursor: inout JSONCursor, depth: Int, maxDepth: Int) throws(Rejection) {
+    private mutating func writeObject(_ cursor: inout JSONCursor, depth: Int, maxDepth: Int) throws(Rejection) {
         guard depth < maxDepth else { throw Rejection(.nestingTooDeep, field: "metadata", "nesting deeper than \(maxDepth)") }
         cursor.index += 1
         try append(0x7B)
@@ -145,14 +166,14 @@ public final class JSONBText {
             let key = try readString(&cursor)
             if members.count > firstMember {
                 try append(0x2C, 0x20)
-                if inOrder, !Self.precedes(members[members.count - 1].key, key) { inOrder = false }
+                if inOrder, !Self.precedes(members[members.count - 1].key, key.bytes) { inOrder = false }
             }
             let start = written
             try writeString(key)
             try cursor.expect(0x3A, "':'")
             try append(0x3A, 0x20)
             try writeValue(&cursor, depth: depth + 1, maxDepth: maxDepth)
-            members.append(Member(key: key, start: start, length: written - start))
+            members.append(Member(key: key.bytes, start: start, length: written - start))
             cursor.skipWhitespace()
             guard !cursor.isAtEnd else { throw cursor.invalid("unterminated object") }
             if cursor.current == 0x2C { cursor.index += 1; continue }
@@ -164,19 +185,33 @@ public final class JSONBText {
     }
 
     /// Rewrites the members from `body` on in jsonb's key order, each key once (its last value).
-    private func putInKeyOrder(members range: Range<Int>, body: Int) {
+    private mutating func putInKeyOrder(members range: Range<Int>, body: Int) {
         let length = written - body
         reordering.update(from: output + body, count: length)
-        // By key, and of equal keys the later first: the first of each run is the one kept.
-        let order = range.sorted { a, b in
-            let left = members[a].key, right = members[b].key
-            if Self.precedes(left, right) { return true }
-            if Self.precedes(right, left) { return false }
-            return a > b
+        // In place (an object's members are dropped once it is written): by key, and of equal
+        // keys the later (further on in the text) first, so the first of each run is the one kept.
+        members.withUnsafeMutableBufferPointer { all in
+            var object = UnsafeMutableBufferPointer(rebasing: all[range])
+            func before(_ a: Member, _ b: Member) -> Bool {
+                if Self.precedes(a.key, b.key) { return true }
+                if Self.precedes(b.key, a.key) { return false }
+                return a.start > b.start
+            }
+            guard object.count <= 16 else { return object.sort(by: before) }
+            guard object.count > 1 else { return }
+            for index in 1..<object.count {  // insertion sort: the few members of an event's object
+                let member = object[index]
+                var place = index
+                while place > 0, before(member, object[place - 1]) {
+                    object[place] = object[place - 1]
+                    place -= 1
+                }
+                object[place] = member
+            }
         }
         written = body
         var previous: UnsafeRawBufferPointer?
-        for index in order {
+        for index in range {
             let member = members[index]
             if let previous, !Self.precedes(previous, member.key) { continue }  // a duplicate key
             if previous != nil {
@@ -199,35 +234,63 @@ public final class JSONBText {
 
     // MARK: Scalars
 
-    private func writeString(_ text: UnsafeRawBufferPointer) throws(Rejection) {
+    /// A string as `escape_json` writes it. Text that had no escapes in the input has nothing to
+    /// escape either (no quote, backslash or control character): it is copied as it is.
+    private mutating func writeString(_ string: JSONCursor.StringValue) throws(Rejection) {
+        let text = string.bytes
         try reserve(text.count + 2)
         output[written] = 0x22
-        written += 1
+        if !string.wasEscaped {
+            if let base = text.baseAddress { (output + written + 1).update(from: base.assumingMemoryBound(to: UInt8.self), count: text.count) }
+            output[written + 1 + text.count] = 0x22
+            written += text.count + 2
+            return
+        }
+        // Each escape adds one byte or five to the `text.count + 2` reserved.
+        var end = written + 1, limit = written + text.count + 2
         for byte in text {
             switch byte {
-            case 0x22: try append(0x5C, 0x22)
-            case 0x5C: try append(0x5C, 0x5C)
-            case 0x08: try append(0x5C, 0x62)
-            case 0x0C: try append(0x5C, 0x66)
-            case 0x0A: try append(0x5C, 0x6E)
-            case 0x0D: try append(0x5C, 0x72)
-            case 0x09: try append(0x5C, 0x74)
+            case 0x22, 0x5C, 0x08, 0x0C, 0x0A, 0x0D, 0x09:
+                limit += 1
+                guard limit <= maxBytes else { throw tooLarge() }
+                output[end] = 0x5C
+                output[end + 1] = switch byte {
+                case 0x08: 0x62
+                case 0x0C: 0x66
+                case 0x0A: 0x6E
+                case 0x0D: 0x72
+                case 0x09: 0x74
+                default: byte
+                }
+                end += 2
             case ..<0x20:
-                let hex: StaticString = "0123456789abcdef"
-                try append("\\u00")
-                try append(hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0x0F)])
+                limit += 5
+                guard limit <= maxBytes else { throw tooLarge() }
+                let hex: StaticString = "0123456789abcdef", escape: StaticString = "\\u00"
+                (output + end).update(from: escape.utf8Start, count: 4)
+                output[end + 4] = hex.utf8Start[Int(byte >> 4)]
+                output[end + 5] = hex.utf8Start[Int(byte & 0x0F)]
+                end += 6
             default:
-                if written == maxBytes { throw tooLarge() }
-                output[written] = byte
-                written += 1
+                output[end] = byte
+                end += 1
             }
         }
-        try append(0x22)
+        output[end] = 0x22
+        written = end + 1
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` (checked by `skipNumber`) as numeric_out
     /// prints it: the digits with the decimal point moved by the exponent.
-    private func writeNumber(_ text: UnsafeBufferPointer<UInt8>) throws(Rejection) {
+    private mutating func writeNumber(_ text: UnsafeBufferPointer<UInt8>) throws(Rejection) {
+        // An integer (JSON allows no leading zeros) prints as given, but for the sign of -0.
+        if !text.contains(where: { $0 == 0x2E || $0 == 0x65 || $0 == 0x45 }) {
+            if text.count == 2, text[0] == 0x2D, text[1] == 0x30 { return try append(0x30) }
+            try reserve(text.count)
+            (output + written).update(from: text.baseAddress!, count: text.count)
+            written += text.count
+            return
+        }
         var index = 0
         let negative = text[0] == 0x2D
         if negative { index += 1 }
@@ -289,21 +352,21 @@ public final class JSONBText {
     }
 
     @inline(__always)
-    private func append(_ byte: UInt8) throws(Rejection) {
+    private mutating func append(_ byte: UInt8) throws(Rejection) {
         try reserve(1)
         output[written] = byte
         written += 1
     }
 
     @inline(__always)
-    private func append(_ first: UInt8, _ second: UInt8) throws(Rejection) {
+    private mutating func append(_ first: UInt8, _ second: UInt8) throws(Rejection) {
         try reserve(2)
         output[written] = first
         output[written + 1] = second
         written += 2
     }
 
-    private func append(_ literal: StaticString) throws(Rejection) {
+    private mutating func append(_ literal: StaticString) throws(Rejection) {
         try reserve(literal.utf8CodeUnitCount)
         (output + written).update(from: literal.utf8Start, count: literal.utf8CodeUnitCount)
         written += literal.utf8CodeUnitCount

@@ -15,10 +15,13 @@ struct JSONCursor {
     let scratch: UnsafeMutablePointer<UInt8>
     var scratchUsed = 0
 
-    /// A decoded string and whether it contained `\u0000`.
+    /// A decoded string, whether it contained `\u0000`, and whether it had escapes (when not,
+    /// `bytes` is the message's own text between the quotes, and holds no quote, backslash or
+    /// control character).
     struct StringValue {
         var bytes: UnsafeRawBufferPointer
         var containsNUL: Bool
+        var wasEscaped: Bool
     }
 
     @inline(__always) var isAtEnd: Bool { index >= count }
@@ -85,7 +88,7 @@ struct JSONCursor {
         switch base[position] {
         case 0x22:  // closing quote: no escapes, a view into the message
             index += 1
-            return StringValue(bytes: UnsafeRawBufferPointer(start: base + start, count: position - start), containsNUL: false)
+            return StringValue(bytes: UnsafeRawBufferPointer(start: base + start, count: position - start), containsNUL: false, wasEscaped: false)
         case 0x5C:
             return try readEscapedString(from: start)
         default:
@@ -104,7 +107,7 @@ struct JSONCursor {
             if byte == 0x22 {
                 index += 1
                 scratchUsed += written
-                return StringValue(bytes: UnsafeRawBufferPointer(start: output, count: written), containsNUL: containsNUL)
+                return StringValue(bytes: UnsafeRawBufferPointer(start: output, count: written), containsNUL: containsNUL, wasEscaped: true)
             }
             if byte < 0x20 { throw invalid("control character in string") }
             guard byte == 0x5C else {

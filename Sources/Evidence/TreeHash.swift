@@ -23,7 +23,14 @@ public struct TreeHash: Hashable, Comparable, Sendable, CustomStringConvertible 
     }
 
     init(_ digest: SHA256.Digest) {
-        self = digest.withUnsafeBytes { TreeHash($0)! }
+        self = digest.withUnsafeBytes { TreeHash(loading: $0) }
+    }
+
+    /// The first 32 bytes at `raw`, which has at least that many: four loads, not a loop.
+    init(loading raw: UnsafeRawBufferPointer) {
+        precondition(raw.count >= 32)
+        func word(_ offset: Int) -> UInt64 { UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+        words = (word(0), word(8), word(16), word(24))
     }
 
     /// The 32 bytes, in order.

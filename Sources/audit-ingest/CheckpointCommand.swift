@@ -42,7 +42,7 @@ struct Checkpoint: ParsableCommand {
                 if json {
                     try printJSON(round)
                 } else {
-                    print("checkpoint: \(round.treeSize) batches (\(round.appended) new), root \(round.root)"
+                    print("checkpoint: \(round.treeSize) log entries (\(round.appended) new), root \(round.root)"
                           + (round.files.first.map { ", written to \($0)" } ?? ""))
                 }
             } else {
