@@ -88,8 +88,11 @@ extension Verification {
         let wanted = Set(claims.map(\.checkpoint.size))
         var roots: [Int64: TreeHash] = [0: LogFrontier().root]
         var frontier = LogFrontier()
+        var changedLeafNodes: [Int64] = []
         for row in try connection.execute("""
-            SELECT log_index, kind, id, encode(digest, 'hex') FROM audit_log_leaf ORDER BY log_index
+            SELECT l.log_index, l.kind, l.id, encode(l.digest, 'hex'), encode(n.hash, 'hex')
+            FROM audit_log_leaf l LEFT JOIN audit_log_node n ON n.level = 0 AND n.index = l.log_index
+            ORDER BY l.log_index
             """).rows {
             guard let position = row[0].flatMap({ Int64($0) }), let kind = row[1], let id = row[2].flatMap({ Int64($0) }) else { continue }
             if position != frontier.size {
@@ -97,10 +100,13 @@ extension Verification {
                      ? "log positions \(frontier.size)..<\(position) hold no batch or operation: entries were removed from the log"
                      : "log position \(position) is held twice")
             }
-            frontier.append(BatchLog.leaf(kind: kind, id: id, digest: row[3].flatMap { TreeHash(hex: $0) } ?? .zero))
+            let leaf = BatchLog.leaf(kind: kind, id: id, digest: row[3].flatMap { TreeHash(hex: $0) } ?? .zero)
+            if let stored = row[4], TreeHash(hex: stored) != leaf { changedLeafNodes.append(position) }
+            frontier.append(leaf)
             if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
         }
         findings.size = frontier.size
+        try checkNodes(size: frontier.size, changedLeaves: changedLeafNodes, on: connection, fail: fail)
         for claim in claims {
             let checkpoint = claim.checkpoint, table = claim.external ? "checkpoint file" : "audit_checkpoint"
             let signed = LogCheckpointTime.text(checkpoint.signedAt)
@@ -129,5 +135,43 @@ extension Verification {
                 """)
         }
         return findings
+    }
+
+    /// The stored tree nodes (migration 0022) proofs are served from: each leaf node (checked by
+    /// the caller, `changedLeaves`) is its entry's leaf hash, and each inner node the hash of its
+    /// two children, which PostgreSQL computes (level by level, every node is so tied to the
+    /// leaves). Nodes may be missing (the integrator refills them); none may lie beyond the log.
+    private func checkNodes(size: Int64, changedLeaves: [Int64], on connection: PostgresConnection,
+                            fail: (Category, String, Int64?, String) -> Void) throws {
+        let remedy = "proofs served from it would not verify; DELETE FROM audit_log_node and the next checkpoint round stores the nodes again from the log"
+        for position in changedLeaves.prefix(20) {
+            fail(.logNodeChanged, "audit_log_node", nil, "the node of log entry \(position) (level 0) is not that entry's leaf hash: \(remedy)")
+        }
+        if changedLeaves.count > 20 { fail(.logNodeChanged, "audit_log_node", nil, "and \(changedLeaves.count - 20) more leaf nodes") }
+        let inner = try connection.execute("""
+            SELECT p.level, p.index, l.hash IS NULL OR r.hash IS NULL
+            FROM audit_log_node p
+            LEFT JOIN audit_log_node l ON l.level = p.level - 1 AND l.index = 2 * p.index
+            LEFT JOIN audit_log_node r ON r.level = p.level - 1 AND r.index = 2 * p.index + 1
+            WHERE p.level > 0 AND (l.hash IS NULL OR r.hash IS NULL OR p.hash <> sha256('\\x01'::bytea || l.hash || r.hash))
+            ORDER BY p.level, p.index LIMIT 21
+            """).rows
+        for row in inner.prefix(20) {
+            let orphan = row[2] == "t"
+            fail(.logNodeChanged, "audit_log_node", nil, """
+                the node (level \(row[0] ?? "?"), index \(row[1] ?? "?")) \(orphan ? "has no stored children" : "is not the hash of its two children"): \(remedy)
+                """)
+        }
+        if inner.count > 20 { fail(.logNodeChanged, "audit_log_node", nil, "and more inner nodes") }
+        // A node covers leaves [index·2^level, (index+1)·2^level): all of them must be in the log.
+        let beyond = try connection.query("""
+            SELECT count(*) OVER (), level, index FROM audit_log_node WHERE (index + 1) * (int8 '1' << level) > $1::bigint
+            ORDER BY level, index LIMIT 1
+            """, [String(size)]).rows.first
+        if let count = beyond?[0].flatMap({ Int($0) }), count > 0 {
+            fail(.logNodeChanged, "audit_log_node", nil, """
+                \(count) stored nodes cover entries beyond the log's \(size) (e.g. level \(beyond?[1] ?? "?"), index \(beyond?[2] ?? "?")): \(remedy)
+                """)
+        }
     }
 }

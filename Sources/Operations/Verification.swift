@@ -32,6 +32,7 @@ public struct Verification {
         case notIntegrated = "not yet integrated"
         case operationChanged = "operation record changed"
         case archiveMismatch = "archive mismatch"
+        case logNodeChanged = "log node changed"
     }
 
     public struct Failure: Codable, Sendable, Equatable, CustomStringConvertible {

@@ -13,7 +13,8 @@ struct Verify: ParsableCommand {
             ingest_offsets row it moved. verify recomputes all of it from the stored rows and reports each \
             mismatch by category (row changed, row missing, row inserted, dead letter changed/missing/inserted, \
             batch record changed, batch missing, chain gap, chain broken, tail cut, partition missing, operation \
-            record changed, archive mismatch, bad signature, checkpoint mismatch, not yet integrated), naming \
+            record changed, archive mismatch, log node changed, bad signature, checkpoint mismatch, not yet \
+            integrated), naming \
             the table, batch, tenant and positions. Rows stored before sealing began are counted as unsealed; \
             months taken out by `partitions prune` are accounted as removed by the prune's attested record \
             (migration 0021), and with --archive-dir read back from their archives.

@@ -111,7 +111,8 @@ import Testing
             DELETE FROM audit_batch_group WHERE batch_id > \(kept);
             DELETE FROM audit_batch_range WHERE batch_id > \(kept);
             DELETE FROM audit_batch WHERE id > \(kept);
-            DELETE FROM audit_checkpoint WHERE tree_size > \(keptSize)
+            DELETE FROM audit_checkpoint WHERE tree_size > \(keptSize);
+            DELETE FROM audit_log_node WHERE (index + 1) * (int8 '1' << level) > \(keptSize)
             """)
         let inside = try verify(fixture, ["--public-key-file", pair.pub])
         #expect(inside.exitCode == 0, "the cut is consistent inside the database: \(inside.output)")
