@@ -1,3 +1,4 @@
+import AuditCore
 import Postgres
 
 /// `GET /v1/tenants/{id}/feed`: every event of a tenant once, in the order of the transactions
@@ -38,11 +39,36 @@ public struct EventFeed: Sendable {
 
     /// Runs inside a `ReaderSession`.
     public func page(on connection: PostgresConnection, signer: CursorSigner) throws -> Page {
+        guard let statement = try statement(on: connection) else { return Page(events: [], nextCursor: after.map(signer.encode)) }
+        let rows = try connection.query(statement.sql, statement.parameters).rows
+        let next = rows.last.map { last in
+            signer.encode(EventCursor(listing: .feed, tenantID: tenantID,
+                                      key: [last[EventColumns.all.count]!, last[0]!, last[EventColumns.timestampIndex]!]))
+        }
+        return Page(events: rows.map { EventJSON.object($0[..<EventColumns.all.count]) }, nextCursor: next ?? after.map(signer.encode))
+    }
+
+    /// The page's query, after reading the horizon and the months to scan; nil when no month of
+    /// the tenant was written at or after the cursor's transaction. Inside a `ReaderSession`.
+    public func statement(on connection: PostgresConnection) throws -> (sql: String, parameters: [String?])? {
         var conditions = SQLConditions(binding: .parameters)
         conditions.add("tenant_id = " + conditions.bind(tenantID, as: "uuid"))
         // In a statement of its own, before the rows' (see feed_horizon(), migration 0011).
         let horizon = try connection.execute("SELECT feed_horizon()::text").scalar ?? "0"
         conditions.add("ingest_xid < " + conditions.bind(horizon, as: "xid8"))
+        // Only the months this tenant's rows were written to at or after the cursor's transaction
+        // (migration 0023), read after the horizon: a page costs what was ingested since its
+        // cursor, not an index probe in every month of event time.
+        let months = try connection.query("""
+            SELECT to_char(month, 'YYYY-MM') FROM tenant_feed_month
+            WHERE tenant_id = $1::uuid AND last_xid >= coalesce($2::xid8, '0'::xid8)
+            UNION SELECT to_char(month, 'YYYY-MM') FROM feed_legacy_month ORDER BY 1
+            """, [tenantID, after?.key[0]]).rows.compactMap { $0[0].flatMap(Month.init) }
+        guard !months.isEmpty else { return nil }
+        conditions.add("(" + Self.timeRanges(months).map { range in
+            #"("timestamp" >= "# + conditions.bind(range.from, as: "timestamptz")
+                + #" AND "timestamp" < "# + conditions.bind(range.until, as: "timestamptz") + ")"
+        }.joined(separator: " OR ") + ")")
         if let after {
             let position = "(" + conditions.bind(after.key[0], as: "xid8") + ", " + conditions.bind(after.key[1], as: "uuid")
                 + ", " + conditions.bind(after.key[2], as: "timestamptz") + ")"
@@ -55,11 +81,16 @@ public struct EventFeed: Sendable {
             FROM audit_log \(conditions.whereClause)
             ORDER BY audit_log.ingest_xid, audit_log.id, audit_log."timestamp" LIMIT \(limit)
             """
-        let rows = try connection.query(sql, conditions.parameters).rows
-        let next = rows.last.map { last in
-            signer.encode(EventCursor(listing: .feed, tenantID: tenantID,
-                                      key: [last[EventColumns.all.count]!, last[0]!, last[EventColumns.timestampIndex]!]))
+        return (sql, conditions.parameters)
+    }
+
+    /// `months` (ascending) as UTC time ranges, consecutive months merged: the bounds partition
+    /// pruning compares with each partition's.
+    static func timeRanges(_ months: [Month]) -> [(from: String, until: String)] {
+        var ranges: [(first: Month, last: Month)] = []
+        for month in months {
+            if let last = ranges.last?.last, last.next == month { ranges[ranges.count - 1].last = month } else { ranges.append((month, month)) }
         }
-        return Page(events: rows.map { EventJSON.object($0[..<EventColumns.all.count]) }, nextCursor: next ?? after.map(signer.encode))
+        return ranges.map { ($0.first.firstDayISO + " 00:00+00", $0.last.next.firstDayISO + " 00:00+00") }
     }
 }

@@ -47,6 +47,7 @@ public enum MetricsRollup {
         var foldFailure: Error?
         do { try TenantCountFold.fold(on: connection) } catch { foldFailure = error }
         let written = try rollUp(day: day, batchSize: batchSize, on: connection)
+        try TenantCountFold.compactFeedMonths(on: connection)
         if let foldFailure {
             throw PostgresError(code: .unexpectedResult, message: """
                 the rollup of \(day) is done, but the ingest's counts could not be folded into tenant_metrics \

@@ -210,6 +210,9 @@ public enum Partitions {
                           "{" + groups.map { $0.tenantID.description }.joined(separator: ",") + "}"])
             }
             try connection.execute("DROP TABLE \(quoted)")
+            // The feed no longer scans the month (migration 0023).
+            _ = try connection.query("DELETE FROM tenant_feed_month WHERE month = $1::date", [sealedMonth.firstDayISO])
+            _ = try connection.query("DELETE FROM feed_legacy_month WHERE month = $1::date", [sealedMonth.firstDayISO])
             return AttestedPrune(operation: id, month: month, groups: groups.count, rows: groups.reduce(0) { $0 + $1.leafCount })
         }
     }

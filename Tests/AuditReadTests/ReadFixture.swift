@@ -54,6 +54,7 @@ struct ReadFixture {
             VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8::timestamptz, $9::jsonb)
             """, [event.id, event.tenant, event.user, event.action, event.resourceType, event.resourceID,
                   event.severity, event.timestamp, event.metadata])
+        try connection.query("SELECT record_feed_months($1::timestamptz, $1::timestamptz + interval '1 microsecond')", [event.timestamp])
     }
 
     /// `count` events of `tenant` spread over 2026 (one every `spacingMinutes`), in one statement.
@@ -65,7 +66,8 @@ struct ReadFixture {
                    (ARRAY['DEBUG','INFO','WARNING','ERROR','CRITICAL'])[1 + i % 5],
                    timestamptz '2026-01-01 00:00+00' + (i * \(spacingMinutes)) * interval '1 minute', '10.0.0.1', 'test/1.0',
                    jsonb_build_object('n', i, 'note', E'line\\nbreak, "quoted"')
-            FROM generate_series(1, \(count)) i
+            FROM generate_series(1, \(count)) i;
+            SELECT record_feed_months('-infinity', 'infinity')
             """)
     }
 

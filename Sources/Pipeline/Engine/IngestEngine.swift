@@ -37,7 +37,8 @@ package final class IngestEngine: Sendable {
             SELECT to_regclass('audit_log') IS NOT NULL AND to_regclass('ingest_offsets') IS NOT NULL
                AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
                AND to_regclass('ingest_offsets_retired') IS NOT NULL AND to_regclass('tenant_metrics_delta') IS NOT NULL
-               AND to_regclass('source_body') IS NOT NULL
+               AND to_regclass('source_body') IS NOT NULL AND to_regclass('audit_batch') IS NOT NULL
+               AND to_regclass('tenant_feed_month') IS NOT NULL
                AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('audit_dead_letter') AND attname = 'record')
             """).scalar
         guard present == "t" else {
@@ -124,6 +125,7 @@ extension IngestEngine {
         do {
             let folded = try control.run { try TenantCountFold.fold(on: $0) }
             logger.debug("folded counts into tenant_metrics", metadata: [LogKey.deltas: "\(folded)"])
+            try control.run { try TenantCountFold.compactFeedMonths(on: $0) }
         } catch {
             logger.warning("could not fold counts into tenant_metrics (exact in tenant_metrics_current; the next rollup folds them)",
                            metadata: [LogKey.error: "\(error)"])

@@ -69,6 +69,7 @@ struct FlushTransaction {
         }
         if !stored.isEmpty {
             try PostgresError.labelled("COPY into tenant_metrics_delta") { try countEvents(stored, on: connection) }
+            try PostgresError.labelled("recording the feed's months (tenant_feed_month)") { try recordFeedMonths(stored, on: connection) }
         }
         let storedLeaves = rejected.isEmpty ? leaves : rows.indices.filter { !rejectedRows.contains($0) }.map { leaves[$0] }
         let sealing = BatchSealing(streams: streams, shard: shard)
@@ -146,6 +147,27 @@ struct FlushTransaction {
             }
         }
         return leaves
+    }
+
+    /// Records each (tenant, month) the rows fall in as written by this transaction (migration
+    /// 0023), so the feed scans only months written since its cursor. Appended, never updated:
+    /// writers of one month do not wait for each other. `rows` are sorted by tenant and time, so
+    /// each pair is one run.
+    private func recordFeedMonths(_ rows: ArraySlice<EncodedRow>, on connection: PostgresConnection) throws {
+        var tenants: [String] = [], months: [String] = []
+        var index = rows.startIndex
+        while index < rows.endIndex {
+            let tenant = rows[index].tenantID, month = rows[index].month
+            var end = index + 1
+            while end < rows.endIndex, rows[end].tenantID == tenant, rows[end].month == month { end += 1 }
+            tenants.append(tenant.description)
+            months.append(month.firstDayISO)
+            index = end
+        }
+        _ = try connection.query("""
+            INSERT INTO tenant_feed_month (tenant_id, month, last_xid)
+            SELECT t, m, pg_current_xact_id() FROM unnest($1::uuid[], $2::date[]) AS u(t, m)
+            """, ["{" + tenants.joined(separator: ",") + "}", "{" + months.joined(separator: ",") + "}"])
     }
 
     /// Appends the batch's counts per tenant per UTC day to tenant_metrics_delta (migration 0010:

@@ -10,4 +10,11 @@ package enum TenantCountFold {
     package static func fold(on connection: PostgresConnection) throws -> Int {
         Int(try connection.execute("SELECT fold_tenant_metrics_deltas()").scalar ?? "0") ?? 0
     }
+
+    /// Keeps the newest of the feed's month records per tenant and month (migration 0023): the
+    /// engine at the end of a run and the metrics rollup. Returns how many it deleted.
+    @discardableResult
+    package static func compactFeedMonths(on connection: PostgresConnection) throws -> Int {
+        Int(try connection.execute("SELECT compact_tenant_feed_months()").scalar ?? "0") ?? 0
+    }
 }
