@@ -43,6 +43,8 @@ public final class AdminServer: Service, Sendable {
         public var exports = 4
         /// An export whose client takes nothing for this long is aborted. Default: 30 s.
         public var exportStallTimeout: Duration = .seconds(30)
+        /// The feed_horizon_stalled alert fires once the horizon stays at one writer this long. Default: 300 s.
+        public var feedHorizonAlertAge: Duration = .seconds(300)
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
@@ -87,7 +89,7 @@ public final class AdminServer: Service, Sendable {
                                     configuration: ConnectionPoolConfiguration(size: 1, maxOverflow: limits.total - 1,
                                                                                checkoutTimeout: .seconds(10)),
                                     logger: logger)
-        metrics = ScrapedMetrics(registry: registry)
+        metrics = ScrapedMetrics(registry: registry, feedHorizonAlertAge: configuration.feedHorizonAlertAge)
         tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, exportPool: exportPool,
                                    admission: ExportAdmission(limits: limits), logger: logger)
     }
@@ -151,7 +153,8 @@ public final class AdminServer: Service, Sendable {
         router.get("/metrics") { _, _ in
             let text = try await self.blocking {
                 self.metrics.scrape(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
-                                    database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } })
+                                    database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } },
+                                    feedHorizon: { try self.pool.withConnection { try FeedHorizon.read(on: $0) } })
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))

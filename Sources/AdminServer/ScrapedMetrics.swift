@@ -20,23 +20,35 @@ final class ScrapedMetrics: Sendable {
         var database: (at: ContinuousClock.Instant, statistics: DatabaseStatistics)?
         /// Every labelled gauge set by the latest scrape, by family name.
         var labelled: [String: [[String: String]: Gauge]] = [:]
+        /// The feed's horizon while it is held back, and the first scrape that saw it there.
+        var heldHorizon: (value: UInt64, since: ContinuousClock.Instant)?
     }
 
-    init(registry: PrometheusCollectorRegistry) {
+    /// Past this, feed_horizon_stalled fires.
+    private let feedHorizonAlertAge: Duration
+
+    init(registry: PrometheusCollectorRegistry, feedHorizonAlertAge: Duration = .seconds(300)) {
         self.registry = registry
+        self.feedHorizonAlertAge = feedHorizonAlertAge
     }
 
     /// Writes the current figures into the registry and renders the whole registry.
     func scrape(pipeline: PipelineStatus?, pool: ConnectionPoolStatistics,
-                database: () throws -> DatabaseStatistics) -> String {
+                database: () throws -> DatabaseStatistics, feedHorizon: () throws -> FeedHorizon) -> String {
         state.withLock { state in
+            var alerts = pipeline?.alerts ?? [:]
             if let pipeline {  // its counters, flush durations, lag and rings are swift-metrics values (IngestMetrics)
                 gauge("audit_ingest_ring_capacity", "Events a shard may hold, in its ring and its unflushed batch.",
                       Double(pipeline.ringCapacity))
-                labelled("audit_ingest_alert", "1 while an alert fires.",
-                         pipeline.alerts.map { (["alert": $0.key], $0.value ? 1 : 0) }, in: &state)
                 if let consumer = pipeline.consumer { record(consumer, taken: pipeline.taken) }
             }
+            let horizonAge = (try? feedHorizon()).map { age(of: $0, in: &state) }
+            gauge("audit_ingest_feed_horizon_age_seconds", """
+                How long the feed's horizon has stayed at one running writer's transaction, as this server's scrapes \
+                saw it (0 when none holds it back): tenants' feeds deliver nothing newer meanwhile.
+                """, horizonAge.map { $0.secondsDouble.rounded() })
+            if let horizonAge { alerts["feed_horizon_stalled"] = horizonAge >= feedHorizonAlertAge }
+            labelled("audit_ingest_alert", "1 while an alert fires.", alerts.map { (["alert": $0.key], $0.value ? 1 : 0) }, in: &state)
             labelled("audit_ingest_pool_connections", "Admin connection pool connections, by state.",
                      [(["state": "open"], Double(pool.open)), (["state": "idle"], Double(pool.idle)),
                       (["state": "in_use"], Double(pool.inUse))], in: &state)
@@ -58,6 +70,17 @@ final class ScrapedMetrics: Sendable {
         gauge("audit_ingest_kafka_brokers_down", "1 while every broker connection is down.", consumer.brokersDown ? 1 : 0)
         gauge("audit_ingest_kafka_fetch_paused_seconds", "How long fetching has been paused (flushers behind); 0 while fetching.",
               consumer.pausedSince.map { $0.duration(to: taken).secondsDouble.rounded() } ?? 0)
+    }
+
+    /// How long `horizon` has been held at its value: from the first scrape that saw it there.
+    private func age(of horizon: FeedHorizon, in state: inout State) -> Duration {
+        guard horizon.isHeldBack else {
+            state.heldHorizon = nil
+            return .zero
+        }
+        if let held = state.heldHorizon, held.value == horizon.horizon { return held.since.duration(to: .now) }
+        state.heldHorizon = (horizon.horizon, .now)
+        return .zero
     }
 
     /// Sets an unlabelled gauge; nil removes it until it has a value again.

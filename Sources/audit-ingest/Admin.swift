@@ -77,6 +77,11 @@ struct AdminOptions: ParsableArguments {
     var adminExports: Int = 4
     @Option(help: ArgumentHelp("Abort an export whose client takes nothing for this long, freeing its connection.", valueName: "seconds"))
     var adminExportStallTimeout: Int = 30
+    @Option(help: ArgumentHelp("""
+        Fire the feed_horizon_stalled alert (/metrics) once the feed's horizon has stayed at one running \
+        writer's transaction this long: tenants' feeds deliver nothing newer meanwhile.
+        """, valueName: "seconds"))
+    var alertFeedHorizonAge: Int = 300
 
     func validate() throws {
         guard (1...3600).contains(adminRequestTimeout) else { throw ValidationError("--admin-request-timeout must be 1-3600 seconds") }
@@ -84,6 +89,7 @@ struct AdminOptions: ParsableArguments {
             throw ValidationError("--admin-exports must be 1-64, and --admin-exports-per-tenant 1 to --admin-exports")
         }
         guard (1...3600).contains(adminExportStallTimeout) else { throw ValidationError("--admin-export-stall-timeout must be 1-3600 seconds") }
+        guard (1...86_400).contains(alertFeedHorizonAge) else { throw ValidationError("--alert-feed-horizon-age must be 1-86400 seconds") }
         if let adminPort, !(1...65535).contains(adminPort) {
             throw ValidationError("--admin-port must be a TCP port, 1-65535, not \(adminPort)")
         }
@@ -102,6 +108,7 @@ struct AdminOptions: ParsableArguments {
         configuration.exportsPerTenant = adminExportsPerTenant
         configuration.exports = adminExports
         configuration.exportStallTimeout = .seconds(adminExportStallTimeout)
+        configuration.feedHorizonAlertAge = .seconds(alertFeedHorizonAge)
         return configuration
     }
 

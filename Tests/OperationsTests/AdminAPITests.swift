@@ -185,6 +185,35 @@ import Testing
         #expect(problems.isEmpty, "\(problems)")
         #expect(metrics.body.contains("audit_ingest_db_up 1"))
         #expect(metrics.body.contains("audit_ingest_db_table_bytes{table=\"audit_log_2026_03\"}"))
+        #expect(metrics.body.contains("audit_ingest_feed_horizon_age_seconds 0"))
+        #expect(metrics.body.contains("audit_ingest_alert{alert=\"feed_horizon_stalled\"} 0"))
+    }
+
+    /// A writer that does not end holds every tenant's feed back: its age shows, and past
+    /// --alert-feed-horizon-age the alert fires; once it commits, both clear.
+    @Test func aWriterThatDoesNotEndRaisesTheFeedHorizonAlert() throws {
+        let server = try startServer(extraArguments: ["--alert-feed-horizon-age", "1"])
+        defer { server.child.signal(SIGTERM); _ = server.child.wait(timeout: 20) }
+        let writer = try PostgresConnection(server.databaseURL)
+        try writer.execute("BEGIN; LOCK TABLE feed_writer IN ROW EXCLUSIVE MODE; SELECT pg_current_xact_id()")
+        // A later transaction commits: the feed now holds back what comes after the writer.
+        try PostgresConnection(server.databaseURL).execute("SELECT pg_current_xact_id()")
+        let stalled = "audit_ingest_alert{alert=\"feed_horizon_stalled\"} 1"
+        var body = ""
+        waitUntil(timeout: .seconds(30), interval: .milliseconds(200)) {
+            body = try curl(server, "/metrics").body
+            return body.contains(stalled)
+        }
+        #expect(body.contains(stalled), "\(body)")
+        let age = body.split(separator: "\n").first { $0.hasPrefix("audit_ingest_feed_horizon_age_seconds ") }
+        #expect(age.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(age ?? "no age")")
+
+        try writer.execute("COMMIT")
+        waitUntil(timeout: .seconds(30), interval: .milliseconds(200)) {
+            body = try curl(server, "/metrics").body
+            return body.contains("audit_ingest_alert{alert=\"feed_horizon_stalled\"} 0")
+        }
+        #expect(body.contains("audit_ingest_feed_horizon_age_seconds 0"), "\(body)")
     }
 }
 
