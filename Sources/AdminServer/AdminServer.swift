@@ -32,6 +32,11 @@ public final class AdminServer: Service, Sendable {
         /// requests) is closed. Default: 10 s.
         public var requestIdleTimeout: Duration
         public var database: PostgresConfiguration
+        /// The tenant read API's own login (`--read-database-url`); nil: `database`'s. Tenant tokens
+        /// are served only over a login fit for them (`ReadLogin`).
+        public var readDatabase: PostgresConfiguration?
+        /// Serve tenant tokens even when the read API's login is privileged (development only).
+        public var allowPrivilegedReadLogin = false
         /// Version -> the checksums that count as applied, of the migrations this binary ships (health).
         public var expectedMigrations: [Int: Set<String>]
         /// Months of partitions `optimize` makes ahead. Default: 3.
@@ -63,6 +68,8 @@ public final class AdminServer: Service, Sendable {
     public let configuration: Configuration
     let pipeline: (any PipelineStatusProvider)?
     private let pool: ConnectionPool
+    /// The tenant read API's pools, on `readDatabase`'s login.
+    private let readPool: ConnectionPool
     private let exportPool: ConnectionPool
     private let metrics: ScrapedMetrics
     private let tenantRead: TenantReadAPI
@@ -84,18 +91,27 @@ public final class AdminServer: Service, Sendable {
                               logger: logger)
         let limits = ExportAdmission.Limits(perTenant: configuration.exportsPerTenant, total: configuration.exports,
                                             stallTimeout: configuration.exportStallTimeout)
+        let reads = configuration.readDatabase
+        readPool = reads.map { ConnectionPool($0, configuration: ConnectionPoolConfiguration(size: 2, maxOverflow: 4, checkoutTimeout: .seconds(10)),
+                                              logger: logger) } ?? pool
         // Exports never wait for a connection: admission lets in no more than the pool holds.
-        exportPool = ConnectionPool(configuration.database,
+        exportPool = ConnectionPool(reads ?? configuration.database,
                                     configuration: ConnectionPoolConfiguration(size: 1, maxOverflow: limits.total - 1,
                                                                                checkoutTimeout: .seconds(10)),
                                     logger: logger)
         metrics = ScrapedMetrics(registry: registry, feedHorizonAlertAge: configuration.feedHorizonAlertAge)
-        tenantRead = TenantReadAPI(adminToken: configuration.token, pool: pool, exportPool: exportPool,
-                                   admission: ExportAdmission(limits: limits), logger: logger)
+        tenantRead = TenantReadAPI(adminToken: configuration.token, pool: readPool, exportPool: exportPool,
+                                   admission: ExportAdmission(limits: limits),
+                                   login: ReadLogin(allowPrivileged: configuration.allowPrivilegedReadLogin, logger: logger),
+                                   logger: logger)
     }
 
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
     public func run() async throws {
+        // Says at start, when the database answers, whether tenant tokens will be served.
+        DispatchQueue.global().async { [readPool, tenantRead] in
+            if let verdict = try? readPool.withConnection({ try ReadLogin.check(on: $0) }) { tenantRead.login.record(verdict) }
+        }
         let idleNanoseconds = Int64(configuration.requestIdleTimeout.secondsDouble * 1e9)
         let app = Application(router: makeRouter(),
                               server: .http1(configuration: .init(idleTimeout: .nanoseconds(idleNanoseconds))),

@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// Authentication is its own (`AdminAccess` still checks the Host header): the admin token reads
 /// any tenant; a tenant token (`tenant token create`) reads only its tenant (403 elsewhere), and
-/// only while that tenant is active (403 when suspended or inactive). Every request then runs
+/// only while that tenant is active (403 when suspended or inactive), and only over a login fit
+/// for them (`ReadLogin`; 503 otherwise). Every request then runs
 /// as `audit_reader` with that tenant set for its transaction only
 /// (`ReaderSession`), so row-level security keeps tenants apart.
 final class TenantReadAPI: Sendable {
@@ -27,12 +28,16 @@ final class TenantReadAPI: Sendable {
     /// Exports run on `exportPool`, as many as `admission` lets in; everything else on `pool`.
     private let exportPool: ConnectionPool
     private let admission: ExportAdmission
+    /// Tenant tokens are served only when the pools' login is fit for them.
+    let login: ReadLogin
 
-    init(adminToken: String?, pool: ConnectionPool, exportPool: ConnectionPool, admission: ExportAdmission, logger: Logger) {
+    init(adminToken: String?, pool: ConnectionPool, exportPool: ConnectionPool, admission: ExportAdmission,
+         login: ReadLogin, logger: Logger) {
         self.adminToken = adminToken.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         self.pool = pool
         self.exportPool = exportPool
         self.admission = admission
+        self.login = login
         self.logger = logger
     }
 
@@ -204,6 +209,7 @@ final class TenantReadAPI: Sendable {
             throw ReadError(kind: .notAuthenticated, message: "missing bearer token (Authorization: Bearer <tenant token or ADMIN_TOKEN>)")
         }
         if let adminToken, ConstantTime.equals(Array(token.utf8), adminToken) { return }
+        try login.requireFitForTenants(on: connection)
         guard try TenantTokens.tenant(ofToken: token, on: connection) != nil else {
             throw ReadError(kind: .notAuthenticated, message: "unknown or revoked token")
         }
@@ -218,6 +224,7 @@ final class TenantReadAPI: Sendable {
         if let adminToken, ConstantTime.equals(Array(token.utf8), adminToken) {
             return Reader(tenant: try ReaderSession.validTenantID(pathTenant), activeOnly: false)
         }
+        try login.requireFitForTenants(on: connection)
         guard let tokenTenant = try TenantTokens.tenant(ofToken: token, on: connection) else {
             throw ReadError(kind: .notAuthenticated, message: "unknown or revoked token")
         }
@@ -270,6 +277,7 @@ final class TenantReadAPI: Sendable {
         case .forbidden, .tenantNotActive: .forbidden
         case .unknownTenant, .notFound: .notFound
         case .busy: error.parameter == "tenant" ? .tooManyRequests : .serviceUnavailable
+        case .unavailable: .serviceUnavailable
         }
         if error.kind == .busy { body["parameter"] = nil }
         var response = try AdminServer.json(body, status: status)

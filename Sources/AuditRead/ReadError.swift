@@ -16,6 +16,8 @@ public struct ReadError: Error, Sendable, Equatable, CustomStringConvertible {
         case notFound
         /// Too many exports at once, for this tenant or in all (HTTP 429 or 503, with Retry-After).
         case busy
+        /// This server does not serve the request at all as configured (HTTP 503, no Retry-After).
+        case unavailable
     }
 
     public var kind: Kind

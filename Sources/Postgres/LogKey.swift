@@ -29,6 +29,7 @@ package enum LogKey {
     package static let host = "host"
     package static let kafka = "kafka"
     package static let lag = "lag"
+    package static let login = "login"
     package static let method = "method"
     package static let migration = "migration"
     package static let missing = "missing"

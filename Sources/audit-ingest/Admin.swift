@@ -5,6 +5,7 @@ import Logging
 import Migrations
 import Operations
 import Pipeline
+import Postgres
 import ServiceLifecycle
 
 struct Admin: ParsableCommand {
@@ -82,6 +83,23 @@ struct AdminOptions: ParsableArguments {
         writer's transaction this long: tenants' feeds deliver nothing newer meanwhile.
         """, valueName: "seconds"))
     var alertFeedHorizonAge: Int = 300
+    @Option(name: .customLong("read-database-url"),
+            help: ArgumentHelp("""
+                The tenant read API's own login (/v1/...), a member of audit_api and nothing more powerful: \
+                tenant tokens are refused (503) over a superuser, the schema owner or an ingest login. \
+                Visible in `ps`: prefer --read-database-url-file or READ_DATABASE_URL. \
+                Default: $READ_DATABASE_URL, else the --database-url login.
+                """, valueName: "url"))
+    var readDatabaseURL: String?
+    @Option(name: .customLong("read-database-url-file"),
+            help: ArgumentHelp("Read the read API's connection string from this file. Default: $READ_DATABASE_URL_FILE.",
+                               valueName: "path"))
+    var readDatabaseURLFile: String?
+    @Flag(help: """
+        Serve tenant tokens even over a privileged login (a superuser, the owner): for a development \
+        database only. A request that escaped audit_reader would hold that login's rights.
+        """)
+    var allowPrivilegedReadLogin = false
 
     func validate() throws {
         guard (1...3600).contains(adminRequestTimeout) else { throw ValidationError("--admin-request-timeout must be 1-3600 seconds") }
@@ -90,6 +108,9 @@ struct AdminOptions: ParsableArguments {
         }
         guard (1...3600).contains(adminExportStallTimeout) else { throw ValidationError("--admin-export-stall-timeout must be 1-3600 seconds") }
         guard (1...86_400).contains(alertFeedHorizonAge) else { throw ValidationError("--alert-feed-horizon-age must be 1-86400 seconds") }
+        if readDatabaseURL != nil, readDatabaseURLFile != nil {
+            throw ValidationError("give either --read-database-url or --read-database-url-file, not both")
+        }
         if let adminPort, !(1...65535).contains(adminPort) {
             throw ValidationError("--admin-port must be a TCP port, 1-65535, not \(adminPort)")
         }
@@ -109,6 +130,12 @@ struct AdminOptions: ParsableArguments {
         configuration.exports = adminExports
         configuration.exportStallTimeout = .seconds(adminExportStallTimeout)
         configuration.feedHorizonAlertAge = .seconds(alertFeedHorizonAge)
+        configuration.readDatabase = try DatabaseOptions.connectionString(flag: readDatabaseURL, file: readDatabaseURLFile,
+                                                                          name: "read-database-url").map { text in
+            PostgresConfiguration(connectionString: ConnectionString(text), applicationName: "audit-ingest read API",
+                                  statementTimeout: configuration.database.statementTimeout)
+        }
+        configuration.allowPrivilegedReadLogin = allowPrivilegedReadLogin
         return configuration
     }
 

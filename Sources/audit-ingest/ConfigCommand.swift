@@ -58,7 +58,7 @@ struct ConfigCommand: ParsableCommand {
         static func shown(_ argument: ConfigArgument) -> [String] {
             let key = argument.option.key
             let masked = ConfigArgument(option: argument.option, values: argument.values.map { value in
-                if key == "database-url" { return ConnectionString.mask(value) }
+                if key.hasSuffix("database-url") { return ConnectionString.mask(value) }
                 if key == "kafka-property", let equals = value.firstIndex(of: "="),
                    KafkaConfiguration.isSecret(String(value[..<equals])) {
                     return value[...equals] + "***"

@@ -49,15 +49,23 @@ struct DatabaseOptions: ParsableArguments {
 
     /// --database-url, else --database-url-file, else DATABASE_URL, else DATABASE_URL_FILE.
     private func connectionString() throws -> String {
-        let environment = ProcessInfo.processInfo.environment
-        if let databaseURL, !databaseURL.isEmpty { return databaseURL }
-        if let databaseURLFile { return try Self.read(databaseURLFile, option: "--database-url-file") }
-        if let url = environment["DATABASE_URL"], !url.isEmpty { return url }
-        if let file = environment["DATABASE_URL_FILE"], !file.isEmpty { return try Self.read(file, option: "DATABASE_URL_FILE") }
+        if let text = try Self.connectionString(flag: databaseURL, file: databaseURLFile, name: "database-url") { return text }
         throw ValidationError("""
             no database given: set DATABASE_URL, or pass --database-url-file (or --database-url) \
             (e.g. postgresql://user@localhost/audit)
             """)
+    }
+
+    /// --NAME, else --NAME-file, else $NAME, else $NAME_FILE (NAME upper-cased, - as _); nil when
+    /// none is given.
+    static func connectionString(flag: String?, file: String?, name: String) throws -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        let variable = name.uppercased().replacingOccurrences(of: "-", with: "_")
+        if let flag, !flag.isEmpty { return flag }
+        if let file { return try read(file, option: "--\(name)-file") }
+        if let url = environment[variable], !url.isEmpty { return url }
+        if let file = environment[variable + "_FILE"], !file.isEmpty { return try read(file, option: variable + "_FILE") }
+        return nil
     }
 
     /// The file's content without the trailing line break.

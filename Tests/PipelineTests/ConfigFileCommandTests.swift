@@ -95,13 +95,15 @@ import Testing
             [consume]
             topic = "audit-events"
             kafka-property = ["sasl.password=${CONFIG_TEST_KAFKA_PASSWORD}", "client.id=$$x"]
+            read-database-url = "postgresql://audit_read_api:r3ader@db.example/audit"
             """)
         let result = try Shell.run(binary, ["--config", config, "config", "check", "consume"],
                                    environment: ["CONFIG_TEST_KAFKA_PASSWORD": "hunter2"])
         #expect(result.exitCode == 0, "\(result.output)")
         #expect(result.output.contains("consume: --topic=audit-events --kafka-property=sasl.password=*** '--kafka-property=client.id=$x'"))
         #expect(result.output.contains("--database-url=postgresql://ingest:***@db.example/audit"))
-        #expect(!result.output.contains("s3cret") && !result.output.contains("hunter2"))
+        #expect(result.output.contains("--read-database-url=postgresql://audit_read_api:***@db.example/audit"))
+        #expect(!result.output.contains("s3cret") && !result.output.contains("hunter2") && !result.output.contains("r3ader"))
     }
 
     /// ops/audit-ingest.toml is the file operators start from: every section of it is accepted.

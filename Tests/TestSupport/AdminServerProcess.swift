@@ -23,13 +23,17 @@ public struct AdminServerProcess: Sendable {
     }
 
     /// Starts the server on a free port with `ADMIN_TOKEN` set to `token` (empty: none) and waits
-    /// (polling `/livez`) until it answers.
-    public static func start(databaseURL: String, token: String?, extraArguments: [String] = []) throws -> AdminServerProcess {
+    /// (polling `/livez`) until it answers. The tenant read API is served as
+    /// `TestDatabase.readAPILogin` (`READ_DATABASE_URL`) unless `ownReadLogin` is false.
+    public static func start(databaseURL: String, token: String?, extraArguments: [String] = [],
+                             ownReadLogin: Bool = true) throws -> AdminServerProcess {
         let port = try freeTCPPort()
+        var environment = ["ADMIN_TOKEN": token ?? ""]
+        if ownReadLogin, let readURL = try TestDatabase.readAPIURL(for: databaseURL) { environment["READ_DATABASE_URL"] = readURL }
         let child = try Shell.spawn(Shell.executable(named: "audit-ingest"),
                                     ["admin", "serve", "--admin-port", "\(port)", "--database-url", databaseURL,
                                      "--migrations-dir", TestDatabase.migrationsDirectory.path] + extraArguments,
-                                    environment: ["ADMIN_TOKEN": token ?? ""])
+                                    environment: environment)
         let server = AdminServerProcess(child: child, base: "http://127.0.0.1:\(port)", databaseURL: databaseURL)
         if waitUntil(timeout: .seconds(10), interval: .milliseconds(20), { try server.request("/livez").status == 200 }) {
             return server
@@ -38,10 +42,11 @@ public struct AdminServerProcess: Sendable {
         throw TestDatabase.Unavailable(description: "admin server did not start: \(child.outputSoFar)")
     }
 
-    /// SIGTERM, then waits for the exit.
-    public func stop() {
+    /// SIGTERM, then waits for the exit; returns what the server printed.
+    @discardableResult
+    public func stop() -> String {
         child.signal(SIGTERM)
-        _ = child.wait(timeout: 20)
+        return child.wait(timeout: 20).output
     }
 
     /// One request through curl; `token` goes in `Authorization: Bearer`.

@@ -93,6 +93,40 @@ public enum TestDatabase {
         return String(withoutQuery[..<pathStart]) + "/" + database + query
     }
 
+    /// `base` (a `postgresql://` URI) for another login, without a password (the throwaway
+    /// cluster trusts its local connections).
+    public static func url(_ base: String, user: String) -> String {
+        guard let schemeEnd = base.range(of: "://")?.upperBound else { return base }
+        let rest = base[schemeEnd...]
+        let hostStart = rest.firstIndex(of: "@").map { rest.index(after: $0) } ?? rest.startIndex
+        return String(base[..<schemeEnd]) + user + "@" + rest[hostStart...]
+    }
+
+    /// The login the tenant read API is served as in tests, as operators are told to: a member
+    /// of `audit_api` only (`admin serve` refuses tenant tokens over the superuser). Created once
+    /// per cluster; nil while no database of the cluster has been migrated (no `audit_api` yet).
+    public static let readAPILogin = "audit_read_api"
+
+    public static func readAPIURL(for url: String) throws -> String? {
+        let connection = try PostgresConnection(url)
+        guard try connection.execute("SELECT to_regrole('audit_api') IS NOT NULL").scalar == "t" else { return nil }
+        // Test processes run side by side on one cluster: a concurrent CREATE or GRANT may fail once.
+        for attempt in 1...5 {
+            do {
+                try connection.execute("""
+                    DO $$ BEGIN
+                        IF to_regrole('\(readAPILogin)') IS NULL THEN CREATE ROLE \(readAPILogin) LOGIN; END IF;
+                        IF NOT pg_has_role('\(readAPILogin)', 'audit_api', 'MEMBER') THEN GRANT audit_api TO \(readAPILogin); END IF;
+                    END $$
+                    """)
+                break
+            } catch where attempt < 5 {
+                continue
+            }
+        }
+        return Self.url(url, user: readAPILogin)
+    }
+
     /// Version -> SHA-256 of the repository's migration files (what `health` expects).
     public static func migrationVersions() throws -> [Int: String] {
         let sums = try Shell.run("/bin/sh", ["-c", "cd '\(migrationsDirectory.path)' && sha256sum *.sql"])
