@@ -25,6 +25,8 @@ let package = Package(
         // SHA-256, HMAC (BoringSSL, SHA-NI where the CPU has it): sealed batches, migration
         // checksums, token hashes, cursor MACs; already in the graph through Hummingbird's.
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // `stream`: webhooks and Splunk HEC over HTTP(S), on the NIO already in the graph.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries. Only `Postgres` imports CLibPQ and only `Kafka` imports CRdKafka.
@@ -72,6 +74,12 @@ let package = Package(
         ]),
         // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
         .target(name: "AuditRead", dependencies: ["AuditCore", "Evidence", "Postgres", .product(name: "Crypto", package: "swift-crypto")]),
+        // Streaming out: every tenant's events to webhooks and SIEMs, in feed order, at least once.
+        .target(name: "Streaming", dependencies: [
+            "AuditCore", "AuditRead", "Postgres", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .target(
             name: "AdminServer",
             dependencies: [
@@ -91,7 +99,7 @@ let package = Package(
             name: "audit-ingest",
             dependencies: [
                 "AuditCore", "Postgres", "Migrations", "Kafka", "Pipeline", "Operations", "AdminServer", "AuditRead",
-                "SampleData", "Bench", "ConfigFile",
+                "SampleData", "Bench", "ConfigFile", "Streaming",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -124,6 +132,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
         .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Postgres", "TestSupport"]),
+        .testTarget(name: "StreamingTests", dependencies: ["Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["receiver.py"]),
     ]
 )
 

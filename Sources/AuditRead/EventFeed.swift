@@ -29,9 +29,18 @@ public struct EventFeed: Sendable {
         }
     }
 
+    /// A page after `after` (a position this process made, not a client's cursor).
+    public init(tenantID: String, after: EventCursor?, limit: Int) {
+        self.tenantID = tenantID
+        self.after = after
+        self.limit = limit
+    }
+
     public struct Page: Sendable {
         /// Each event as a JSON object (text), in feed order.
         public var events: [String]
+        /// The last event's position, unsigned; nil when the page is empty.
+        public var last: EventCursor?
         /// Where to continue: the last event's position, or the `after` given when nothing new is
         /// final yet (nil only before the tenant's first event). Always poll with it.
         public var nextCursor: String?
@@ -39,13 +48,18 @@ public struct EventFeed: Sendable {
 
     /// Runs inside a `ReaderSession`.
     public func page(on connection: PostgresConnection, signer: CursorSigner) throws -> Page {
-        guard let statement = try statement(on: connection) else { return Page(events: [], nextCursor: after.map(signer.encode)) }
+        let (events, last) = try read(on: connection)
+        return Page(events: events, last: last, nextCursor: (last ?? after).map(signer.encode))
+    }
+
+    /// The page's events and the last one's position (nil when none is final yet). Inside a `ReaderSession`.
+    public func read(on connection: PostgresConnection) throws -> (events: [String], last: EventCursor?) {
+        guard let statement = try statement(on: connection) else { return ([], nil) }
         let rows = try connection.query(statement.sql, statement.parameters).rows
-        let next = rows.last.map { last in
-            signer.encode(EventCursor(listing: .feed, tenantID: tenantID,
-                                      key: [last[EventColumns.all.count]!, last[0]!, last[EventColumns.timestampIndex]!]))
+        let last = rows.last.map { last in
+            EventCursor(listing: .feed, tenantID: tenantID, key: [last[EventColumns.all.count]!, last[0]!, last[EventColumns.timestampIndex]!])
         }
-        return Page(events: rows.map { EventJSON.object($0[..<EventColumns.all.count]) }, nextCursor: next ?? after.map(signer.encode))
+        return (rows.map { EventJSON.object($0[..<EventColumns.all.count]) }, last)
     }
 
     /// The page's query, after reading the horizon and the months to scan; nil when no month of

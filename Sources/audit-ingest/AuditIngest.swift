@@ -14,7 +14,7 @@ struct AuditIngest: AsyncParsableCommand {
             audit-ingest migrate.
             """,
         subcommands: [Migrate.self, Backfill.self, Consume.self, BenchCommand.self, KafkaCommand.self, Health.self, Stats.self,
-                      Optimize.self, Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self,
+                      Optimize.self, Vacuum.self, Reindex.self, Tenant.self, PartitionsCommand.self, Metrics.self, Admin.self, StreamCommand.self,
                       Generate.self, Events.self, ConfigCommand.self, Verify.self, Checkpoint.self, Keys.self, ProofCommand.self]
     )
 

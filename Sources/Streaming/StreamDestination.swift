@@ -1,0 +1,171 @@
+import Foundation
+import Postgres
+
+/// Where `audit-ingest stream` delivers events (`stream_destination`, migration 0024): one
+/// tenant's or every tenant's, as webhook JSON batches or Splunk HEC events.
+public struct StreamDestination: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// POST of a JSON batch, signed with HMAC-SHA256 when the destination has a secret.
+        case webhook
+        /// Splunk's HTTP Event Collector: the secret is the HEC token.
+        case splunkHEC = "splunk_hec"
+    }
+
+    public enum State: String, Sendable {
+        case active, paused, failed
+    }
+
+    public var id: String
+    public var name: String
+    /// nil: every tenant.
+    public var tenantID: String?
+    public var kind: Kind
+    public var url: String
+    /// `env:NAME` or `file:PATH`: where the streamer reads the secret. Never the secret itself.
+    public var secretReference: String?
+    public var batchSize: Int
+    /// Marked failed once deliveries have failed for this long without a success.
+    public var failAfter: Duration
+    /// Every tenant's cursor starts after this transaction id; nil: from the first event.
+    public var startXID: UInt64?
+    public var state: State
+    public var stateReason: String?
+
+    static let columns = """
+        id::text, name, tenant_id::text, kind, url, secret_ref, batch_size::text,
+        extract(epoch FROM fail_after)::bigint::text, start_xid::text, state, state_reason
+        """
+
+    init?(row: [String?]) {
+        guard row.count == 11, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
+              let batchSize = row[6].flatMap({ Int($0) }), let failAfter = row[7].flatMap({ Int64($0) }),
+              let state = row[9].flatMap(State.init) else { return nil }
+        self.id = id
+        self.name = name
+        tenantID = row[2]
+        self.kind = kind
+        self.url = url
+        secretReference = row[5]
+        self.batchSize = batchSize
+        self.failAfter = .seconds(failAfter)
+        startXID = row[8].flatMap { UInt64($0) }
+        self.state = state
+        stateReason = row[10]
+    }
+}
+
+/// The destinations' rows: read by the streamer, managed by the CLI.
+public enum StreamDestinations {
+    public static func all(on connection: PostgresConnection) throws -> [StreamDestination] {
+        try connection.execute("SELECT \(StreamDestination.columns) FROM stream_destination ORDER BY tenant_id NULLS FIRST, name")
+            .rows.compactMap(StreamDestination.init(row:))
+    }
+
+    /// By id, or by name (unique per tenant; `tenantID` nil names an every-tenant destination).
+    public static func find(_ reference: String, tenantID: String? = nil, on connection: PostgresConnection) throws -> StreamDestination? {
+        try connection.query("""
+            SELECT \(StreamDestination.columns) FROM stream_destination
+            WHERE id::text = $1 OR (name = $1 AND tenant_id IS NOT DISTINCT FROM $2::uuid)
+            """, [reference, tenantID]).rows.first.flatMap(StreamDestination.init(row:))
+    }
+
+    public struct New: Sendable {
+        public var name: String
+        public var tenantID: String?
+        public var kind: StreamDestination.Kind
+        public var url: String
+        public var secretReference: String?
+        public var batchSize: Int
+        public var failAfter: Duration
+        /// Only events written from now on (the feed's horizon), else every stored event.
+        public var fromNow: Bool
+
+        public init(name: String, tenantID: String?, kind: StreamDestination.Kind, url: String, secretReference: String?,
+                    batchSize: Int, failAfter: Duration, fromNow: Bool) {
+            self.name = name
+            self.tenantID = tenantID
+            self.kind = kind
+            self.url = url
+            self.secretReference = secretReference
+            self.batchSize = batchSize
+            self.failAfter = failAfter
+            self.fromNow = fromNow
+        }
+    }
+
+    public static func create(_ new: New, on connection: PostgresConnection) throws -> StreamDestination {
+        let row = try connection.query("""
+            INSERT INTO stream_destination (name, tenant_id, kind, url, secret_ref, batch_size, fail_after, start_xid)
+            VALUES ($1, $2::uuid, $3, $4, $5, $6::integer, make_interval(secs => $7::bigint),
+                    CASE WHEN $8::boolean THEN feed_horizon() END)
+            RETURNING \(StreamDestination.columns)
+            """, [new.name, new.tenantID, new.kind.rawValue, new.url, new.secretReference, String(new.batchSize),
+                  String(new.failAfter.components.seconds), new.fromNow ? "true" : "false"]).rows.first
+        guard let destination = row.flatMap(StreamDestination.init(row:)) else {
+            throw PostgresError(code: .unexpectedResult, message: "stream_destination: the new row was not returned")
+        }
+        return destination
+    }
+
+    /// Sets the state (pause, resume, mark failed); returns false when there is no such destination.
+    /// Returns once a batch in flight, if any, is delivered and its cursor moved (`exclusively`).
+    @discardableResult
+    public static func setState(_ state: StreamDestination.State, reason: String?, id: String, on connection: PostgresConnection) throws -> Bool {
+        let found = try connection.query("""
+            UPDATE stream_destination SET state = $2, state_reason = $3, updated_at = now() WHERE id = $1::uuid
+            """, [id, state.rawValue, reason]).affectedRows == 1
+        if found && state != .active { try exclusively(id, on: connection) {} }
+        return found
+    }
+
+    /// Moves every tenant's cursor back to the first event ingested at or after `since` (nil: the
+    /// first event stored). Events after it are delivered again, with the same ids.
+    public static func rewind(id: String, since: String?, on connection: PostgresConnection) throws {
+        try exclusively(id, on: connection) {
+            try connection.transaction { connection in
+                try connection.query("""
+                    UPDATE stream_destination SET updated_at = now(),
+                        start_xid = CASE WHEN $2::timestamptz IS NULL THEN NULL
+                                         ELSE coalesce(stream_first_xid_since($2::timestamptz), feed_horizon()) END
+                    WHERE id = $1::uuid
+                    """, [id, since])
+                try connection.query("DELETE FROM stream_cursor WHERE destination_id = $1::uuid", [id])
+            }
+        }
+    }
+
+    public static func delete(id: String, on connection: PostgresConnection) throws -> Bool {
+        try exclusively(id, on: connection) {
+            try connection.query("DELETE FROM stream_destination WHERE id = $1::uuid", [id]).affectedRows == 1
+        }
+    }
+
+    // MARK: The batch in flight
+
+    /// A delivery holds the destination's advisory lock shared, from checking that it is active
+    /// to moving its cursor; `pause`, `rewind` and `delete` take it exclusively, so they wait for
+    /// the batch in flight and no batch starts after them on the old state.
+    static func lockKey(_ id: String) -> String { "audit-ingest stream " + id }
+
+    /// Takes the shared lock and reads the destination afresh (a rewind may have moved its start);
+    /// nil (and released) when it is no longer active.
+    static func beginDelivery(_ id: String, on connection: PostgresConnection) throws -> StreamDestination? {
+        try connection.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [lockKey(id)])
+        let current = try find(id, on: connection)
+        guard let current, current.state == .active else {
+            try endDelivery(id, on: connection)
+            return nil
+        }
+        return current
+    }
+
+    static func endDelivery(_ id: String, on connection: PostgresConnection) throws {
+        try connection.query("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", [lockKey(id)])
+    }
+
+    private static func exclusively<T>(_ id: String, on connection: PostgresConnection, _ body: () throws -> T) throws -> T {
+        try connection.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [lockKey(id)])
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey(id)]) }
+        return try body()
+    }
+}

@@ -1,0 +1,73 @@
+import AsyncHTTPClient
+import Logging
+import Postgres
+import ServiceLifecycle
+import Synchronization
+
+/// `audit-ingest stream`: one worker per active destination (`DestinationWorker`), started as
+/// destinations become active and left to end when they are paused, failed or deleted. A
+/// failing destination's worker waits alone; the others and ingest go on.
+public final class Streamer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var database: PostgresConfiguration
+        /// How often idle destinations look for new events, and the destination list is read. Default: 1 s.
+        public var pollInterval: Duration
+
+        public init(database: PostgresConfiguration, pollInterval: Duration = .seconds(1)) {
+            self.database = database
+            self.pollInterval = pollInterval
+        }
+    }
+
+    let configuration: Configuration
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "audit-ingest.stream")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                                        timeout: .init(connect: .seconds(10), read: .seconds(30))))
+        let session = DatabaseSession(configuration: configuration.database)
+        let running = RunningDestinations()
+        // SIGTERM cancels the workers between deliveries; a batch in flight is sent again next time.
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                while !Task.isCancelled {
+                    do {
+                        for destination in try await session.run({ try StreamDestinations.all(on: $0) }) where destination.state == .active {
+                            guard running.start(destination.id) else { continue }
+                            self.logger.info("streaming", metadata: [
+                                "destination": "\(destination.name)", "kind": "\(destination.kind.rawValue)",
+                                "tenant": "\(destination.tenantID ?? "all")"])
+                            let worker = DestinationWorker(destinationID: destination.id, database: self.configuration.database,
+                                                           client: client, pollInterval: self.configuration.pollInterval, logger: self.logger)
+                            group.addTask {
+                                await worker.run()
+                                running.end(destination.id)
+                            }
+                        }
+                    } catch {
+                        self.logger.warning("stream: cannot read the destinations; retrying", metadata: ["error": "\(error)"])
+                        session.reset()
+                    }
+                    try? await Task.sleep(for: self.configuration.pollInterval)
+                }
+            }
+        }
+        try await client.shutdown()
+    }
+}
+
+/// The destinations that have a worker.
+private final class RunningDestinations: Sendable {
+    private let ids = Mutex<Set<String>>([])
+
+    /// False when `id` already has one.
+    func start(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+
+    func end(_ id: String) { _ = ids.withLock { $0.remove(id) } }
+}

@@ -1,0 +1,253 @@
+import ArgumentParser
+import AuditCore
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+import Streaming
+
+struct StreamCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream",
+        abstract: "Stream every event out to webhooks and Splunk HEC: in commit order per tenant, at least once.",
+        discussion: """
+            Destinations are rows in the database (`stream destination create`); `stream run` delivers to every \
+            active one until SIGTERM. Each event carries its id: a receiver drops one it has already seen. A \
+            failing destination is retried with backoff (1 s to 60 s) while the others go on; after its \
+            --fail-after it is marked failed with its cursor kept, and nothing is skipped until `stream \
+            destination resume` or `rewind`. See docs/streaming.md.
+            """,
+        subcommands: [Run.self, Destination.self], defaultSubcommand: Run.self)
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver to every active destination until SIGTERM or SIGINT.")
+        @Option(help: ArgumentHelp("How often idle destinations look for new events (and new destinations are picked up).",
+                                   valueName: "seconds"))
+        var pollInterval: Double = 1
+        @OptionGroup var database: DatabaseOptions
+
+        func validate() throws {
+            guard pollInterval >= 0.05, pollInterval <= 60 else { throw ValidationError("--poll-interval must be 0.05-60 seconds") }
+        }
+
+        func run() async throws {
+            var configuration = try database.configuration()
+            configuration.applicationName = "audit-ingest stream"
+            let streamer = Streamer(configuration: Streamer.Configuration(database: configuration,
+                                                                          pollInterval: .milliseconds(Int64(pollInterval * 1000))))
+            try await ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [.init(service: streamer)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "audit-ingest.services"))).run()
+        }
+    }
+
+    struct Destination: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create, list, pause, resume, rewind, test and delete destinations.",
+            subcommands: [Create.self, List.self, Pause.self, Resume.self, Rewind.self, Test.self, Delete.self])
+    }
+}
+
+/// A destination named on the command line: by id, or by name with --tenant for a tenant's own.
+struct DestinationReference: ParsableArguments {
+    @Argument(help: "The destination's id or name.") var destination: String
+    @Option(help: "The tenant whose destination the name is (omit for an every-tenant destination).") var tenant: String?
+
+    /// Finds the destination, runs `action` on it and prints what it returns.
+    func act(on database: DatabaseOptions, _ action: (StreamDestination, PostgresConnection) throws -> String) throws {
+        let connection = try database.connect()
+        print(try action(try find(on: connection), connection))
+    }
+
+    func find(on connection: PostgresConnection) throws -> StreamDestination {
+        guard let found = try StreamDestinations.find(destination, tenantID: tenant?.lowercased(), on: connection) else {
+            FileHandle.standardError.write(Data("Error: no destination \(destination)\(tenant.map { " of tenant \($0)" } ?? ""); see `stream destination list`\n".utf8))
+            throw ExitCode(2)
+        }
+        return found
+    }
+}
+
+extension StreamCommand.Destination {
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a destination; prints it (with its id) as JSON.")
+        @Option(help: "A name, unique per tenant: letters, digits, '.', '_', '-'.") var name: String
+        @Option(help: "webhook (JSON batches, HMAC-SHA256 signed with the secret) or splunk-hec (the secret is the HEC token).")
+        var kind: String = "webhook"
+        @Option(help: "Where to POST (http:// or https://; Splunk: .../services/collector/event). Keep secrets out of it.")
+        var url: String
+        @Option(help: "Only this tenant's events (default: every tenant's).") var tenant: String?
+        @Option(help: ArgumentHelp("""
+            Where the streamer reads the secret: env:NAME (its environment) or file:PATH. The database stores the \
+            reference only, never the secret.
+            """, valueName: "reference"))
+        var secret: String?
+        @Option(help: "Events per delivery, 1-1000.") var batchSize: Int = 500
+        @Option(help: ArgumentHelp("Mark the destination failed after deliveries have failed this long.", valueName: "seconds"))
+        var failAfter: Int = 3600
+        @Option(help: "now: only events stored from now on; beginning: every stored event first.") var from: String = "now"
+        @OptionGroup var database: DatabaseOptions
+
+        func validate() throws {
+            guard kind == "webhook" || kind == "splunk-hec" else { throw ValidationError("--kind must be webhook or splunk-hec") }
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must start with https:// or http://") }
+            guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-1000") }
+            guard failAfter >= 1 else { throw ValidationError("--fail-after must be at least 1 second") }
+            guard from == "now" || from == "beginning" else { throw ValidationError("--from must be now or beginning") }
+            if let secret, !(secret.hasPrefix("env:") || secret.hasPrefix("file:/")) {
+                throw ValidationError("--secret takes a reference, env:NAME or file:/PATH, not the secret itself")
+            }
+            if let tenant, UUIDValue(tenant) == nil { throw ValidationError("--tenant must be a tenant id (a UUID)") }
+        }
+
+        func run() throws {
+            let destination = try StreamDestinations.create(StreamDestinations.New(
+                name: name, tenantID: tenant?.lowercased(), kind: kind == "webhook" ? .webhook : .splunkHEC, url: url,
+                secretReference: secret, batchSize: batchSize, failAfter: .seconds(failAfter), fromNow: from == "now"),
+                on: try database.connect())
+            try printJSON(DestinationView(destination))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destinations as JSON: state and why, events delivered, the last delivery; URLs without query or password.")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            let connection = try database.connect()
+            let totals = try connection.execute("""
+                SELECT destination_id::text, sum(delivered)::text, max(delivered_at)::text FROM stream_cursor GROUP BY 1
+                """).rows.reduce(into: [String: (String?, String?)]()) { $0[$1[0] ?? ""] = ($1[1], $1[2]) }
+            try printJSON(try StreamDestinations.all(on: connection).map { destination in
+                var view = DestinationView(destination)
+                view.delivered = totals[destination.id]?.0.flatMap { Int($0) } ?? 0
+                view.lastDelivery = totals[destination.id]?.1
+                return view
+            })
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop delivering to it (after the batch in flight); the cursor stays.")
+        @OptionGroup var reference: DestinationReference
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            try reference.act(on: database) { destination, connection in
+                try StreamDestinations.setState(.paused, reason: "paused by an operator", id: destination.id, on: connection)
+                return "paused \(destination.name) (\(destination.id))"
+            }
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver again (paused or failed), from its cursor: nothing is skipped.")
+        @OptionGroup var reference: DestinationReference
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            try reference.act(on: database) { destination, connection in
+                try StreamDestinations.setState(.active, reason: nil, id: destination.id, on: connection)
+                return "resumed \(destination.name) (\(destination.id)), from its cursor"
+            }
+        }
+    }
+
+    struct Rewind: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Deliver again every event ingested at or after a time (reads every row's ingested_at once).")
+        @OptionGroup var reference: DestinationReference
+        @Option(help: ArgumentHelp("beginning, or an RFC 3339 time (2026-12-01T00:00:00Z).", valueName: "time")) var to: String
+        @OptionGroup var database: DatabaseOptions
+
+        func validate() throws {
+            guard to == "beginning" || RFC3339.unixMicroseconds(to) != nil else {
+                throw ValidationError("--to must be beginning or an RFC 3339 time with an offset, e.g. 2026-12-01T00:00:00Z")
+            }
+        }
+
+        func run() throws {
+            try reference.act(on: database) { destination, connection in
+                try StreamDestinations.rewind(id: destination.id, since: to == "beginning" ? nil : to, on: connection)
+                return "rewound \(destination.name) (\(destination.id)) to \(to); its events are delivered again, with the same ids"
+            }
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send one test delivery with no events (webhook) or one test event (Splunk HEC); exit 1 if refused.")
+        @OptionGroup var reference: DestinationReference
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let destination = try reference.find(on: try database.connect())
+            do {
+                try await DeliveryTest.send(to: destination)
+                print("delivered a test to \(destination.name) (\(DestinationView.shown(destination.url)))")
+            } catch {
+                FileHandle.standardError.write(Data("Error: \(destination.name) refused the test: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a destination and its cursors.")
+        @OptionGroup var reference: DestinationReference
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            try reference.act(on: database) { destination, connection in
+                _ = try StreamDestinations.delete(id: destination.id, on: connection)
+                return "deleted \(destination.name) (\(destination.id))"
+            }
+        }
+    }
+}
+
+/// A destination as `create` and `list` print it.
+struct DestinationView: Encodable {
+    var id: String
+    var name: String
+    var tenantID: String?
+    var kind: String
+    var url: String
+    var secret: String?
+    var batchSize: Int
+    var failAfterSeconds: Int64
+    var state: String
+    var stateReason: String?
+    var delivered: Int?
+    var lastDelivery: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, tenantID = "tenant_id", kind, url, secret, batchSize = "batch_size", failAfterSeconds = "fail_after_seconds"
+        case state, stateReason = "state_reason", delivered, lastDelivery = "last_delivery"
+    }
+
+    init(_ destination: StreamDestination) {
+        id = destination.id
+        name = destination.name
+        tenantID = destination.tenantID
+        kind = destination.kind == .webhook ? "webhook" : "splunk-hec"
+        url = Self.shown(destination.url)
+        secret = destination.secretReference
+        batchSize = destination.batchSize
+        failAfterSeconds = destination.failAfter.components.seconds
+        state = destination.state.rawValue
+        stateReason = destination.stateReason
+    }
+
+    /// The URL without a password or query (either may hold a secret).
+    static func shown(_ url: String) -> String {
+        var text = url
+        if let query = text.firstIndex(of: "?") { text = String(text[..<query]) + "?***" }
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+           !text[scheme.upperBound..<at].contains("/") {
+            text = String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+        }
+        return text
+    }
+}
