@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "AdminServer",
             dependencies: [
-                "AuditRead", "Operations", "Pipeline", "Postgres", .product(name: "Hummingbird", package: "hummingbird"),
+                "AuditRead", "Operations", "Pipeline", "Postgres", "Streaming", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -7,6 +7,7 @@ import Operations
 import Pipeline
 import Postgres
 import Prometheus
+import Streaming
 
 /// The admin HTTP API: the seed document's `/utils/db/...` endpoints, Prometheus `/metrics` and
 /// the tenant read API (`/v1/tenants/...`, `TenantReadAPI`, with tenant tokens of its own), and
@@ -50,6 +51,8 @@ public final class AdminServer: Service, Sendable {
         public var exportStallTimeout: Duration = .seconds(30)
         /// The feed_horizon_stalled alert fires once the horizon stays at one writer this long. Default: 300 s.
         public var feedHorizonAlertAge: Duration = .seconds(300)
+        /// The stream_lag alert fires once an active destination's oldest undelivered event is this old. Default: 600 s.
+        public var streamLagAlertAge: Duration = .seconds(600)
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
@@ -99,7 +102,8 @@ public final class AdminServer: Service, Sendable {
                                     configuration: ConnectionPoolConfiguration(size: 1, maxOverflow: limits.total - 1,
                                                                                checkoutTimeout: .seconds(10)),
                                     logger: logger)
-        metrics = ScrapedMetrics(registry: registry, feedHorizonAlertAge: configuration.feedHorizonAlertAge)
+        metrics = ScrapedMetrics(registry: registry, feedHorizonAlertAge: configuration.feedHorizonAlertAge,
+                                 streamLagAlertAge: configuration.streamLagAlertAge)
         tenantRead = TenantReadAPI(adminToken: configuration.token, pool: readPool, exportPool: exportPool,
                                    admission: ExportAdmission(limits: limits),
                                    login: ReadLogin(allowPrivileged: configuration.allowPrivilegedReadLogin, logger: logger),
@@ -170,7 +174,8 @@ public final class AdminServer: Service, Sendable {
             let text = try await self.blocking {
                 self.metrics.scrape(pipeline: self.pipeline?.currentStatus(), pool: self.pool.statistics,
                                     database: { try self.pool.withConnection { try DatabaseStatistics.collect(on: $0) } },
-                                    feedHorizon: { try self.pool.withConnection { try FeedHorizon.read(on: $0) } })
+                                    feedHorizon: { try self.pool.withConnection { try FeedHorizon.read(on: $0) } },
+                                    streams: { try self.pool.withConnection { try StreamLag.read(on: $0) } })
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))

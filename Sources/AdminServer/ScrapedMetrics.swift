@@ -3,6 +3,7 @@ import Operations
 import Pipeline
 import Postgres
 import Prometheus
+import Streaming
 import Synchronization
 
 /// The figures read when `/metrics` is scraped, written into the same swift-prometheus registry that
@@ -22,19 +23,24 @@ final class ScrapedMetrics: Sendable {
         var labelled: [String: [[String: String]: Gauge]] = [:]
         /// The feed's horizon while it is held back, and the first scrape that saw it there.
         var heldHorizon: (value: UInt64, since: ContinuousClock.Instant)?
+        var streams: (at: ContinuousClock.Instant, lags: [StreamLag])?
     }
 
     /// Past this, feed_horizon_stalled fires.
     private let feedHorizonAlertAge: Duration
+    /// Past this, stream_lag fires.
+    private let streamLagAlertAge: Duration
 
-    init(registry: PrometheusCollectorRegistry, feedHorizonAlertAge: Duration = .seconds(300)) {
+    init(registry: PrometheusCollectorRegistry, feedHorizonAlertAge: Duration = .seconds(300), streamLagAlertAge: Duration = .seconds(600)) {
         self.registry = registry
         self.feedHorizonAlertAge = feedHorizonAlertAge
+        self.streamLagAlertAge = streamLagAlertAge
     }
 
     /// Writes the current figures into the registry and renders the whole registry.
     func scrape(pipeline: PipelineStatus?, pool: ConnectionPoolStatistics,
-                database: () throws -> DatabaseStatistics, feedHorizon: () throws -> FeedHorizon) -> String {
+                database: () throws -> DatabaseStatistics, feedHorizon: () throws -> FeedHorizon,
+                streams: () throws -> [StreamLag] = { [] }) -> String {
         state.withLock { state in
             var alerts = pipeline?.alerts ?? [:]
             if let pipeline {  // its counters, flush durations, lag and rings are swift-metrics values (IngestMetrics)
@@ -48,6 +54,7 @@ final class ScrapedMetrics: Sendable {
                 saw it (0 when none holds it back): tenants' feeds deliver nothing newer meanwhile.
                 """, horizonAge.map { $0.secondsDouble.rounded() })
             if let horizonAge { alerts["feed_horizon_stalled"] = horizonAge >= feedHorizonAlertAge }
+            if let lags = try? cachedStreams(streams, in: &state) { record(lags, alerts: &alerts, in: &state) }
             labelled("audit_ingest_alert", "1 while an alert fires.", alerts.map { (["alert": $0.key], $0.value ? 1 : 0) }, in: &state)
             labelled("audit_ingest_pool_connections", "Admin connection pool connections, by state.",
                      [(["state": "open"], Double(pool.open)), (["state": "idle"], Double(pool.idle)),
@@ -70,6 +77,27 @@ final class ScrapedMetrics: Sendable {
         gauge("audit_ingest_kafka_brokers_down", "1 while every broker connection is down.", consumer.brokersDown ? 1 : 0)
         gauge("audit_ingest_kafka_fetch_paused_seconds", "How long fetching has been paused (flushers behind); 0 while fetching.",
               consumer.pausedSince.map { $0.duration(to: taken).secondsDouble.rounded() } ?? 0)
+    }
+
+    /// Each destination's lag and state (`stream`), and the alerts stream_destination_failed and stream_lag.
+    private func record(_ lags: [StreamLag], alerts: inout [String: Bool], in state: inout State) {
+        let labels = { (lag: StreamLag) in ["destination": lag.destination, "tenant": lag.tenant] }
+        labelled("audit_ingest_stream_lag_events", """
+            Events final in the feed that the destination has not taken yet (counted up to \(StreamLag.countLimit) per tenant).
+            """, lags.map { (labels($0), Double($0.events)) }, in: &state)
+        labelled("audit_ingest_stream_lag_seconds", "Age of the oldest event the destination has not taken yet (0 when none).",
+                 lags.map { (labels($0), $0.seconds.rounded()) }, in: &state)
+        labelled("audit_ingest_stream_destination_state", "1 for the destination's state: active, paused or failed.",
+                 lags.map { (labels($0).merging(["state": $0.state.rawValue]) { $1 }, 1) }, in: &state)
+        alerts["stream_destination_failed"] = lags.contains { $0.state == .failed }
+        alerts["stream_lag"] = lags.contains { $0.state == .active && $0.seconds >= streamLagAlertAge.secondsDouble }
+    }
+
+    private func cachedStreams(_ load: () throws -> [StreamLag], in state: inout State) throws -> [StreamLag] {
+        if let cached = state.streams, cached.at.duration(to: .now) < .seconds(5) { return cached.lags }
+        let fresh = try load()
+        state.streams = (.now, fresh)
+        return fresh
     }
 
     /// How long `horizon` has been held at its value: from the first scrape that saw it there.

@@ -83,6 +83,10 @@ struct AdminOptions: ParsableArguments {
         writer's transaction this long: tenants' feeds deliver nothing newer meanwhile.
         """, valueName: "seconds"))
     var alertFeedHorizonAge: Int = 300
+    @Option(help: ArgumentHelp("""
+        Fire the stream_lag alert (/metrics) once an active stream destination's oldest undelivered event is this old.
+        """, valueName: "seconds"))
+    var alertStreamLag: Int = 600
     @Option(name: .customLong("read-database-url"),
             help: ArgumentHelp("""
                 The tenant read API's own login (/v1/...), a member of audit_api and nothing more powerful: \
@@ -108,6 +112,7 @@ struct AdminOptions: ParsableArguments {
         }
         guard (1...3600).contains(adminExportStallTimeout) else { throw ValidationError("--admin-export-stall-timeout must be 1-3600 seconds") }
         guard (1...86_400).contains(alertFeedHorizonAge) else { throw ValidationError("--alert-feed-horizon-age must be 1-86400 seconds") }
+        guard (1...604_800).contains(alertStreamLag) else { throw ValidationError("--alert-stream-lag must be 1-604800 seconds") }
         if readDatabaseURL != nil, readDatabaseURLFile != nil {
             throw ValidationError("give either --read-database-url or --read-database-url-file, not both")
         }
@@ -130,6 +135,7 @@ struct AdminOptions: ParsableArguments {
         configuration.exports = adminExports
         configuration.exportStallTimeout = .seconds(adminExportStallTimeout)
         configuration.feedHorizonAlertAge = .seconds(alertFeedHorizonAge)
+        configuration.streamLagAlertAge = .seconds(alertStreamLag)
         configuration.readDatabase = try DatabaseOptions.connectionString(flag: readDatabaseURL, file: readDatabaseURLFile,
                                                                           name: "read-database-url").map { text in
             PostgresConfiguration(connectionString: ConnectionString(text), applicationName: "audit-ingest read API",

@@ -91,4 +91,34 @@ import Testing
         #expect(inline.exitCode == 64 && inline.output.contains("--secret takes a reference"), "\(inline.output)")
         #expect(!inline.output.contains("hunter2"), "\(inline.output)")
     }
+
+    @Test func metricsShowEachDestinationsLagAndStateAndAlert() throws {
+        let fixture = try StreamFixture()
+        let receiver = try Receiver.start(down: true)
+        defer { receiver.stop() }
+        _ = try fixture.createDestination(["--name", "slow", "--url", receiver.url, "--from", "beginning", "--fail-after", "3600"])
+        try fixture.insert(tenant: StreamFixture.tenantA, count: 7)
+        try fixture.insert(tenant: StreamFixture.tenantB, count: 5)
+        let server = try AdminServerProcess.start(databaseURL: fixture.url, token: "t", extraArguments: ["--alert-stream-lag", "1"])
+        defer { server.stop() }
+        let streamer = try fixture.startStreamer()
+        defer { streamer.signal(SIGKILL); _ = streamer.wait(timeout: 10) }
+
+        let lagging = #"audit_ingest_stream_lag_events{destination="slow",tenant="all"} 12"#
+        let alert = #"audit_ingest_alert{alert="stream_lag"} 1"#
+        // The lag is counted at most every 5 s; the alert needs the oldest event 1 s old.
+        #expect(waitUntil(timeout: .seconds(40)) { let body = try server.request("/metrics").body; return body.contains(lagging) && body.contains(alert) },
+                "\((try? server.request("/metrics").body) ?? "")")
+        let metrics = try server.request("/metrics").body
+        #expect(metrics.contains(#"audit_ingest_stream_destination_state{destination="slow",state="active",tenant="all"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"audit_ingest_alert{alert="stream_destination_failed"} 0"#))
+
+        receiver.setDown(false)
+        #expect(waitUntil(timeout: .seconds(40)) {
+            let body = try server.request("/metrics").body
+            return body.contains(#"audit_ingest_stream_lag_events{destination="slow",tenant="all"} 0"#)
+                && body.contains(#"audit_ingest_alert{alert="stream_lag"} 0"#)
+        }, "\((try? server.request("/metrics").body) ?? "")")
+        #expect(receiver.acceptedIDs().count == 12)
+    }
 }
