@@ -113,8 +113,13 @@ public final class AdminServer: Service, Sendable {
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
     public func run() async throws {
         // Says at start, when the database answers, whether tenant tokens will be served.
-        DispatchQueue.global().async { [readPool, tenantRead] in
-            if let verdict = try? readPool.withConnection({ try ReadLogin.check(on: $0) }) { tenantRead.login.record(verdict) }
+        DispatchQueue.global().async { [readPool, tenantRead, logger] in
+            do {
+                tenantRead.login.record(try readPool.withConnection { try ReadLogin.check(on: $0) })
+            } catch {
+                logger.warning("cannot check the read API's login yet; tenant tokens are checked at their first request",
+                                    metadata: [LogKey.error: "\(error)"])
+            }
         }
         let idleNanoseconds = Int64(configuration.requestIdleTimeout.secondsDouble * 1e9)
         let app = Application(router: makeRouter(),

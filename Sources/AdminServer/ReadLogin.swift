@@ -8,13 +8,15 @@ import Synchronization
 /// Every request reads as `audit_reader` inside its own transaction (`ReaderSession`), and no
 /// value is ever inlined in its SQL. If a request still escaped that role, it would hold the
 /// rights of the connection's login. So tenant tokens are served only over a login of its own, a
-/// member of `audit_api` that is none of: a superuser, BYPASSRLS, CREATEROLE (which can grant
-/// itself any role), the owner of `audit_log`, a member of `audit_ingest`, a role that may write
-/// `audit_log`, or one that may read or write the server's files. The admin token is served
-/// over any login: operators are trusted with everything.
+/// member of `audit_api` that, through none of the roles it is a member of, is a superuser,
+/// BYPASSRLS, CREATEROLE (which can grant itself any role), owns or may write a table of the
+/// schema or create in it, is `audit_ingest`, `audit_stream`, `pg_read_all_data` or
+/// `pg_write_all_data`, or may read or write the server's files. The admin token is served over
+/// any login: operators are trusted with everything.
 ///
 /// Checked once, at the first tenant-token request (and logged at start when the database
-/// answers); the verdict is kept for the process's life, as is the connection string.
+/// answers); the verdict is kept for the process's life, as is the connection string: restart
+/// the server after changing the login's roles.
 final class ReadLogin: Sendable {
     /// Why the login is too powerful, or nil when it is fit.
     struct Verdict: Sendable, Equatable {
@@ -32,21 +34,36 @@ final class ReadLogin: Sendable {
         self.logger = logger
     }
 
-    /// The first reason the connection's login is privileged, checked in order of weight.
+    /// The first reason the connection's login is unfit, checked in order of weight. Attributes
+    /// and memberships count through every role the login is a member of (it could SET ROLE to
+    /// one), privileges through every such role too; any relation of the schema counts, not only
+    /// audit_log (tokens, bindings, tenants, cursors' key, the feed's writer lock).
     static let excessQuery = """
+        WITH member_of AS (
+            SELECT r.* FROM pg_roles r WHERE pg_has_role(session_user, r.oid, 'MEMBER')
+        ), schema_relations AS (
+            SELECT c.oid, c.relowner FROM pg_class c
+            WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'audit_log'::regclass) AND c.relkind IN ('r', 'p', 'v')
+        )
         SELECT session_user::text, CASE
-            WHEN r.rolsuper THEN 'is a superuser'
-            WHEN r.rolbypassrls THEN 'has BYPASSRLS'
-            WHEN r.rolcreaterole THEN 'has CREATEROLE'
-            WHEN pg_has_role(session_user, c.relowner, 'MEMBER') THEN 'owns audit_log'
-            WHEN pg_has_role(session_user, 'audit_ingest', 'MEMBER') THEN 'is a member of audit_ingest'
-            WHEN has_table_privilege(session_user, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') THEN 'may write audit_log'
-            WHEN pg_has_role(session_user, 'pg_read_server_files', 'MEMBER')
-              OR pg_has_role(session_user, 'pg_write_server_files', 'MEMBER')
-              OR pg_has_role(session_user, 'pg_execute_server_program', 'MEMBER') THEN 'may read or write the server''s files'
+            WHEN NOT pg_has_role(session_user, 'audit_api', 'MEMBER') THEN 'is not a member of audit_api'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolsuper) THEN 'is a superuser (or may become one)'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolbypassrls) THEN 'has BYPASSRLS (or may take a role that has it)'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolcreaterole) THEN 'has CREATEROLE (or may take a role that has it)'
+            WHEN EXISTS (SELECT FROM schema_relations s JOIN member_of m ON m.oid = s.relowner) THEN 'owns tables of the schema'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolname IN ('audit_ingest', 'audit_stream')) THEN 'is a member of audit_ingest or audit_stream'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolname IN ('pg_read_all_data', 'pg_write_all_data'))
+                THEN 'is a member of pg_read_all_data or pg_write_all_data'
+            WHEN EXISTS (SELECT FROM schema_relations s, member_of m
+                         WHERE has_table_privilege(m.oid, s.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')) THEN 'may write audit_log or other tables of the schema'
+            WHEN EXISTS (SELECT FROM member_of m
+                         WHERE has_schema_privilege(m.oid, (SELECT relnamespace FROM pg_class WHERE oid = 'audit_log'::regclass), 'CREATE'))
+                THEN 'may create objects in the schema'
+            WHEN EXISTS (SELECT FROM member_of WHERE rolname IN ('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program'))
+                THEN 'may read or write the server''s files'
             END
-        FROM pg_roles r, pg_class c
-        WHERE r.rolname = session_user AND c.oid = 'audit_log'::regclass
+        FROM pg_roles r
+        WHERE r.rolname = session_user
         """
 
     static func check(on connection: PostgresConnection) throws -> Verdict {
@@ -85,7 +102,7 @@ final class ReadLogin: Sendable {
             logger.error("""
                 tenant tokens are refused (503): the read API's login \(verdict.login) \(excess). Serve them as a login \
                 of its own: CREATE ROLE audit_read_api LOGIN IN ROLE audit_api, then give its connection string \
-                with --read-database-url-file or READ_DATABASE_URL
+                with --read-database-url-file or READ_DATABASE_URL, and restart
                 """, metadata: metadata)
         }
         return verdict

@@ -9,7 +9,8 @@ import Postgres
 ///
 /// Rounds go through the tenants with pending events, one page each (so one tenant's backlog
 /// does not hold back the others'), and repeat while any page was full. One batch is in flight at
-/// a time: a crash sends at most that batch again. A failure is retried with exponential
+/// a time, also across streamers (`StreamDestinations.beginDelivery`): a crash sends at most that
+/// batch again. A failure is retried with exponential
 /// backoff (1 s doubling to 60 s); once deliveries have failed for the destination's
 /// `failAfter`, it is marked `failed`, loudly, with its cursors kept.
 final class DestinationWorker: Sendable {
@@ -88,8 +89,8 @@ final class DestinationWorker: Sendable {
         while full && !Task.isCancelled {
             full = false
             for tenant in try await session.run({ try StreamCursors.pendingTenants(of: destination, on: $0) }) {
-                // Paused, failed or deleted meanwhile: stop before the next batch.
-                guard let current = try await session.run({ try StreamDestinations.beginDelivery(destination.id, on: $0) }) else {
+                // Paused, failed or deleted meanwhile, or another streamer's turn: not now.
+                guard case .deliver(let current) = try await session.run({ try StreamDestinations.beginDelivery(destination.id, on: $0) }) else {
                     return delivered
                 }
                 do {

@@ -19,14 +19,16 @@ enum StreamCursors {
         return EventCursor(listing: .feed, tenantID: tenant, key: [String(start - 1), "ffffffff-ffff-ffff-ffff-ffffffffffff", "infinity"])
     }
 
+    /// Moves the cursor after a delivery of `delivered` events; a page that was not full drained the tenant.
     static func advance(_ destination: StreamDestination, to position: EventCursor, delivered: Int, on connection: PostgresConnection) throws {
         try connection.query("""
-            INSERT INTO stream_cursor (destination_id, tenant_id, after_xid, after_id, after_timestamp, delivered)
-            VALUES ($1::uuid, $2::uuid, $3::xid8, $4::uuid, $5::timestamptz, $6::bigint)
+            INSERT INTO stream_cursor (destination_id, tenant_id, after_xid, after_id, after_timestamp, delivered, drained)
+            VALUES ($1::uuid, $2::uuid, $3::xid8, $4::uuid, $5::timestamptz, $6::bigint, $7::boolean)
             ON CONFLICT (destination_id, tenant_id) DO UPDATE
             SET after_xid = excluded.after_xid, after_id = excluded.after_id, after_timestamp = excluded.after_timestamp,
-                delivered = stream_cursor.delivered + excluded.delivered, delivered_at = now()
-            """, [destination.id, position.tenantID, position.key[0], position.key[1], position.key[2], String(delivered)])
+                delivered = stream_cursor.delivered + excluded.delivered, delivered_at = now(), drained = excluded.drained
+            """, [destination.id, position.tenantID, position.key[0], position.key[1], position.key[2], String(delivered),
+                  delivered < destination.batchSize ? "true" : "false"])
     }
 
     /// The tenants that may have events after their cursor (`stream_pending_tenants`, 0024).

@@ -142,25 +142,35 @@ public enum StreamDestinations {
 
     // MARK: The batch in flight
 
-    /// A delivery holds the destination's advisory lock shared, from checking that it is active
-    /// to moving its cursor; `pause`, `rewind` and `delete` take it exclusively, so they wait for
-    /// the batch in flight and no batch starts after them on the old state.
+    /// A delivery holds the destination's advisory lock from checking that it is active to moving
+    /// its cursor. So two streamers never send one destination's batches at once (each reads the
+    /// cursor the other moved: still in order, without duplicates), and `pause`, `rewind` and
+    /// `delete`, which wait for the lock, return only once the batch in flight is done.
     static func lockKey(_ id: String) -> String { "audit-ingest stream " + id }
 
-    /// Takes the shared lock and reads the destination afresh (a rewind may have moved its start);
-    /// nil (and released) when it is no longer active.
-    static func beginDelivery(_ id: String, on connection: PostgresConnection) throws -> StreamDestination? {
-        try connection.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [lockKey(id)])
-        let current = try find(id, on: connection)
-        guard let current, current.state == .active else {
-            try endDelivery(id, on: connection)
-            return nil
+    enum Turn {
+        /// Deliver to it, as it is now (a rewind may have moved its start).
+        case deliver(StreamDestination)
+        /// No longer active: paused, failed or deleted.
+        case stopped
+        /// Another streamer is sending a batch to it.
+        case busy
+    }
+
+    /// Takes the lock without waiting, and reads the destination afresh; the lock is held only for `.deliver`.
+    static func beginDelivery(_ id: String, on connection: PostgresConnection) throws -> Turn {
+        guard try connection.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", [lockKey(id)]).scalar == "t" else {
+            return .busy
         }
-        return current
+        guard let current = try find(id, on: connection), current.state == .active else {
+            try endDelivery(id, on: connection)
+            return .stopped
+        }
+        return .deliver(current)
     }
 
     static func endDelivery(_ id: String, on connection: PostgresConnection) throws {
-        try connection.query("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", [lockKey(id)])
+        try connection.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey(id)])
     }
 
     private static func exclusively<T>(_ id: String, on connection: PostgresConnection, _ body: () throws -> T) throws -> T {

@@ -90,7 +90,8 @@ struct AdminOptions: ParsableArguments {
     @Option(name: .customLong("read-database-url"),
             help: ArgumentHelp("""
                 The tenant read API's own login (/v1/...), a member of audit_api and nothing more powerful: \
-                tenant tokens are refused (503) over a superuser, the schema owner or an ingest login. \
+                tenant tokens are refused (503) over a superuser, the schema owner, an ingest login, or one that may \
+                write the schema's tables or read the server's files (docs/security.md); restart after fixing it. \
                 Visible in `ps`: prefer --read-database-url-file or READ_DATABASE_URL. \
                 Default: $READ_DATABASE_URL, else the --database-url login.
                 """, valueName: "url"))

@@ -36,6 +36,14 @@ import Testing
             WHERE application_name = 'audit-ingest read API' AND datname = current_database()
             """).rows.compactMap { $0[0] }
         #expect(logins == [TestDatabase.readAPILogin])
+        // And none over the operator's login: the requests did not run on the main pool.
+        let exported = try server.request("/v1/tenants/\(ReadFixture.tenantA)/events/export", token: token)
+        #expect(exported.status == 200 && exported.body.split(separator: "\n").count == 10, "\(exported.body)")
+        let mainLogins = try fixture.owner.execute("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE usename = current_user AND datname = current_database() AND pid <> pg_backend_pid()
+            """).scalar
+        #expect(mainLogins == "0")
     }
 
     @Test func anIngestLoginOrOneThatMayWriteIsRefusedAndTheFlagServesAnyway() throws {
@@ -49,12 +57,17 @@ import Testing
 
         let (ingest, ingestLog) = try Self.tenantRead(fixture, token: token, arguments: ["--read-database-url", readURL])
         #expect(ingest == 503)
-        #expect(ingestLog.contains("login \(name) is a member of audit_ingest"), "\(ingestLog)")
+        #expect(ingestLog.contains("login \(name) has BYPASSRLS (or may take a role that has it)"), "\(ingestLog)")  // audit_ingest has it
 
-        try fixture.owner.execute("REVOKE audit_ingest FROM \(name); GRANT UPDATE ON audit_log TO \(name)")
+        try fixture.owner.execute("REVOKE audit_ingest FROM \(name); GRANT UPDATE ON tenant_api_token TO \(name)")
         let (writer, writerLog) = try Self.tenantRead(fixture, token: token, arguments: ["--read-database-url", readURL])
         #expect(writer == 503)
-        #expect(writerLog.contains("login \(name) may write audit_log"), "\(writerLog)")
+        #expect(writerLog.contains("login \(name) may write audit_log or other tables"), "\(writerLog)")
+
+        try fixture.owner.execute("REVOKE UPDATE ON tenant_api_token FROM \(name); REVOKE audit_api FROM \(name); GRANT audit_reader TO \(name)")
+        let (reader, readerLog) = try Self.tenantRead(fixture, token: token, arguments: ["--read-database-url", readURL])
+        #expect(reader == 503)
+        #expect(readerLog.contains("login \(name) is not a member of audit_api"), "\(readerLog)")
 
         let (allowed, allowedLog) = try Self.tenantRead(fixture, token: token, arguments: ["--allow-privileged-read-login"])
         #expect(allowed == 200)

@@ -137,4 +137,24 @@ import Testing
         #expect(firstSeen[StreamFixture.tenantA] == (try fixture.feedOrder(tenant: StreamFixture.tenantA)))
         #expect(firstSeen[StreamFixture.tenantB] == (try fixture.feedOrder(tenant: StreamFixture.tenantB)))
     }
+
+    @Test func twoStreamersSendEachBatchOnceAndInOrder() throws {
+        let fixture = try StreamFixture()
+        for _ in 0..<5 {
+            try fixture.insert(tenant: StreamFixture.tenantA, count: 100)
+            try fixture.insert(tenant: StreamFixture.tenantB, count: 60)
+        }
+        let receiver = try Receiver.start()
+        defer { receiver.stop() }
+        _ = try fixture.createDestination(["--name", "shared", "--url", receiver.url, "--batch-size", "20", "--from", "beginning"])
+        let first = try fixture.startStreamer()
+        let second = try fixture.startStreamer()
+        defer { for streamer in [first, second] { streamer.signal(SIGKILL); _ = streamer.wait(timeout: 10) } }
+
+        #expect(waitUntil(timeout: .seconds(60)) { receiver.acceptedIDs().count >= 800 }, "\(first.outputSoFar)\n\(second.outputSoFar)")
+        let received = Self.byTenant(receiver.accepted())
+        #expect(received[StreamFixture.tenantA] == (try fixture.feedOrder(tenant: StreamFixture.tenantA)))
+        #expect(received[StreamFixture.tenantB] == (try fixture.feedOrder(tenant: StreamFixture.tenantB)))
+        #expect(receiver.acceptedIDs().count == 800, "no batch sent twice")
+    }
 }

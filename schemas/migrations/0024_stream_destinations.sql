@@ -26,21 +26,25 @@ CREATE TABLE stream_destination (
 );
 CREATE UNIQUE INDEX stream_destination_name ON stream_destination (coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'), name);
 
--- The last event delivered, as the feed's key (ingest_xid, id, "timestamp").
+-- The last event delivered, as the feed's key (ingest_xid, id, "timestamp"). drained: that
+-- delivery's page was not full, so it held every final row after the cursor then, the rest of
+-- the cursor's own transaction included: only a later transaction can add rows after it.
 CREATE TABLE stream_cursor (
     destination_id  uuid        NOT NULL REFERENCES stream_destination (id) ON DELETE CASCADE,
     tenant_id       uuid        NOT NULL,
     after_xid       xid8        NOT NULL,
     after_id        uuid        NOT NULL,
     after_timestamp timestamptz NOT NULL,
+    drained         boolean     NOT NULL DEFAULT false,
     delivered       bigint      NOT NULL DEFAULT 0 CHECK (delivered >= 0),
     delivered_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (destination_id, tenant_id)
 );
 
--- The tenants a destination may have events to deliver to: those with rows written at or after
--- their cursor's transaction (tenant_feed_month, 0023), and every tenant while months from
--- before 0023 remain (feed_legacy_month lists no tenants).
+-- The tenants a destination may have events to deliver to: those with rows written after their
+-- cursor's transaction, or by it when its last page was full (tenant_feed_month, 0023), and every
+-- tenant while months from before 0023 remain (feed_legacy_month lists no tenants). A tenant
+-- that is caught up costs no page query.
 CREATE FUNCTION stream_pending_tenants(destination uuid) RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     AS $$
@@ -49,7 +53,9 @@ CREATE FUNCTION stream_pending_tenants(destination uuid) RETURNS SETOF uuid
     FROM tenant_feed_month m CROSS JOIN d
     LEFT JOIN stream_cursor c ON c.destination_id = destination AND c.tenant_id = m.tenant_id
     WHERE (d.tenant_id IS NULL OR m.tenant_id = d.tenant_id)
-      AND m.last_xid >= coalesce(c.after_xid, d.start_xid, '0'::xid8)
+      AND CASE WHEN c.after_xid IS NULL THEN m.last_xid >= coalesce(d.start_xid, '0'::xid8)
+               WHEN c.drained THEN m.last_xid > c.after_xid
+               ELSE m.last_xid >= c.after_xid END
     UNION
     SELECT t FROM d, ingest_tenant_ids() t
     WHERE EXISTS (SELECT FROM feed_legacy_month) AND (d.tenant_id IS NULL OR t = d.tenant_id)
