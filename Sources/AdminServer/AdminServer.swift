@@ -53,6 +53,9 @@ public final class AdminServer: Service, Sendable {
         public var feedHorizonAlertAge: Duration = .seconds(300)
         /// The stream_lag alert fires once an active destination's oldest undelivered event is this old. Default: 600 s.
         public var streamLagAlertAge: Duration = .seconds(600)
+        /// Tenants' own destinations (`TenantStreamAPI`): the key that seals their secrets (nil:
+        /// they are refused with 503), and whether their URLs may be local (development).
+        public var streamSecrets = Streamer.Secrets()
 
         public init(host: String = "127.0.0.1", port: Int = 9090, token: String?, allowedHosts: [String] = [],
                     requestIdleTimeout: Duration = .seconds(10), database: PostgresConfiguration,
@@ -76,6 +79,7 @@ public final class AdminServer: Service, Sendable {
     private let exportPool: ConnectionPool
     private let metrics: ScrapedMetrics
     private let tenantRead: TenantReadAPI
+    private let tenantStream: TenantStreamAPI
     let readiness = ReadinessProbe()
     let logger: Logger
 
@@ -108,6 +112,7 @@ public final class AdminServer: Service, Sendable {
                                    admission: ExportAdmission(limits: limits),
                                    login: ReadLogin(allowPrivileged: configuration.allowPrivilegedReadLogin, logger: logger),
                                    logger: logger)
+        tenantStream = TenantStreamAPI(read: tenantRead, pool: readPool, secrets: configuration.streamSecrets)
     }
 
     /// Serves until graceful shutdown (in a `ServiceGroup`) or cancellation.
@@ -186,6 +191,7 @@ public final class AdminServer: Service, Sendable {
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         tenantRead.register(on: router)
+        tenantStream.register(on: router)
         return router
     }
 

@@ -217,7 +217,7 @@ final class TenantReadAPI: Sendable {
 
     /// Who this request reads for: 401 without a valid token, 400 for a malformed tenant id,
     /// 403 for a tenant token on another tenant's path.
-    private func authorize(token: String?, pathTenant: String, on connection: PostgresConnection) throws -> Reader {
+    func authorize(token: String?, pathTenant: String, on connection: PostgresConnection) throws -> Reader {
         guard let token, !token.isEmpty else {
             throw ReadError(kind: .notAuthenticated, message: "missing bearer token (Authorization: Bearer <tenant token or ADMIN_TOKEN>)")
         }
@@ -278,6 +278,7 @@ final class TenantReadAPI: Sendable {
         case .unknownTenant, .notFound: .notFound
         case .busy: error.parameter == "tenant" ? .tooManyRequests : .serviceUnavailable
         case .unavailable: .serviceUnavailable
+        case .conflict: .conflict
         }
         if error.kind == .busy { body["parameter"] = nil }
         var response = try AdminServer.json(body, status: status)

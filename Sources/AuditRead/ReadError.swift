@@ -18,6 +18,8 @@ public struct ReadError: Error, Sendable, Equatable, CustomStringConvertible {
         case busy
         /// This server does not serve the request at all as configured (HTTP 503, no Retry-After).
         case unavailable
+        /// It would clash with what exists: a name taken, a limit reached (HTTP 409).
+        case conflict
     }
 
     public var kind: Kind

@@ -89,15 +89,17 @@ public struct DeliveryFailed: Error, CustomStringConvertible {
 /// `stream destination test`: one delivery with no events (webhook, with the header
 /// `X-Audit-Ingest-Test: 1`) or one test event (Splunk HEC), signed like any other.
 public enum DeliveryTest {
-    public static func send(to destination: StreamDestination) async throws {
-        let secret = try SecretReference.read(destination.secretReference)
+    private static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Streamer.clientConfiguration)
+
+    public static func send(to destination: StreamDestination, secrets: Streamer.Secrets = Streamer.Secrets()) async throws {
+        let secret = try await secrets.prepare(destination)
         let tenant = destination.tenantID ?? "00000000-0000-0000-0000-000000000000"
         let test = #"{"id":"00000000-0000-0000-0000-000000000000","tenant_id":""# + tenant
             + #"","action":"audit_ingest.stream.test","timestamp":""# + Self.now() + #""}"#
         var delivery = DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant,
                                        events: destination.kind == .webhook ? [] : [test], secret: secret)
         delivery.headers.append(("X-Audit-Ingest-Test", "1"))
-        try await delivery.post(to: destination.url, client: HTTPClient.shared)
+        try await delivery.post(to: destination.url, client: client)
     }
 
     static func now() -> String {

@@ -18,13 +18,16 @@ final class DestinationWorker: Sendable {
     private let database: PostgresConfiguration
     private let client: HTTPClient
     private let pollInterval: Duration
+    private let secrets: Streamer.Secrets
     private let logger: Logger
 
-    init(destinationID: String, database: PostgresConfiguration, client: HTTPClient, pollInterval: Duration, logger: Logger) {
+    init(destinationID: String, database: PostgresConfiguration, client: HTTPClient, pollInterval: Duration,
+         secrets: Streamer.Secrets, logger: Logger) {
         self.destinationID = destinationID
         self.database = database
         self.client = client
         self.pollInterval = pollInterval
+        self.secrets = secrets
         self.logger = logger
     }
 
@@ -80,10 +83,10 @@ final class DestinationWorker: Sendable {
 
     /// One page per pending tenant; the number of events delivered.
     private func round(_ destination: StreamDestination, session: DatabaseSession) async throws -> Int {
-        let secret: [UInt8]?
-        do { secret = try SecretReference.read(destination.secretReference) } catch {
-            throw DeliveryFailed(description: "\(error)")
-        }
+        // Read (and a tenant's URL checked) once a round has something to send: an idle
+        // destination costs no DNS lookup.
+        var secret: [UInt8]?
+        var prepared = false
         var delivered = 0
         var full = true
         while full && !Task.isCancelled {
@@ -94,6 +97,10 @@ final class DestinationWorker: Sendable {
                     return delivered
                 }
                 do {
+                    if !prepared {
+                        secret = try await secrets.prepare(current)
+                        prepared = true
+                    }
                     let count = try await deliverPage(of: tenant, to: current, secret: secret, session: session)
                     try await session.run { try StreamDestinations.endDelivery(destination.id, on: $0) }
                     delivered += count

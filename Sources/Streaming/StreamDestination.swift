@@ -15,6 +15,12 @@ public struct StreamDestination: Sendable, Equatable {
         case active, paused, failed
     }
 
+    /// Who made it: an operator (CLI, secrets by reference) or the tenant (its token, through the
+    /// read API: secret sealed, URL checked to be public, `DestinationAddress`).
+    public enum ManagedBy: String, Sendable {
+        case `operator`, tenant
+    }
+
     public var id: String
     public var name: String
     /// nil: every tenant.
@@ -30,15 +36,23 @@ public struct StreamDestination: Sendable, Equatable {
     public var startXID: UInt64?
     public var state: State
     public var stateReason: String?
+    public var managedBy: ManagedBy
+    /// The secret under the operator's stream secret key (`SealedSecret`), and that key's id.
+    public var sealedSecret: [UInt8]?
+    public var secretKeyID: String?
+
+    /// Whether a secret signs or authenticates deliveries (a reference or a sealed one).
+    public var hasSecret: Bool { secretReference != nil || sealedSecret != nil }
 
     static let columns = """
         id::text, name, tenant_id::text, kind, url, secret_ref, batch_size::text,
-        extract(epoch FROM fail_after)::bigint::text, start_xid::text, state, state_reason
+        extract(epoch FROM fail_after)::bigint::text, start_xid::text, state, state_reason,
+        managed_by, encode(secret_sealed, 'base64'), secret_key_id
         """
 
     init?(row: [String?]) {
-        guard row.count == 11, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
-              let batchSize = row[6].flatMap({ Int($0) }), let failAfter = row[7].flatMap({ Int64($0) }),
+        guard row.count == 14, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
+              let managedBy = row[11].flatMap(ManagedBy.init), let batchSize = row[6].flatMap({ Int($0) }), let failAfter = row[7].flatMap({ Int64($0) }),
               let state = row[9].flatMap(State.init) else { return nil }
         self.id = id
         self.name = name
@@ -51,6 +65,26 @@ public struct StreamDestination: Sendable, Equatable {
         startXID = row[8].flatMap { UInt64($0) }
         self.state = state
         stateReason = row[10]
+        self.managedBy = managedBy
+        sealedSecret = row[12].flatMap { Data(base64Encoded: $0, options: .ignoreUnknownCharacters) }.map { Array($0) }
+        secretKeyID = row[13]
+    }
+
+    /// The URL without a password or query (either may hold a secret).
+    public static func shown(_ url: String) -> String {
+        var text = url
+        if let query = text.firstIndex(of: "?") { text = String(text[..<query]) + "?***" }
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+           !text[scheme.upperBound..<at].contains("/") {
+            text = String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+        }
+        return text
+    }
+
+    /// The secret's bytes: read from its reference, or opened with `key`; nil when it has none.
+    public func secret(key: SealedSecret.Key?) throws -> [UInt8]? {
+        if let sealedSecret { return try SealedSecret.open(sealedSecret, keyID: secretKeyID, destinationID: id, with: key) }
+        return try SecretReference.read(secretReference)
     }
 }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Dispatch
 import Logging
 import Postgres
 import ServiceLifecycle
@@ -12,10 +13,44 @@ public final class Streamer: Service, Sendable {
         public var database: PostgresConfiguration
         /// How often idle destinations look for new events, and the destination list is read. Default: 1 s.
         public var pollInterval: Duration
+        public var secrets: Secrets
 
-        public init(database: PostgresConfiguration, pollInterval: Duration = .seconds(1)) {
+        public init(database: PostgresConfiguration, pollInterval: Duration = .seconds(1), secrets: Secrets = Secrets()) {
             self.database = database
             self.pollInterval = pollInterval
+            self.secrets = secrets
+        }
+    }
+
+    /// What a delivery needs before it is sent: the secret, and for a tenant's destination a
+    /// public address.
+    public struct Secrets: Sendable {
+        /// Opens tenants' sealed secrets (`--stream-secret-key-file`); nil: their destinations fail
+        /// with a message naming the option.
+        public var key: SealedSecret.Key?
+        /// Tenants' destinations may be http:// and private addresses (development only).
+        public var allowLocalDestinations: Bool
+
+        public init(key: SealedSecret.Key? = nil, allowLocalDestinations: Bool = false) {
+            self.key = key
+            self.allowLocalDestinations = allowLocalDestinations
+        }
+
+        /// The destination's secret; a tenant's URL is checked first (it may resolve elsewhere
+        /// now). Either failing is a failed delivery, retried and reported like any other.
+        func prepare(_ destination: StreamDestination) async throws(DeliveryFailed) -> [UInt8]? {
+            let result: Result<[UInt8]?, any Error> = await withCheckedContinuation { continuation in
+                // getaddrinfo blocks: off the cooperative pool.
+                DispatchQueue.global().async {
+                    continuation.resume(returning: Result {
+                        if destination.managedBy == .tenant {
+                            try DestinationAddress.check(destination.url, allowLocal: allowLocalDestinations)
+                        }
+                        return try destination.secret(key: key)
+                    })
+                }
+            }
+            do { return try result.get() } catch { throw DeliveryFailed(description: "\(error)") }
         }
     }
 
@@ -27,10 +62,13 @@ public final class Streamer: Service, Sendable {
         self.logger = logger
     }
 
+    /// Redirects are never followed: a receiver cannot send deliveries (and their signatures)
+    /// elsewhere, nor a tenant's URL lead past its address check.
+    static let clientConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                              timeout: .init(connect: .seconds(10), read: .seconds(30)))
+
     public func run() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                                        timeout: .init(connect: .seconds(10), read: .seconds(30))))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.clientConfiguration)
         let session = DatabaseSession(configuration: configuration.database)
         let running = RunningDestinations()
         // SIGTERM cancels the workers between deliveries; a batch in flight is sent again next time.
@@ -44,7 +82,8 @@ public final class Streamer: Service, Sendable {
                                 "destination": "\(destination.name)", "kind": "\(destination.kind.rawValue)",
                                 "tenant": "\(destination.tenantID ?? "all")"])
                             let worker = DestinationWorker(destinationID: destination.id, database: self.configuration.database,
-                                                           client: client, pollInterval: self.configuration.pollInterval, logger: self.logger)
+                                                           client: client, pollInterval: self.configuration.pollInterval,
+                                                           secrets: self.configuration.secrets, logger: self.logger)
                             group.addTask {
                                 await worker.run()
                                 running.end(destination.id)

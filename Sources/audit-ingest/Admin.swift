@@ -60,6 +60,13 @@ struct AdminOptions: ParsableArguments {
                                                signed batch log (audit-ingest proof verify checks it offline)
         GET  /v1/checkpoint                    the newest signed checkpoint (any tenant token)
         GET  /v1/checkpoint/consistency?from=SIZE[&to=SIZE]   proof that the log only grew (proof consistency)
+        A tenant's own stream destinations (needs --stream-secret-key-file; docs/streaming.md):
+        GET  /v1/tenants/{id}/stream/destinations            its destinations: state, delivered, has_secret (never the secret)
+        POST /v1/tenants/{id}/stream/destinations            201; JSON {"name","url"(https, public address),"kind":"webhook"|
+                                               "splunk_hec","secret","batch_size","fail_after_seconds","from":"now"|"beginning"};
+                                               a webhook without "secret" gets one, shown once as "signing_secret"
+        GET|DELETE /v1/tenants/{id}/stream/destinations/{d}
+        POST /v1/tenants/{id}/stream/destinations/{d}/pause|resume|test, .../rewind?to=beginning|TIME
         """
 
     @Option(help: "Admin API port (consume: off unless given).") var adminPort: Int?
@@ -105,6 +112,7 @@ struct AdminOptions: ParsableArguments {
         database only. A request that escaped audit_reader would hold that login's rights.
         """)
     var allowPrivilegedReadLogin = false
+    @OptionGroup var streamSecrets: StreamSecretOptions
 
     func validate() throws {
         guard (1...3600).contains(adminRequestTimeout) else { throw ValidationError("--admin-request-timeout must be 1-3600 seconds") }
@@ -143,6 +151,7 @@ struct AdminOptions: ParsableArguments {
                                   statementTimeout: configuration.database.statementTimeout)
         }
         configuration.allowPrivilegedReadLogin = allowPrivilegedReadLogin
+        configuration.streamSecrets = try streamSecrets.secrets()
         return configuration
     }
 

@@ -17,13 +17,14 @@ struct StreamCommand: AsyncParsableCommand {
             --fail-after it is marked failed with its cursor kept, and nothing is skipped until `stream \
             destination resume` or `rewind`. See docs/streaming.md.
             """,
-        subcommands: [Run.self, Destination.self], defaultSubcommand: Run.self)
+        subcommands: [Run.self, Destination.self, SecretKey.self], defaultSubcommand: Run.self)
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deliver to every active destination until SIGTERM or SIGINT.")
         @Option(help: ArgumentHelp("How often idle destinations look for new events (and new destinations are picked up).",
                                    valueName: "seconds"))
         var pollInterval: Double = 1
+        @OptionGroup var secrets: StreamSecretOptions
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {
@@ -34,7 +35,8 @@ struct StreamCommand: AsyncParsableCommand {
             var configuration = try database.configuration()
             configuration.applicationName = "audit-ingest stream"
             let streamer = Streamer(configuration: Streamer.Configuration(database: configuration,
-                                                                          pollInterval: .milliseconds(Int64(pollInterval * 1000))))
+                                                                          pollInterval: .milliseconds(Int64(pollInterval * 1000)),
+                                                                          secrets: try secrets.secrets()))
             try await ServiceGroup(configuration: ServiceGroupConfiguration(
                 services: [.init(service: streamer)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: Logger(label: "audit-ingest.services"))).run()
@@ -45,6 +47,54 @@ struct StreamCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create, list, pause, resume, rewind, test and delete destinations.",
             subcommands: [Create.self, List.self, Pause.self, Resume.self, Rewind.self, Test.self, Delete.self])
+    }
+}
+
+/// The operator's stream secret key, which seals the secrets tenants give their own destinations
+/// (`admin serve` seals, `stream run` opens), and the development switch for local URLs.
+struct StreamSecretOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("""
+        The key that seals tenants' destination secrets (base64, mode 0600; `stream secret-key generate`). \
+        admin serve needs it to take tenants' destinations, stream run to deliver to them. \
+        Default: $STREAM_SECRET_KEY_FILE.
+        """, valueName: "path"))
+    var streamSecretKeyFile: String?
+    @Flag(help: """
+        Let tenants' destinations use http:// and private or loopback addresses (development only: a tenant \
+        could reach services inside your network).
+        """)
+    var allowLocalDestinations = false
+
+    func secrets() throws -> Streamer.Secrets {
+        let path = streamSecretKeyFile ?? ProcessInfo.processInfo.environment["STREAM_SECRET_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            return Streamer.Secrets(key: try path.map { try SealedSecret.Key.load(path: $0) }, allowLocalDestinations: allowLocalDestinations)
+        } catch {
+            throw ValidationError("--stream-secret-key-file: \(error)")
+        }
+    }
+}
+
+extension StreamCommand {
+    struct SecretKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "secret-key", abstract: "The key that seals tenants' destination secrets.", subcommands: [Generate.self])
+
+        struct Generate: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write a new stream secret key to a file (mode 0600); an existing file is never replaced.",
+                discussion: """
+                    Give the file to `admin serve` and `stream run` (--stream-secret-key-file or \
+                    STREAM_SECRET_KEY_FILE). Secrets sealed under it open only with it: keep a copy where you \
+                    keep backups of secrets. A destination sealed under another key fails with a message naming both keys.
+                    """)
+            @Option(help: "Where to write the key.") var out: String
+
+            func run() throws {
+                try Keys.Generate.create(out, SealedSecret.Key.generate(), mode: 0o600)
+                print("wrote \(out) (stream secret key \(try SealedSecret.Key.load(path: out).id); keep it secret)")
+            }
+        }
     }
 }
 
@@ -179,13 +229,15 @@ extension StreamCommand.Destination {
         static let configuration = CommandConfiguration(
             abstract: "Send one test delivery with no events (webhook) or one test event (Splunk HEC); exit 1 if refused.")
         @OptionGroup var reference: DestinationReference
+        @OptionGroup var secrets: StreamSecretOptions
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
+            let secrets = try self.secrets.secrets()
             let destination = try reference.find(on: try database.connect())
             do {
-                try await DeliveryTest.send(to: destination)
-                print("delivered a test to \(destination.name) (\(DestinationView.shown(destination.url)))")
+                try await DeliveryTest.send(to: destination, secrets: secrets)
+                print("delivered a test to \(destination.name) (\(StreamDestination.shown(destination.url)))")
             } catch {
                 FileHandle.standardError.write(Data("Error: \(destination.name) refused the test: \(error)\n".utf8))
                 throw ExitCode(1)
@@ -215,6 +267,8 @@ struct DestinationView: Encodable {
     var kind: String
     var url: String
     var secret: String?
+    /// `tenant`: made by the tenant's token; its secret is sealed and never shown (`secret` is nil).
+    var managedBy: String
     var batchSize: Int
     var failAfterSeconds: Int64
     var state: String
@@ -223,7 +277,7 @@ struct DestinationView: Encodable {
     var lastDelivery: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, tenantID = "tenant_id", kind, url, secret, batchSize = "batch_size", failAfterSeconds = "fail_after_seconds"
+        case id, name, tenantID = "tenant_id", kind, url, secret, managedBy = "managed_by", batchSize = "batch_size", failAfterSeconds = "fail_after_seconds"
         case state, stateReason = "state_reason", delivered, lastDelivery = "last_delivery"
     }
 
@@ -232,22 +286,12 @@ struct DestinationView: Encodable {
         name = destination.name
         tenantID = destination.tenantID
         kind = destination.kind == .webhook ? "webhook" : "splunk-hec"
-        url = Self.shown(destination.url)
-        secret = destination.secretReference
+        url = StreamDestination.shown(destination.url)
+        secret = destination.secretReference ?? (destination.sealedSecret != nil ? "sealed" : nil)
+        managedBy = destination.managedBy.rawValue
         batchSize = destination.batchSize
         failAfterSeconds = destination.failAfter.components.seconds
         state = destination.state.rawValue
         stateReason = destination.stateReason
-    }
-
-    /// The URL without a password or query (either may hold a secret).
-    static func shown(_ url: String) -> String {
-        var text = url
-        if let query = text.firstIndex(of: "?") { text = String(text[..<query]) + "?***" }
-        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
-           !text[scheme.upperBound..<at].contains("/") {
-            text = String(text[..<scheme.upperBound]) + "***" + String(text[at...])
-        }
-        return text
     }
 }

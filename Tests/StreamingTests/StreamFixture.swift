@@ -63,10 +63,27 @@ struct StreamFixture {
         return (row?[0] ?? "", row?[1] ?? nil)
     }
 
-    /// `audit-ingest stream run`, polling every 50 ms.
-    func startStreamer(environment: [String: String] = [:]) throws -> Shell.Child {
+    /// `audit-ingest stream run ARGUMENTS`, polling every 50 ms.
+    func startStreamer(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> Shell.Child {
         try Shell.spawn(Shell.executable(named: "audit-ingest"),
-                        ["stream", "run", "--poll-interval", "0.05", "--database-url", url], environment: environment)
+                        ["stream", "run", "--poll-interval", "0.05", "--database-url", url] + arguments, environment: environment)
+    }
+
+    /// A new tenant token, through the CLI (stdout holds only the token).
+    func createToken(tenant: String) throws -> String {
+        let result = try cli(["tenant", "token", "create", "--tenant", tenant])
+        guard result.exitCode == 0, let token = result.output.split(separator: "\n").last(where: { $0.hasPrefix("ait_") }) else {
+            throw TestDatabase.Unavailable(description: "tenant token create failed: \(result.output)")
+        }
+        return String(token)
+    }
+
+    /// A new stream secret key file, through the CLI (`stream secret-key generate`).
+    static func secretKeyFile() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("stream-key-\(UUID().uuidString)").path
+        let result = try Shell.run(Shell.executable(named: "audit-ingest"), ["stream", "secret-key", "generate", "--out", path])
+        guard result.exitCode == 0 else { throw TestDatabase.Unavailable(description: "secret-key generate failed: \(result.output)") }
+        return path
     }
 }
 

@@ -49,13 +49,15 @@ public struct AdminServerProcess: Sendable {
         return child.wait(timeout: 20).output
     }
 
-    /// One request through curl; `token` goes in `Authorization: Bearer`.
-    public func request(_ path: String, method: String = "GET", token: String? = nil, headers: [String] = []) throws -> Reply {
+    /// One request through curl; `token` goes in `Authorization: Bearer`, `json` is sent as the body.
+    public func request(_ path: String, method: String = "GET", token: String? = nil, headers: [String] = [],
+                        json: String? = nil) throws -> Reply {
         let headerFile = FileManager.default.temporaryDirectory.appendingPathComponent("headers-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: headerFile) }
         var arguments = ["-s", "-S", "-g", "-X", method, "-D", headerFile, "-w", "\n%{http_code}", base + path]
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         for header in headers { arguments += ["-H", header] }
+        if let json { arguments += ["-H", "Content-Type: application/json", "--data-binary", json] }
         let result = try Shell.run("/usr/bin/curl", arguments)
         guard result.exitCode == 0, let newline = result.output.lastIndex(of: "\n"),
               let status = Int(result.output[result.output.index(after: newline)...]) else {

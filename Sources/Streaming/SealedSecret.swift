@@ -1,0 +1,72 @@
+import Crypto
+import Foundation
+
+/// A tenant destination's secret as the database holds it: AES-256-GCM under the operator's
+/// stream secret key, bound to its destination (the id is the additional data, so a sealed
+/// secret copied to another destination does not open). Only the admin server (which seals what
+/// a tenant sends) and the streamer (which opens it to sign or authenticate) read the key file.
+public enum SealedSecret {
+    /// The operator's key: 32 random bytes, base64 in a file only its owner may read.
+    public struct Key: Sendable {
+        let key: SymmetricKey
+        /// The first 8 bytes of SHA-256 of the key, in hex: names the key without revealing it.
+        public let id: String
+
+        public init(bytes: [UInt8]) throws(Unusable) {
+            guard bytes.count == 32 else { throw Unusable(description: "a stream secret key is 32 bytes (base64), not \(bytes.count)") }
+            key = SymmetricKey(data: bytes)
+            id = SHA256.hash(data: bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
+        }
+
+        /// A new key, as the text of its file.
+        public static func generate() -> String {
+            SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        }
+
+        /// Reads the key file; refused when others than its owner may read it.
+        public static func load(path: String) throws(Unusable) -> Key {
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                throw Unusable(description: "cannot read the stream secret key \(path): \(String(cString: strerror(errno)))")
+            }
+            guard status.st_mode & 0o077 == 0 else {
+                throw Unusable(description: """
+                    the stream secret key \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 \(path)
+                    """)
+            }
+            guard let data = FileManager.default.contents(atPath: path),
+                  let bytes = Data(base64Encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw Unusable(description: "\(path) does not hold a stream secret key (base64; `audit-ingest stream secret-key generate` writes one)")
+            }
+            return try Key(bytes: Array(bytes))
+        }
+    }
+
+    public struct Unusable: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// nonce ‖ ciphertext ‖ tag.
+    public static func seal(_ secret: [UInt8], destinationID: String, with key: Key) throws -> [UInt8] {
+        Array(try AES.GCM.seal(secret, using: key.key, authenticating: additionalData(destinationID)).combined!)
+    }
+
+    public static func open(_ sealed: [UInt8], keyID: String?, destinationID: String, with key: Key?) throws(Unusable) -> [UInt8] {
+        guard let key else {
+            throw Unusable(description: "the destination's secret is sealed under key \(keyID ?? "?"): give this process --stream-secret-key-file")
+        }
+        guard keyID == key.id else {
+            throw Unusable(description: "the destination's secret is sealed under key \(keyID ?? "?"), and this process holds key \(key.id)")
+        }
+        do {
+            return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key.key,
+                                          authenticating: additionalData(destinationID)))
+        } catch {
+            throw Unusable(description: "the destination's sealed secret does not open under key \(key.id) (altered, or moved from another destination)")
+        }
+    }
+
+    private static func additionalData(_ destinationID: String) -> [UInt8] {
+        Array("audit-ingest stream secret v1 \(destinationID.lowercased())".utf8)
+    }
+}
