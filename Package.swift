@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
         .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Postgres", "TestSupport"]),
-        .testTarget(name: "StreamingTests", dependencies: ["Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["receiver.py"]),
+        .testTarget(name: "StreamingTests", dependencies: ["Kafka", "Postgres", "SampleData", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["receiver.py"]),
     ]
 )
 

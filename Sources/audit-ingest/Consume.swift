@@ -8,7 +8,9 @@ import Metrics
 import Operations
 import Pipeline
 import Prometheus
+import Postgres
 import ServiceLifecycle
+import Streaming
 
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -107,6 +109,24 @@ struct Consume: AsyncParsableCommand {
         """, valueName: "seconds"))
     var stopTimeout: Double = 10
 
+    @Flag(help: """
+        Also deliver to every active stream destination, as `stream run` does, in this process \
+        (docs/streaming.md). Its login: --stream-database-url, else the --database-url login without --database-role.
+        """)
+    var stream = false
+    @Option(help: ArgumentHelp("With --stream: how often idle destinations look for new events.", valueName: "seconds"))
+    var streamPollInterval: Double = 1
+    @Option(name: .customLong("stream-database-url"),
+            help: ArgumentHelp("""
+                With --stream: the streamer's own login (a member of audit_stream). Visible in `ps`: prefer \
+                --stream-database-url-file or STREAM_DATABASE_URL.
+                """, valueName: "url"))
+    var streamDatabaseURL: String?
+    @Option(name: .customLong("stream-database-url-file"),
+            help: ArgumentHelp("With --stream: read the streamer's connection string from this file. Default: $STREAM_DATABASE_URL_FILE.",
+                               valueName: "path"))
+    var streamDatabaseURLFile: String?
+
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var engine: EngineOptions
     @OptionGroup var admin: AdminOptions
@@ -127,6 +147,10 @@ struct Consume: AsyncParsableCommand {
             throw ValidationError("--instance-id is a group member's id: --partitions reads without the group")
         }
         if instanceId?.isEmpty == true { throw ValidationError("--instance-id must not be empty") }
+        guard (0.05...60).contains(streamPollInterval) else { throw ValidationError("--stream-poll-interval must be 0.05-60 seconds") }
+        if !stream, streamDatabaseURL != nil || streamDatabaseURLFile != nil {
+            throw ValidationError("--stream-database-url(-file) is the streamer's login: add --stream")
+        }
     }
 
     func run() async throws {
@@ -168,6 +192,7 @@ struct Consume: AsyncParsableCommand {
                                               stop: StopSignal(), alerts: source.status)
             services.append(.init(service: ThreadService(named: "metrics-rollup") { stop in rollup.loop(until: stop) }))
         }
+        if stream { services.append(.init(service: try streamer())) }
         let engine = IngestEngine(database: try database.configuration(), configuration: configuration,
                                   logger: Logger(label: "audit-ingest.consume"))
         let stopTimeout = Duration.milliseconds(Int(self.stopTimeout * 1000))
@@ -178,6 +203,19 @@ struct Consume: AsyncParsableCommand {
         try await ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "audit-ingest.services"))).run()
         if let summary = consumer.output { print(summary.consumeReport(secondsAssigned: source.secondsSinceFirstAssignment)) }
+    }
+
+    /// `--stream`: the streamer, on its own login or the consumer's (without the ingest role,
+    /// which may not read destinations).
+    private func streamer() throws -> Streamer {
+        var login = try database.configuration()
+        login.sessionSetup = nil
+        if let text = try DatabaseOptions.connectionString(flag: streamDatabaseURL, file: streamDatabaseURLFile, name: "stream-database-url") {
+            login = PostgresConfiguration(connectionString: ConnectionString(text), statementTimeout: login.statementTimeout)
+        }
+        login.applicationName = "audit-ingest stream"
+        return Streamer(configuration: Streamer.Configuration(database: login, pollInterval: .milliseconds(Int64(streamPollInterval * 1000)),
+                                                              secrets: try admin.streamSecrets.secrets()))
     }
 }
 
