@@ -10,6 +10,7 @@ import NIOCore
 /// - webhook: `{"destination":NAME,"tenant_id":ID,"events":[...]}` as `application/json`, with
 ///   `X-Audit-Ingest-Signature: t=UNIX,v1=HEX` where HEX is HMAC-SHA256 under the secret of
 ///   `"UNIX." + body` (a receiver checks it and refuses old `t`, so a replay is seen).
+/// - file: the events, one per line (appended to the destination's open segment, `FileSegments`).
 /// - Splunk HEC: one `{"time":T,"source":"audit-ingest","sourcetype":"audit-ingest:event","event":{...}}`
 ///   per event, concatenated, with `Authorization: Splunk SECRET`.
 ///
@@ -44,6 +45,9 @@ struct DeliveryRequest: Sendable {
             body = Array(text.utf8)
             headers = [("Content-Type", "application/json")]
             if let secret { headers.append(("Authorization", "Splunk " + String(decoding: secret, as: UTF8.self))) }
+        case .file:
+            body = Array(events.map { $0 + "\n" }.joined().utf8)
+            headers = []
         }
     }
 
@@ -92,6 +96,8 @@ public enum DeliveryTest {
     private static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Streamer.clientConfiguration)
 
     public static func send(to destination: StreamDestination, secrets: Streamer.Secrets = Streamer.Secrets()) async throws {
+        // A file destination: whether its directory is writable here (a test line would reach the SIEM).
+        if destination.kind == .file { return try FileSegments.checkWritable(url: destination.url) }
         let secret = try await secrets.prepare(destination)
         let tenant = destination.tenantID ?? "00000000-0000-0000-0000-000000000000"
         let test = #"{"id":"00000000-0000-0000-0000-000000000000","tenant_id":""# + tenant

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Logging
 import Postgres
+import Synchronization
 
 /// Delivers one destination's events until it is paused, failed, deleted or the task cancelled.
 ///
@@ -47,7 +48,10 @@ final class DestinationWorker: Sendable {
                     }
                     failingSince = nil
                     backoff = .seconds(1)
-                    if delivered == 0 { try await Task.sleep(for: pollInterval) }
+                    if delivered == 0 {
+                        if destination.kind == .file { try await offloaded { try self.segments(of: destination).finishIfDue() } }
+                        try await Task.sleep(for: pollInterval)
+                    }
                 } catch let failure as DeliveryFailed {
                     let since = failingSince ?? .now
                     failingSince = since
@@ -79,6 +83,25 @@ final class DestinationWorker: Sendable {
                 backoff = min(backoff * 2, .seconds(60))
             }
         }
+    }
+
+    /// A file destination's segments (made at the first use: the destination's settings do not change).
+    private let files = Mutex<FileSegments?>(nil)
+
+    private func segments(of destination: StreamDestination) throws(FileSegments.Failed) -> FileSegments {
+        if let open = files.withLock({ $0 }) { return open }
+        let made = try FileSegments(url: destination.url, name: destination.name, rotateBytes: destination.rotateBytes ?? 64 << 20,
+                                    rotateSeconds: destination.rotateSeconds ?? 300)
+        files.withLock { $0 = made }
+        return made
+    }
+
+    /// Blocking file work on a Dispatch thread; its failure is a failed delivery.
+    private func offloaded(_ work: @escaping @Sendable () throws -> Void) async throws(DeliveryFailed) {
+        let result: Result<Void, any Error> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Result { try work() }) }
+        }
+        do { try result.get() } catch { throw DeliveryFailed(description: "\(error)") }
     }
 
     /// One page per pending tenant; the number of events delivered.
@@ -123,8 +146,12 @@ final class DestinationWorker: Sendable {
             return try ReaderSession.run(tenantID: tenant, on: connection) { try feed.read(on: $0) }
         }
         guard let last, !events.isEmpty else { return 0 }
-        try await DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant,
-                                  events: events, secret: secret).post(to: destination.url, client: client)
+        let delivery = DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant, events: events, secret: secret)
+        if destination.kind == .file {
+            try await offloaded { try self.segments(of: destination).append(delivery.body) }
+        } else {
+            try await delivery.post(to: destination.url, client: client)
+        }
         try await session.run { try StreamCursors.advance(destination, to: last, delivered: events.count, on: $0) }
         return events.count
     }

@@ -9,6 +9,8 @@ public struct StreamDestination: Sendable, Equatable {
         case webhook
         /// Splunk's HTTP Event Collector: the secret is the HEC token.
         case splunkHEC = "splunk_hec"
+        /// NDJSON segments in a directory (`file:///DIR`), finished by size and age (`FileSegments`).
+        case file
     }
 
     public enum State: String, Sendable {
@@ -40,6 +42,9 @@ public struct StreamDestination: Sendable, Equatable {
     /// The secret under the operator's stream secret key (`SealedSecret`), and that key's id.
     public var sealedSecret: [UInt8]?
     public var secretKeyID: String?
+    /// A file destination's segments are finished at this size, or this old.
+    public var rotateBytes: Int64?
+    public var rotateSeconds: Int?
 
     /// Whether a secret signs or authenticates deliveries (a reference or a sealed one).
     public var hasSecret: Bool { secretReference != nil || sealedSecret != nil }
@@ -47,11 +52,11 @@ public struct StreamDestination: Sendable, Equatable {
     static let columns = """
         id::text, name, tenant_id::text, kind, url, secret_ref, batch_size::text,
         extract(epoch FROM fail_after)::bigint::text, start_xid::text, state, state_reason,
-        managed_by, encode(secret_sealed, 'base64'), secret_key_id
+        managed_by, encode(secret_sealed, 'base64'), secret_key_id, rotate_bytes::text, rotate_seconds::text
         """
 
     init?(row: [String?]) {
-        guard row.count == 14, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
+        guard row.count == 16, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
               let managedBy = row[11].flatMap(ManagedBy.init), let batchSize = row[6].flatMap({ Int($0) }), let failAfter = row[7].flatMap({ Int64($0) }),
               let state = row[9].flatMap(State.init) else { return nil }
         self.id = id
@@ -68,6 +73,8 @@ public struct StreamDestination: Sendable, Equatable {
         self.managedBy = managedBy
         sealedSecret = row[12].flatMap { Data(base64Encoded: $0, options: .ignoreUnknownCharacters) }.map { Array($0) }
         secretKeyID = row[13]
+        rotateBytes = row[14].flatMap { Int64($0) }
+        rotateSeconds = row[15].flatMap { Int($0) }
     }
 
     /// The URL without a password or query (either may hold a secret).
@@ -113,9 +120,14 @@ public enum StreamDestinations {
         public var failAfter: Duration
         /// Only events written from now on (the feed's horizon), else every stored event.
         public var fromNow: Bool
+        /// A file destination's rotation (both, for `.file` only).
+        public var rotateBytes: Int64?
+        public var rotateSeconds: Int?
 
         public init(name: String, tenantID: String?, kind: StreamDestination.Kind, url: String, secretReference: String?,
-                    batchSize: Int, failAfter: Duration, fromNow: Bool) {
+                    batchSize: Int, failAfter: Duration, fromNow: Bool, rotateBytes: Int64? = nil, rotateSeconds: Int? = nil) {
+            self.rotateBytes = rotateBytes
+            self.rotateSeconds = rotateSeconds
             self.name = name
             self.tenantID = tenantID
             self.kind = kind
@@ -129,12 +141,14 @@ public enum StreamDestinations {
 
     public static func create(_ new: New, on connection: PostgresConnection) throws -> StreamDestination {
         let row = try connection.query("""
-            INSERT INTO stream_destination (name, tenant_id, kind, url, secret_ref, batch_size, fail_after, start_xid)
+            INSERT INTO stream_destination (name, tenant_id, kind, url, secret_ref, batch_size, fail_after, start_xid,
+                                            rotate_bytes, rotate_seconds)
             VALUES ($1, $2::uuid, $3, $4, $5, $6::integer, make_interval(secs => $7::bigint),
-                    CASE WHEN $8::boolean THEN feed_horizon() END)
+                    CASE WHEN $8::boolean THEN feed_horizon() END, $9::bigint, $10::integer)
             RETURNING \(StreamDestination.columns)
             """, [new.name, new.tenantID, new.kind.rawValue, new.url, new.secretReference, String(new.batchSize),
-                  String(new.failAfter.components.seconds), new.fromNow ? "true" : "false"]).rows.first
+                  String(new.failAfter.components.seconds), new.fromNow ? "true" : "false",
+                  new.rotateBytes.map { String($0) }, new.rotateSeconds.map { String($0) }]).rows.first
         guard let destination = row.flatMap(StreamDestination.init(row:)) else {
             throw PostgresError(code: .unexpectedResult, message: "stream_destination: the new row was not returned")
         }

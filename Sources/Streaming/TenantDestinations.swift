@@ -38,11 +38,12 @@ public enum TenantDestinations {
             try connection.query("""
                 SELECT id::text, name, $1::text, kind, url, secret_ref, batch_size::text, fail_after_seconds::text,
                        start_xid::text, state, state_reason, managed_by, encode(secret_sealed, 'base64'), secret_key_id,
-                       delivered::text, last_delivery::text
+                       NULL, NULL, delivered::text, last_delivery::text
                 FROM tenant_stream_destinations()
                 """, [tenant]).rows.compactMap { row in
-                StreamDestination(row: Array(row.prefix(14))).map {
-                    Listed(destination: $0, delivered: row[14].flatMap { Int($0) } ?? 0, lastDelivery: row[15])
+                // A tenant's destinations are never files: no rotation settings.
+                StreamDestination(row: Array(row.prefix(16))).map {
+                    Listed(destination: $0, delivered: row[16].flatMap { Int($0) } ?? 0, lastDelivery: row[17])
                 }
             }
         }

@@ -9,7 +9,7 @@ import Streaming
 struct StreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream",
-        abstract: "Stream every event out to webhooks and Splunk HEC: in commit order per tenant, at least once.",
+        abstract: "Stream every event out to webhooks, Splunk HEC and NDJSON files: in commit order per tenant, at least once.",
         discussion: """
             Destinations are rows in the database (`stream destination create`); `stream run` delivers to every \
             active one until SIGTERM. Each event carries its id: a receiver drops one it has already seen. A \
@@ -122,10 +122,20 @@ extension StreamCommand.Destination {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a destination; prints it (with its id) as JSON.")
         @Option(help: "A name, unique per tenant: letters, digits, '.', '_', '-'.") var name: String
-        @Option(help: "webhook (JSON batches, HMAC-SHA256 signed with the secret) or splunk-hec (the secret is the HEC token).")
+        @Option(help: """
+            webhook (JSON batches, HMAC-SHA256 signed with the secret), splunk-hec (the secret is the HEC token) or \
+            file (NDJSON segments in a directory, finished by --rotate-bytes and --rotate-seconds).
+            """)
         var kind: String = "webhook"
-        @Option(help: "Where to POST (http:// or https://; Splunk: .../services/collector/event). Keep secrets out of it.")
+        @Option(help: """
+            Where to POST (http:// or https://; Splunk: .../services/collector/event), or for a file destination the \
+            directory on the streamer's host (file:///var/lib/audit-ingest/out). Keep secrets out of it.
+            """)
         var url: String
+        @Option(help: ArgumentHelp("file: finish a segment once it holds this many bytes (at least 1024).", valueName: "bytes"))
+        var rotateBytes: Int64 = 64 << 20
+        @Option(help: ArgumentHelp("file: finish a segment once its first event is this old, even if idle.", valueName: "seconds"))
+        var rotateSeconds: Int = 300
         @Option(help: "Only this tenant's events (default: every tenant's).") var tenant: String?
         @Option(help: ArgumentHelp("""
             Where the streamer reads the secret: env:NAME (its environment) or file:PATH. The database stores the \
@@ -139,8 +149,17 @@ extension StreamCommand.Destination {
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {
-            guard kind == "webhook" || kind == "splunk-hec" else { throw ValidationError("--kind must be webhook or splunk-hec") }
-            guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must start with https:// or http://") }
+            guard ["webhook", "splunk-hec", "file"].contains(kind) else { throw ValidationError("--kind must be webhook, splunk-hec or file") }
+            if kind == "file" {
+                guard url.hasPrefix("file:///"), url.count > 8 else {
+                    throw ValidationError("--url of a file destination is file:///DIRECTORY (an absolute path on the streamer's host)")
+                }
+                guard secret == nil else { throw ValidationError("a file destination has no --secret") }
+                guard (1024...(1 << 40)).contains(rotateBytes) else { throw ValidationError("--rotate-bytes must be 1024 to 1 TiB") }
+                guard (1...86_400).contains(rotateSeconds) else { throw ValidationError("--rotate-seconds must be 1-86400") }
+            } else {
+                guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must start with https:// or http://") }
+            }
             guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-1000") }
             guard failAfter >= 1 else { throw ValidationError("--fail-after must be at least 1 second") }
             guard from == "now" || from == "beginning" else { throw ValidationError("--from must be now or beginning") }
@@ -151,10 +170,18 @@ extension StreamCommand.Destination {
         }
 
         func run() throws {
+            let kind: StreamDestination.Kind = switch self.kind { case "file": .file; case "splunk-hec": .splunkHEC; default: .webhook }
             let destination = try StreamDestinations.create(StreamDestinations.New(
-                name: name, tenantID: tenant?.lowercased(), kind: kind == "webhook" ? .webhook : .splunkHEC, url: url,
-                secretReference: secret, batchSize: batchSize, failAfter: .seconds(failAfter), fromNow: from == "now"),
+                name: name, tenantID: tenant?.lowercased(), kind: kind, url: url,
+                secretReference: secret, batchSize: batchSize, failAfter: .seconds(failAfter), fromNow: from == "now",
+                rotateBytes: kind == .file ? rotateBytes : nil, rotateSeconds: kind == .file ? rotateSeconds : nil),
                 on: try database.connect())
+            if kind == .file, let directory = URL(string: url)?.path, !FileManager.default.isWritableFile(atPath: directory) {
+                FileHandle.standardError.write(Data("""
+                    warning: \(directory) is not a directory this user may write; the streamer fails deliveries to it until it is
+                    (`stream destination test \(name)` checks it from the streamer's host)\n
+                    """.utf8))
+            }
             try printJSON(DestinationView(destination))
         }
     }
@@ -227,7 +254,10 @@ extension StreamCommand.Destination {
 
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Send one test delivery with no events (webhook) or one test event (Splunk HEC); exit 1 if refused.")
+            abstract: """
+                Send one test delivery with no events (webhook) or one test event (Splunk HEC), or check that a file \
+                destination's directory is writable; exit 1 if not.
+                """)
         @OptionGroup var reference: DestinationReference
         @OptionGroup var secrets: StreamSecretOptions
         @OptionGroup var database: DatabaseOptions
@@ -269,6 +299,8 @@ struct DestinationView: Encodable {
     var secret: String?
     /// `tenant`: made by the tenant's token; its secret is sealed and never shown (`secret` is nil).
     var managedBy: String
+    var rotateBytes: Int64?
+    var rotateSeconds: Int?
     var batchSize: Int
     var failAfterSeconds: Int64
     var state: String
@@ -277,7 +309,7 @@ struct DestinationView: Encodable {
     var lastDelivery: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, tenantID = "tenant_id", kind, url, secret, managedBy = "managed_by", batchSize = "batch_size", failAfterSeconds = "fail_after_seconds"
+        case id, name, tenantID = "tenant_id", kind, url, secret, managedBy = "managed_by", rotateBytes = "rotate_bytes", rotateSeconds = "rotate_seconds", batchSize = "batch_size", failAfterSeconds = "fail_after_seconds"
         case state, stateReason = "state_reason", delivered, lastDelivery = "last_delivery"
     }
 
@@ -285,7 +317,9 @@ struct DestinationView: Encodable {
         id = destination.id
         name = destination.name
         tenantID = destination.tenantID
-        kind = destination.kind == .webhook ? "webhook" : "splunk-hec"
+        kind = destination.kind == .splunkHEC ? "splunk-hec" : destination.kind.rawValue
+        rotateBytes = destination.rotateBytes
+        rotateSeconds = destination.rotateSeconds
         url = StreamDestination.shown(destination.url)
         secret = destination.secretReference ?? (destination.sealedSecret != nil ? "sealed" : nil)
         managedBy = destination.managedBy.rawValue
