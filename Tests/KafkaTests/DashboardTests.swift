@@ -18,6 +18,11 @@ import Testing
 
         let fixture = try KafkaFixture(partitions: 2)
         try fixture.produce(events: 2000, invalidRatio: 0.05)
+        // A stream destination, so that its lag and state are exported (no streamer delivers to it).
+        let destination = try Shell.run(Shell.executable(named: "audit-ingest"), [
+            "stream", "destination", "create", "--name", "dashboard", "--url", "http://127.0.0.1:9/", "--from", "beginning",
+            "--database-url", fixture.database.url])
+        #expect(destination.exitCode == 0, "\(destination.output)")
         let admin = try AdminPort()
         let consumer = try Shell.spawn(Shell.executable(named: "audit-ingest"),
                                        fixture.consumeArguments(exitWhenIdle: nil) + admin.arguments)
