@@ -297,7 +297,7 @@ struct DestinationView: Encodable {
     var kind: String
     var url: String
     var secret: String?
-    /// `tenant`: made by the tenant's token; its secret is sealed and never shown (`secret` is nil).
+    /// `tenant`: made by the tenant's token; its secret is sealed and never shown (`secret` says "sealed").
     var managedBy: String
     var rotateBytes: Int64?
     var rotateSeconds: Int?
