@@ -74,9 +74,9 @@ let package = Package(
         ]),
         // The read side: tenant-scoped search, export, the commit-ordered feed, tenant tokens.
         .target(name: "AuditRead", dependencies: ["AuditCore", "Evidence", "Postgres", .product(name: "Crypto", package: "swift-crypto")]),
-        // Streaming out: every tenant's events to webhooks and SIEMs, in feed order, at least once.
+        // Streaming out: every tenant's events to webhooks, SIEMs, files and Kafka, in feed order, at least once.
         .target(name: "Streaming", dependencies: [
-            "AuditCore", "AuditRead", "Postgres", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            "AuditCore", "AuditRead", "Kafka", "Postgres", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -287,7 +287,7 @@ struct DestinationRequest {
         switch object["kind"] as? String ?? "webhook" {
         case "webhook": kind = .webhook
         case "splunk_hec", "splunk-hec": kind = .splunkHEC
-        default: throw ReadError(kind: .badParameter, parameter: "kind", message: "kind: webhook or splunk_hec")
+        default: throw ReadError(kind: .badParameter, parameter: "kind", message: "kind: webhook or splunk_hec (file and kafka destinations are the operator's)")
         }
         if let value = object["secret"] {
             guard let secret = value as? String, (16...4096).contains(secret.utf8.count) else {

@@ -14,6 +14,7 @@ public final class KafkaProducer: @unchecked Sendable {
         var configuration = configuration
         if configuration["linger.ms"] == nil { configuration["linger.ms"] = "5" }
         let conf = try configuration.makeConf()
+        rd_kafka_conf_set_dr_msg_cb(conf, confirmedDeliveryReport)
         var errorText = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
@@ -27,6 +28,8 @@ public final class KafkaProducer: @unchecked Sendable {
         topics.withLock { $0.values.forEach { rd_kafka_topic_destroy($0) } }
         rd_kafka_destroy(handle)
     }
+
+    var rawHandle: OpaquePointer { handle }
 
     private func topicHandle(_ name: String) throws -> OpaquePointer {
         try topics.withLock { topics in
@@ -89,6 +92,14 @@ public final class KafkaProducer: @unchecked Sendable {
     public func flush(timeoutMilliseconds: Int32 = 30_000) throws {
         let error = rd_kafka_flush(handle, timeoutMilliseconds)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: error) }
+    }
+
+    /// The error that made the producer unusable (idempotence lost), if one did: make a new one.
+    public var fatalError: KafkaError? {
+        var text = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(handle, &text, text.count)
+        guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return KafkaError(code: code, message: string(fromCBuffer: text), isFatal: true)
     }
 
     /// Serves delivery reports and other callbacks.

@@ -3,6 +3,7 @@ import AuditCore
 import AuditRead
 import Crypto
 import Foundation
+import Kafka
 import NIOCore
 
 /// What one delivery sends: the body and headers for a destination's kind.
@@ -45,7 +46,7 @@ struct DeliveryRequest: Sendable {
             body = Array(text.utf8)
             headers = [("Content-Type", "application/json")]
             if let secret { headers.append(("Authorization", "Splunk " + String(decoding: secret, as: UTF8.self))) }
-        case .file:
+        case .file, .kafka:  // Kafka sends each event as its own message (`KafkaTopicDestination`)
             body = Array(events.map { $0 + "\n" }.joined().utf8)
             headers = []
         }
@@ -91,7 +92,9 @@ public struct DeliveryFailed: Error, CustomStringConvertible {
 }
 
 /// `stream destination test`: one delivery with no events (webhook, with the header
-/// `X-Audit-Ingest-Test: 1`) or one test event (Splunk HEC), signed like any other.
+/// `X-Audit-Ingest-Test: 1`) or one test event (Splunk HEC; Kafka, with the header
+/// `audit-ingest-test: 1`), signed like any other; for a file destination, a check that its
+/// directory can be written.
 public enum DeliveryTest {
     private static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Streamer.clientConfiguration)
 
@@ -99,13 +102,37 @@ public enum DeliveryTest {
         // A file destination: whether its directory is writable here (a test line would reach the SIEM).
         if destination.kind == .file { return try FileSegments.checkWritable(url: destination.url) }
         let secret = try await secrets.prepare(destination)
+        if destination.kind == .kafka { return try await sendToKafka(destination, secret: secret) }
         let tenant = destination.tenantID ?? "00000000-0000-0000-0000-000000000000"
-        let test = #"{"id":"00000000-0000-0000-0000-000000000000","tenant_id":""# + tenant
-            + #"","action":"audit_ingest.stream.test","timestamp":""# + Self.now() + #""}"#
+        let test = testEvent(tenant: tenant)
         var delivery = DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant,
                                        events: destination.kind == .webhook ? [] : [test], secret: secret)
         delivery.headers.append(("X-Audit-Ingest-Test", "1"))
         try await delivery.post(to: destination.url, client: client)
+    }
+
+    /// One test event, with the header `audit-ingest-test: 1`, acknowledged by the brokers.
+    private static func sendToKafka(_ destination: StreamDestination, secret: [UInt8]?) async throws {
+        let target = try KafkaTopicDestination(url: destination.url)
+        let configuration = try target.configuration(secret: secret)
+        let tenant = destination.tenantID ?? "00000000-0000-0000-0000-000000000000"
+        var message = KafkaTopicDestination.messages(of: [testEvent(tenant: tenant)], tenant: tenant, destination: destination.name)[0]
+        message.headers.append(("audit-ingest-test", "1"))
+        let messages = [message]
+        let result: Result<Void, any Error> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Result {
+                    try KafkaProducer(configuration: configuration).sendConfirmed(
+                        topic: target.topic, messages, timeout: KafkaTopicDestination.confirmationTimeout(configuration))
+                })
+            }
+        }
+        try result.get()
+    }
+
+    static func testEvent(tenant: String) -> String {
+        #"{"id":"00000000-0000-0000-0000-000000000000","tenant_id":""# + tenant
+            + #"","action":"audit_ingest.stream.test","timestamp":""# + now() + #""}"#
     }
 
     static func now() -> String {

@@ -96,7 +96,10 @@ final class DestinationWorker: Sendable {
         return made
     }
 
-    /// Blocking file work on a Dispatch thread; its failure is a failed delivery.
+    /// A Kafka destination's producer.
+    private let kafka = KafkaTopicSender()
+
+    /// Blocking file or Kafka work on a Dispatch thread; its failure is a failed delivery.
     private func offloaded(_ work: @escaping @Sendable () throws -> Void) async throws(DeliveryFailed) {
         let result: Result<Void, any Error> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(returning: Result { try work() }) }
@@ -146,11 +149,15 @@ final class DestinationWorker: Sendable {
             return try ReaderSession.run(tenantID: tenant, on: connection) { try feed.read(on: $0) }
         }
         guard let last, !events.isEmpty else { return 0 }
-        let delivery = DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant, events: events, secret: secret)
-        if destination.kind == .file {
-            try await offloaded { try self.segments(of: destination).append(delivery.body) }
-        } else {
-            try await delivery.post(to: destination.url, client: client)
+        switch destination.kind {
+        case .kafka:
+            try await offloaded { try self.kafka.send(events, tenant: tenant, to: destination, secret: secret) }
+        case .file:
+            let lines = DeliveryRequest(kind: .file, destination: destination.name, tenant: tenant, events: events, secret: nil).body
+            try await offloaded { try self.segments(of: destination).append(lines) }
+        case .webhook, .splunkHEC:
+            try await DeliveryRequest(kind: destination.kind, destination: destination.name, tenant: tenant, events: events, secret: secret)
+                .post(to: destination.url, client: client)
         }
         try await session.run { try StreamCursors.advance(destination, to: last, delivered: events.count, on: $0) }
         return events.count

@@ -2,7 +2,8 @@ import Foundation
 import Postgres
 
 /// Where `audit-ingest stream` delivers events (`stream_destination`, migration 0024): one
-/// tenant's or every tenant's, as webhook JSON batches or Splunk HEC events.
+/// tenant's or every tenant's, as webhook JSON batches, Splunk HEC events, NDJSON files or
+/// Kafka messages.
 public struct StreamDestination: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// POST of a JSON batch, signed with HMAC-SHA256 when the destination has a secret.
@@ -11,6 +12,9 @@ public struct StreamDestination: Sendable, Equatable {
         case splunkHEC = "splunk_hec"
         /// NDJSON segments in a directory (`file:///DIR`), finished by size and age (`FileSegments`).
         case file
+        /// One message per event on a Kafka topic (`kafka://HOST:PORT,.../TOPIC`), keyed by
+        /// tenant; the secret holds librdkafka properties (`KafkaTopicDestination`).
+        case kafka
     }
 
     public enum State: String, Sendable {

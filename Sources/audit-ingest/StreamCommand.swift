@@ -9,7 +9,7 @@ import Streaming
 struct StreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream",
-        abstract: "Stream every event out to webhooks, Splunk HEC and NDJSON files: in commit order per tenant, at least once.",
+        abstract: "Stream every event out to webhooks, Splunk HEC, NDJSON files and Kafka: in commit order per tenant, at least once.",
         discussion: """
             Destinations are rows in the database (`stream destination create`); `stream run` delivers to every \
             active one until SIGTERM. Each event carries its id: a receiver drops one it has already seen. A \
@@ -123,13 +123,15 @@ extension StreamCommand.Destination {
         static let configuration = CommandConfiguration(abstract: "Add a destination; prints it (with its id) as JSON.")
         @Option(help: "A name, unique per tenant: letters, digits, '.', '_', '-'.") var name: String
         @Option(help: """
-            webhook (JSON batches, HMAC-SHA256 signed with the secret), splunk-hec (the secret is the HEC token) or \
-            file (NDJSON segments in a directory, finished by --rotate-bytes and --rotate-seconds).
+            webhook (JSON batches, HMAC-SHA256 signed with the secret), splunk-hec (the secret is the HEC token), \
+            file (NDJSON segments in a directory, finished by --rotate-bytes and --rotate-seconds) or kafka (one \
+            message per event, keyed by tenant id; the secret, if any, holds librdkafka properties, one name=value per line).
             """)
         var kind: String = "webhook"
         @Option(help: """
-            Where to POST (http:// or https://; Splunk: .../services/collector/event), or for a file destination the \
-            directory on the streamer's host (file:///var/lib/audit-ingest/out). Keep secrets out of it.
+            Where to POST (http:// or https://; Splunk: .../services/collector/event); for a file destination the \
+            directory on the streamer's host (file:///var/lib/audit-ingest/out); for kafka the brokers and topic \
+            (kafka://broker1:9092,broker2:9092/audit-events). Keep secrets out of it.
             """)
         var url: String
         @Option(help: ArgumentHelp("file: finish a segment once it holds this many bytes (at least 1024).", valueName: "bytes"))
@@ -139,7 +141,8 @@ extension StreamCommand.Destination {
         @Option(help: "Only this tenant's events (default: every tenant's).") var tenant: String?
         @Option(help: ArgumentHelp("""
             Where the streamer reads the secret: env:NAME (its environment) or file:PATH. The database stores the \
-            reference only, never the secret.
+            reference only, never the secret. kafka: the librdkafka properties, one name=value per line \
+            (security.protocol, sasl.*, ssl.*).
             """, valueName: "reference"))
         var secret: String?
         @Option(help: "Events per delivery, 1-1000.") var batchSize: Int = 500
@@ -149,7 +152,9 @@ extension StreamCommand.Destination {
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {
-            guard ["webhook", "splunk-hec", "file"].contains(kind) else { throw ValidationError("--kind must be webhook, splunk-hec or file") }
+            guard ["webhook", "splunk-hec", "file", "kafka"].contains(kind) else {
+                throw ValidationError("--kind must be webhook, splunk-hec, file or kafka")
+            }
             if kind == "file" {
                 guard url.hasPrefix("file:///"), url.count > 8 else {
                     throw ValidationError("--url of a file destination is file:///DIRECTORY (an absolute path on the streamer's host)")
@@ -157,6 +162,8 @@ extension StreamCommand.Destination {
                 guard secret == nil else { throw ValidationError("a file destination has no --secret") }
                 guard (1024...(1 << 40)).contains(rotateBytes) else { throw ValidationError("--rotate-bytes must be 1024 to 1 TiB") }
                 guard (1...86_400).contains(rotateSeconds) else { throw ValidationError("--rotate-seconds must be 1-86400") }
+            } else if kind == "kafka" {
+                do { _ = try KafkaTopicDestination(url: url) } catch { throw ValidationError("--url: \(error)") }
             } else {
                 guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must start with https:// or http://") }
             }
@@ -170,7 +177,12 @@ extension StreamCommand.Destination {
         }
 
         func run() throws {
-            let kind: StreamDestination.Kind = switch self.kind { case "file": .file; case "splunk-hec": .splunkHEC; default: .webhook }
+            let kind: StreamDestination.Kind = switch self.kind {
+            case "file": .file
+            case "kafka": .kafka
+            case "splunk-hec": .splunkHEC
+            default: .webhook
+            }
             let destination = try StreamDestinations.create(StreamDestinations.New(
                 name: name, tenantID: tenant?.lowercased(), kind: kind, url: url,
                 secretReference: secret, batchSize: batchSize, failAfter: .seconds(failAfter), fromNow: from == "now",
@@ -255,8 +267,9 @@ extension StreamCommand.Destination {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: """
-                Send one test delivery with no events (webhook) or one test event (Splunk HEC), or check that a file \
-                destination's directory is writable; exit 1 if not.
+                Send one test delivery with no events (webhook) or one test event (Splunk HEC; Kafka, with the header \
+                audit-ingest-test: 1, once the brokers acknowledged it), or check that a file destination's directory is \
+                writable; exit 1 if not.
                 """)
         @OptionGroup var reference: DestinationReference
         @OptionGroup var secrets: StreamSecretOptions
