@@ -39,12 +39,7 @@ extension KafkaProducer {
 
     private func queue(topic: String, _ message: OutgoingMessage, tally: DeliveryTally, deadline: ContinuousClock.Instant) throws {
         while true {
-            let list = rd_kafka_headers_new(message.headers.count)!
-            for (name, value) in message.headers {
-                _ = value.utf8CString.withUnsafeBufferPointer { bytes in
-                    rd_kafka_header_add(list, name, -1, bytes.baseAddress, bytes.count - 1)
-                }
-            }
+            let list = Self.headerList(message.headers)
             // One reference per queued message, released by its delivery report.
             let opaque = Unmanaged.passRetained(tally).toOpaque()
             let error = message.key.withUnsafeBytes { key in

@@ -69,12 +69,7 @@ public final class KafkaProducer: @unchecked Sendable {
                      maximumWait: Duration? = nil) throws {
         let deadline = maximumWait.map { ContinuousClock.now + $0 }
         while true {
-            let list = rd_kafka_headers_new(headers.count)!
-            for (name, headerValue) in headers {
-                _ = headerValue.utf8CString.withUnsafeBufferPointer { bytes in
-                    rd_kafka_header_add(list, name, -1, bytes.baseAddress, bytes.count - 1)
-                }
-            }
+            let list = Self.headerList(headers)
             let error = withOptionalBytes(key) { keyPointer, keyCount in
                 withOptionalBytes(value) { valuePointer, valueCount in
                     audit_ingest_produce_with_headers(handle, topic, keyPointer, keyCount, valuePointer, valueCount, list)
@@ -86,6 +81,17 @@ public final class KafkaProducer: @unchecked Sendable {
             if let deadline, ContinuousClock.now >= deadline { throw KafkaError(code: error, topic: topic) }
             rd_kafka_poll(handle, 50)
         }
+    }
+
+    /// A new librdkafka header list (the caller owns it until a produce call takes it).
+    static func headerList(_ headers: [(String, String)]) -> OpaquePointer {
+        let list = rd_kafka_headers_new(headers.count)!
+        for (name, value) in headers {
+            _ = value.utf8CString.withUnsafeBufferPointer { bytes in
+                rd_kafka_header_add(list, name, -1, bytes.baseAddress, bytes.count - 1)
+            }
+        }
+        return list
     }
 
     /// Waits until every queued message is delivered (or `timeoutMilliseconds` passes).

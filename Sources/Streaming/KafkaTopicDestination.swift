@@ -88,16 +88,17 @@ public struct KafkaTopicDestination: Equatable, Sendable {
 /// A destination worker's producer, made again when the destination's properties change.
 final class KafkaTopicSender: @unchecked Sendable {  // used by its destination's worker only, one call at a time
     private var producer: KafkaProducer?
-    private var made: (KafkaTopicDestination, [String: String])?
+    /// What `producer` was made with (the brokers among them).
+    private var properties: [String: String]?
 
     /// Sends `events` and waits for every acknowledgement.
     func send(_ events: [String], tenant: String, to destination: StreamDestination, secret: [UInt8]?) throws {
         let target = try KafkaTopicDestination(url: destination.url)
         let configuration = try target.configuration(secret: secret)
-        if made.map({ $0.0 != target || $0.1 != configuration.properties }) ?? true {
+        if properties != configuration.properties {
             producer = nil  // its deinit flushes what it still holds
             producer = try KafkaProducer(configuration: configuration)
-            made = (target, configuration.properties)
+            properties = configuration.properties
         }
         do {
             try producer!.sendConfirmed(topic: target.topic,
@@ -106,7 +107,7 @@ final class KafkaTopicSender: @unchecked Sendable {  // used by its destination'
         } catch {
             if let fatal = producer?.fatalError {
                 producer = nil
-                made = nil
+                properties = nil
                 throw fatal
             }
             throw error
