@@ -51,12 +51,16 @@ public enum SealedSecret {
         Array(try AES.GCM.seal(secret, using: key.key, authenticating: additionalData(destinationID)).combined!)
     }
 
-    public static func open(_ sealed: [UInt8], keyID: String?, destinationID: String, with key: Key?) throws(Unusable) -> [UInt8] {
-        guard let key else {
+    /// Opens with whichever of `keys` the secret was sealed under (the current key, and during a
+    /// rotation the previous one).
+    public static func open(_ sealed: [UInt8], keyID: String?, destinationID: String, with keys: [Key]) throws(Unusable) -> [UInt8] {
+        guard !keys.isEmpty else {
             throw Unusable(description: "the destination's secret is sealed under key \(keyID ?? "?"): give this process --stream-secret-key-file")
         }
-        guard keyID == key.id else {
-            throw Unusable(description: "the destination's secret is sealed under key \(keyID ?? "?"), and this process holds key \(key.id)")
+        guard let key = keys.first(where: { $0.id == keyID }) else {
+            throw Unusable(description: """
+                the destination's secret is sealed under key \(keyID ?? "?"), and this process holds key \(keys.map(\.id).joined(separator: " and "))
+                """)
         }
         do {
             return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key.key,

@@ -92,9 +92,9 @@ public struct StreamDestination: Sendable, Equatable {
         return text
     }
 
-    /// The secret's bytes: read from its reference, or opened with `key`; nil when it has none.
-    public func secret(key: SealedSecret.Key?) throws -> [UInt8]? {
-        if let sealedSecret { return try SealedSecret.open(sealedSecret, keyID: secretKeyID, destinationID: id, with: key) }
+    /// The secret's bytes: read from its reference, or opened with one of `keys`; nil when it has none.
+    public func secret(keys: [SealedSecret.Key]) throws -> [UInt8]? {
+        if let sealedSecret { return try SealedSecret.open(sealedSecret, keyID: secretKeyID, destinationID: id, with: keys) }
         return try SecretReference.read(secretReference)
     }
 }

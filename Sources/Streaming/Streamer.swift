@@ -28,13 +28,20 @@ public final class Streamer: Service, Sendable {
         /// Opens tenants' sealed secrets (`--stream-secret-key-file`); nil: their destinations fail
         /// with a message naming the option.
         public var key: SealedSecret.Key?
+        /// During a rotation, the key being replaced: it only opens, never seals
+        /// (`--previous-stream-secret-key-file`, `stream secret-key rotate`).
+        public var previousKey: SealedSecret.Key?
         /// Tenants' destinations may be http:// and private addresses (development only).
         public var allowLocalDestinations: Bool
 
-        public init(key: SealedSecret.Key? = nil, allowLocalDestinations: Bool = false) {
+        public init(key: SealedSecret.Key? = nil, previousKey: SealedSecret.Key? = nil, allowLocalDestinations: Bool = false) {
             self.key = key
+            self.previousKey = previousKey
             self.allowLocalDestinations = allowLocalDestinations
         }
+
+        /// The keys that open a sealed secret, the current one first.
+        public var openingKeys: [SealedSecret.Key] { [key, previousKey].compactMap { $0 } }
 
         /// The destination's secret; a tenant's URL is checked first (it may resolve elsewhere
         /// now). Either failing is a failed delivery, retried and reported like any other.
@@ -46,7 +53,7 @@ public final class Streamer: Service, Sendable {
                         if destination.managedBy == .tenant {
                             try DestinationAddress.check(destination.url, allowLocal: allowLocalDestinations)
                         }
-                        return try destination.secret(key: key)
+                        return try destination.secret(keys: openingKeys)
                     })
                 }
             }

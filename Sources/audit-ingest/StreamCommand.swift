@@ -59,6 +59,11 @@ struct StreamSecretOptions: ParsableArguments {
         Default: $STREAM_SECRET_KEY_FILE.
         """, valueName: "path"))
     var streamSecretKeyFile: String?
+    @Option(help: ArgumentHelp("""
+        During a key rotation, the key being replaced: secrets sealed under it still open, and new ones are sealed \
+        under --stream-secret-key-file (`stream secret-key rotate`). Default: $STREAM_PREVIOUS_SECRET_KEY_FILE.
+        """, valueName: "path"))
+    var previousStreamSecretKeyFile: String?
     @Flag(help: """
         Let tenants' destinations use http:// and private or loopback addresses (development only: a tenant \
         could reach services inside your network).
@@ -66,11 +71,22 @@ struct StreamSecretOptions: ParsableArguments {
     var allowLocalDestinations = false
 
     func secrets() throws -> Streamer.Secrets {
-        let path = streamSecretKeyFile ?? ProcessInfo.processInfo.environment["STREAM_SECRET_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let key = try Self.load(streamSecretKeyFile, variable: "STREAM_SECRET_KEY_FILE", option: "--stream-secret-key-file")
+        let previous = try Self.load(previousStreamSecretKeyFile, variable: "STREAM_PREVIOUS_SECRET_KEY_FILE",
+                                     option: "--previous-stream-secret-key-file")
+        if previous != nil && key == nil {
+            throw ValidationError("--previous-stream-secret-key-file needs --stream-secret-key-file: the new key, which seals")
+        }
+        return Streamer.Secrets(key: key, previousKey: previous, allowLocalDestinations: allowLocalDestinations)
+    }
+
+    /// The key file given by `path`, else by the environment `variable`; nil when neither is set.
+    static func load(_ path: String?, variable: String, option: String) throws -> SealedSecret.Key? {
+        guard let path = path ?? ProcessInfo.processInfo.environment[variable].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
         do {
-            return Streamer.Secrets(key: try path.map { try SealedSecret.Key.load(path: $0) }, allowLocalDestinations: allowLocalDestinations)
+            return try SealedSecret.Key.load(path: path)
         } catch {
-            throw ValidationError("--stream-secret-key-file: \(error)")
+            throw ValidationError("\(option): \(error)")
         }
     }
 }
@@ -78,7 +94,7 @@ struct StreamSecretOptions: ParsableArguments {
 extension StreamCommand {
     struct SecretKey: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "secret-key", abstract: "The key that seals tenants' destination secrets.", subcommands: [Generate.self])
+            commandName: "secret-key", abstract: "The key that seals tenants' destination secrets.", subcommands: [Generate.self, Rotate.self])
 
         struct Generate: ParsableCommand {
             static let configuration = CommandConfiguration(
@@ -93,6 +109,46 @@ extension StreamCommand {
             func run() throws {
                 try Keys.Generate.create(out, SealedSecret.Key.generate(), mode: 0o600)
                 print("wrote \(out) (stream secret key \(try SealedSecret.Key.load(path: out).id); keep it secret)")
+            }
+        }
+    }
+}
+
+extension StreamCommand.SecretKey {
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seal every tenant destination secret under a new stream secret key, in one transaction.",
+            discussion: """
+                Each secret sealed under --from is opened and sealed again under --to, bound to the same \
+                destination; secrets under other keys are left alone and counted. Either all move or none \
+                does, and a second run changes nothing. Run it as the schema owner.
+
+                So that no delivery fails on the way:
+                  1. stream secret-key generate --out NEW
+                  2. restart admin serve and stream run with --stream-secret-key-file NEW
+                     --previous-stream-secret-key-file OLD (they open under either, seal under NEW)
+                  3. stream secret-key rotate --from OLD --to NEW
+                  4. restart them without --previous-stream-secret-key-file; destroy OLD and its copies
+                A streamer that holds only OLD after step 3 fails those deliveries with a message naming \
+                both keys and retries them; nothing is skipped.
+                """)
+        @Option(help: ArgumentHelp("The key the secrets are sealed under now.", valueName: "path")) var from: String
+        @Option(help: ArgumentHelp("The key to seal them under.", valueName: "path")) var to: String
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            guard let old = try StreamSecretOptions.load(from, variable: "", option: "--from"),
+                  let new = try StreamSecretOptions.load(to, variable: "", option: "--to") else { return }
+            let outcome: SecretKeyRotation.Outcome
+            do {
+                outcome = try SecretKeyRotation.reseal(from: old, to: new, on: try database.connect())
+            } catch let failed as SecretKeyRotation.Failed {
+                FileHandle.standardError.write(Data("Error: \(failed.description)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("sealed \(outcome.resealed) destination secret(s) again: key \(old.id) -> \(new.id)")
+            for (key, count) in outcome.byKey.sorted(by: { $0.key < $1.key }) {
+                print("  under key \(key): \(count)\(key == new.id ? " (the new key)" : key == old.id ? " (the old key)" : " (another key: left alone)")")
             }
         }
     }

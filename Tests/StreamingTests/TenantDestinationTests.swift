@@ -43,14 +43,7 @@ import Testing
         #expect(waitUntil(timeout: .seconds(30)) { receiver.acceptedIDs().count >= 6 }, "\(streamer.outputSoFar)")
         #expect(receiver.acceptedIDs() == (try fixture.feedOrder(tenant: StreamFixture.tenantA)))
         for delivery in receiver.accepted() {
-            let header = try #require(delivery.headers["x-audit-ingest-signature"])
-            let parts = Dictionary(uniqueKeysWithValues: header.split(separator: ",").map { part in
-                let pair = part.split(separator: "=", maxSplits: 1)
-                return (String(pair[0]), String(pair[1]))
-            })
-            let mac = HMAC<SHA256>.authenticationCode(for: Array(((parts["t"] ?? "") + "." + delivery.body).utf8),
-                                                      using: SymmetricKey(data: Array(secret.utf8)))
-            #expect(parts["v1"] == mac.map { String(format: "%02x", $0) }.joined(), "signed with the secret the tenant was given")
+            #expect(Self.isSigned(delivery, with: secret), "signed with the secret the tenant was given")
         }
 
         let listed = try server.request(Self.path, token: token)
@@ -216,5 +209,89 @@ import Testing
         let exposed = try fixture.cli(["stream", "destination", "test", ids[0], "--stream-secret-key-file", key] + local)
         #expect(exposed.exitCode == 64 && exposed.output.contains("chmod 600"), "\(exposed.exitCode) \(exposed.output)")
         #expect(receiver.accepted().count == 1)
+    }
+
+    /// Whether the delivery's `X-Audit-Ingest-Signature` is HMAC-SHA256 of `t.body` under `secret`.
+    static func isSigned(_ delivery: Receiver.Delivery, with secret: String) -> Bool {
+        guard let header = delivery.headers["x-audit-ingest-signature"] else { return false }
+        let parts = Dictionary(header.split(separator: ",").map { part in
+            let pair = part.split(separator: "=", maxSplits: 1)
+            return (String(pair[0]), pair.count == 2 ? String(pair[1]) : "")
+        }, uniquingKeysWith: { first, _ in first })
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(((parts["t"] ?? "") + "." + delivery.body).utf8),
+                                                  using: SymmetricKey(data: Array(secret.utf8)))
+        return parts["v1"] == mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func rotatingTheKeySealsEverySecretAgainAndDeliveryGoesOn() throws {
+        let fixture = try StreamFixture()
+        let old = try StreamFixture.secretKeyFile()
+        let new = try StreamFixture.secretKeyFile()
+        defer { try? FileManager.default.removeItem(atPath: old); try? FileManager.default.removeItem(atPath: new) }
+        let token = try fixture.createToken(tenant: StreamFixture.tenantA)
+        let receiver = try Receiver.start()
+        defer { receiver.stop() }
+        let server = try AdminServerProcess.start(databaseURL: fixture.url, token: "admin",
+                                                  extraArguments: ["--stream-secret-key-file", old, "--allow-local-destinations"])
+        var secrets: [String: String] = [:]
+        for name in ["one", "two", "three"] {
+            let created = try server.request(Self.path, method: "POST", token: token, json: #"{"name":"\#(name)","url":"\#(receiver.url)"}"#)
+            let id = try #require(created.json?["id"] as? String, "\(created.body)")
+            secrets[id] = try #require(created.json?["signing_secret"] as? String)
+        }
+        server.stop()
+        let ids = secrets.keys.sorted()
+        let local = ["--allow-local-destinations"]
+        func test(_ id: String, _ keys: [String]) throws -> Shell.Result {
+            try fixture.cli(["stream", "destination", "test", id] + keys + local)
+        }
+        func sealedUnder() throws -> [String] {
+            try fixture.owner.query("SELECT secret_key_id FROM stream_destination WHERE id = ANY($1::uuid[]) ORDER BY id",
+                                    ["{\(ids.joined(separator: ","))}"]).rows.compactMap { $0[0] }
+        }
+        let oldID = try #require(try sealedUnder().first)
+
+        // Step 2: the new key seals, and the old one still opens.
+        let newOnly = try test(ids[0], ["--stream-secret-key-file", new])
+        #expect(newOnly.exitCode == 1 && newOnly.output.contains("sealed under key \(oldID)"), "\(newOnly.output)")
+        let both = try test(ids[0], ["--stream-secret-key-file", new, "--previous-stream-secret-key-file", old])
+        #expect(both.exitCode == 0, "\(both.output)")
+        let previousAlone = try fixture.cli(["stream", "destination", "test", ids[0], "--previous-stream-secret-key-file", old] + local)
+        #expect(previousAlone.exitCode == 64 && previousAlone.output.contains("needs --stream-secret-key-file"), "\(previousAlone.output)")
+
+        // A secret that does not open under the old key stops the whole rotation: nothing moves.
+        let moved = try fixture.owner.query("SELECT encode(secret_sealed, 'hex') FROM stream_destination WHERE id = $1::uuid", [ids[2]]).scalar
+        try fixture.owner.query("""
+            UPDATE stream_destination SET secret_sealed = (SELECT secret_sealed FROM stream_destination WHERE id = $1::uuid)
+            WHERE id = $2::uuid
+            """, [ids[0], ids[2]])
+        let refused = try fixture.cli(["stream", "secret-key", "rotate", "--from", old, "--to", new])
+        #expect(refused.exitCode == 1 && refused.output.contains("destination \(ids[2])") && refused.output.contains("nothing was changed"),
+                "\(refused.output)")
+        #expect(try sealedUnder() == [oldID, oldID, oldID])
+        try fixture.owner.query("UPDATE stream_destination SET secret_sealed = decode($2, 'hex') WHERE id = $1::uuid", [ids[2], moved])
+
+        // Step 3: every secret moves to the new key, and is the same secret.
+        let rotated = try fixture.cli(["stream", "secret-key", "rotate", "--from", old, "--to", new])
+        #expect(rotated.exitCode == 0 && rotated.output.contains("sealed 3 destination secret(s) again"), "\(rotated.output)")
+        let newID = try #require(try sealedUnder().first)
+        #expect(newID != oldID)
+        #expect(try sealedUnder() == [newID, newID, newID])
+        let again = try fixture.cli(["stream", "secret-key", "rotate", "--from", old, "--to", new])
+        #expect(again.exitCode == 0 && again.output.contains("sealed 0 destination secret(s) again"), "\(again.output)")
+
+        // Step 4: the new key alone opens them; the old one alone no longer does.
+        let before = receiver.accepted().count
+        for id in ids {
+            let sent = try test(id, ["--stream-secret-key-file", new])
+            #expect(sent.exitCode == 0, "\(sent.output)")
+        }
+        let sent = receiver.accepted().dropFirst(before)
+        #expect(sent.count == 3)
+        for (delivery, id) in zip(sent, ids) {
+            #expect(Self.isSigned(delivery, with: secrets[id] ?? ""), "destination \(id) still signs with the secret its tenant was given")
+        }
+        let stale = try test(ids[0], ["--stream-secret-key-file", old])
+        #expect(stale.exitCode == 1 && stale.output.contains("sealed under key \(newID), and this process holds key \(oldID)"), "\(stale.output)")
     }
 }
