@@ -2,13 +2,17 @@ import AuditCore
 import Crypto
 
 /// An operation that removes sealed rows, attested in the log beside the batches (migration
-/// 0021): today `partitions prune` of one month. It names the month, the table dropped, the
-/// archive written (its file name, SHA-256 and row count) and every group it removed, by batch,
-/// tenant and the group's subroot, so that `verify` can tell a prune from a deletion and check
-/// the archive against what was sealed.
+/// 0021): `partitions prune` of one month, or a tenant's retention in one month (0028). It
+/// names the month, the table dropped (or, for retention, deleted from), the archive written
+/// (its file name, SHA-256 and row count) and every group it removed, by batch, tenant and the
+/// group's subroot, so that `verify` can tell a prune from a deletion and check the archive
+/// against what was sealed.
 public struct LogOperation: Sendable, Equatable {
     public enum Kind: String, Sendable {
+        /// The month's partition dropped: every group of it.
         case prune
+        /// One tenant's groups deleted from a month other tenants keep (`tenant retention`).
+        case retention
     }
 
     /// One group of rows the operation removed: the batch that sealed it, its tenant, its leaf

@@ -61,7 +61,19 @@ public enum Partitions {
         public var archived: [PartitionArchive]
         /// The record of each month dropped, appended to the signed log by the next checkpoint.
         public var operations: [AttestedPrune]
+        /// Months past the cutoff kept because a legal hold covers rows in them.
+        public var kept: [HeldMonth]
+        /// Each tenant's own retention, applied first (`tenant retention`).
+        public var tenantRetention: TenantRetention.Result?
         public var dryRun: Bool
+    }
+
+    /// A month a prune kept: the holds that cover rows in it.
+    public struct HeldMonth: Codable, Sendable {
+        public var month: String
+        /// The partition, or the detached table an earlier prune left (kept detached).
+        public var table: String
+        public var holds: [LegalHolds.Hold]
     }
 
     /// What the log records of one dropped month (migration 0021).
@@ -96,9 +108,13 @@ public enum Partitions {
             .filter { $0.parent == "audit_log" && String($0.name.dropFirst("audit_log_".count)) < cutoff }
             .map(\.name)
         let leftovers = try detachedLeftovers(olderThan: cutoff, on: connection)
-        var result = PruneResult(dropped: [], archives: [], archived: [], operations: [], dryRun: dryRun)
+        var result = PruneResult(dropped: [], archives: [], archived: [], operations: [], kept: [], dryRun: dryRun)
+        result.tenantRetention = try TenantRetention.apply(dryRun: dryRun, on: connection)
         if dryRun {
-            result.dropped = leftovers.map(\.month) + attached
+            for (table, month) in leftovers.map({ ($0.table, $0.month) }) + attached.map({ ($0, $0) }) {
+                let holds = try LegalHolds.holding(table, on: connection)
+                if holds.isEmpty { result.dropped.append(month) } else { result.kept.append(HeldMonth(month: month, table: table, holds: holds)) }
+            }
             return result
         }
         if let archiveDirectory {
@@ -109,9 +125,18 @@ public enum Partitions {
         }
         var work = leftovers
         for name in attached {
-            work.append((table: try detach(name, on: connection), month: name))
+            switch try detach(name, on: connection) {
+            case .detached(let table): work.append((table: table, month: name))
+            case .held(let holds): result.kept.append(HeldMonth(month: name, table: name, holds: holds))
+            }
         }
         for (table, month) in work {
+            // A hold placed since the detach (or since an earlier prune left the table) keeps it.
+            let holds = try LegalHolds.holding(table, on: connection)
+            guard holds.isEmpty else {
+                result.kept.append(HeldMonth(month: month, table: table, holds: holds))
+                continue
+            }
             var archive: PartitionArchive?
             if let archiveDirectory {
                 do {
@@ -123,7 +148,10 @@ public enum Partitions {
                         """)
                 }
             }
-            let operation = try dropAttested(table: table, month: month, archive: archive, on: connection)
+            guard let operation = try dropAttested(table: table, month: month, archive: archive, on: connection) else {
+                result.kept.append(HeldMonth(month: month, table: table, holds: try LegalHolds.holding(table, on: connection)))
+                continue
+            }
             if let archive {
                 result.archives.append(archive.file)
                 result.archived.append(archive)
@@ -136,9 +164,18 @@ public enum Partitions {
 
     /// Detaches `name` and renames it `<name>_detached` (or `_detached_2`, ...) in one
     /// transaction under the lock `ensure_month_partitions` takes. Returns the new name.
-    static func detach(_ name: String, on connection: PostgresConnection) throws -> String {
+    enum Detached {
+        case detached(String)
+        /// Kept attached: legal holds cover rows in it.
+        case held([LegalHolds.Hold])
+    }
+
+    static func detach(_ name: String, on connection: PostgresConnection) throws -> Detached {
         try connection.transaction { connection in
             try connection.execute("SELECT pg_advisory_xact_lock(7022629598042026612)")  // ensure_month_partitions' lock
+            try LegalHolds.lockForRemoval(on: connection)
+            let holds = try LegalHolds.holding(name, on: connection)
+            guard holds.isEmpty else { return .held(holds) }
             try connection.execute("ALTER TABLE audit_log DETACH PARTITION \(PostgresConnection.quoteIdentifier(name))")
             try checkIntegrated(name, on: connection)
             let renamed = try connection.query("""
@@ -147,7 +184,7 @@ public enum Partitions {
                 WHERE to_regclass(quote_ident(n)) IS NULL ORDER BY i LIMIT 1
                 """, [name]).scalar!
             try connection.execute("ALTER TABLE \(PostgresConnection.quoteIdentifier(name)) RENAME TO \(PostgresConnection.quoteIdentifier(renamed))")
-            return renamed
+            return .detached(renamed)
         }
     }
 
@@ -174,12 +211,14 @@ public enum Partitions {
     /// table, the archive and every (batch, tenant) group of sealed rows it held, with the digest
     /// the integrator appends to the log (`LogOperation`). Reads the table once, for its groups.
     static func dropAttested(table: String, month: String, archive: PartitionArchive?,
-                             on connection: PostgresConnection) throws -> AttestedPrune {
+                             on connection: PostgresConnection) throws -> AttestedPrune? {
         guard let sealedMonth = Month(String(month.dropFirst("audit_log_".count)).replacingOccurrences(of: "_", with: "-")) else {
             throw OperationsError("\(month) is not a month partition's name")
         }
         let quoted = PostgresConnection.quoteIdentifier(table)
         return try connection.transaction { connection in
+            try LegalHolds.lockForRemoval(on: connection)
+            guard try LegalHolds.holding(table, on: connection).isEmpty else { return nil }
             let groups = try connection.query("""
                 SELECT g.batch_id, g.tenant_id, g.leaf_count, encode(g.subroot, 'hex')
                 FROM audit_batch_group g
@@ -195,20 +234,7 @@ public enum Partitions {
                 kind: .prune, month: sealedMonth, table: table, archiveFile: archive.map { ($0.file as NSString).lastPathComponent },
                 archiveSHA256: archive?.sha256, archiveRows: archive.map { Int64($0.rows) },
                 recordedAt: Int64(Date().timeIntervalSince1970), groups: groups)
-            guard let id = try connection.query("""
-                INSERT INTO audit_operation (kind, month, table_name, archive_file, archive_sha256, archive_rows, recorded_at, digest)
-                VALUES ('prune', $1::date, $2, $3, $4, $5::bigint, to_timestamp($6::bigint), decode($7, 'hex')) RETURNING id
-                """, [sealedMonth.firstDayISO, table, operation.archiveFile, operation.archiveSHA256, operation.archiveRows.map(String.init),
-                      String(operation.recordedAt), operation.digest.description]).scalar.flatMap({ Int64($0) }) else {
-                throw OperationsError("recording the prune of \(month) returned no id")
-            }
-            if !groups.isEmpty {
-                _ = try connection.query("""
-                    INSERT INTO audit_operation_group (operation_id, batch_id, tenant_id)
-                    SELECT $1::bigint, b, t FROM unnest($2::bigint[], $3::uuid[]) AS u(b, t)
-                    """, [String(id), "{" + groups.map { String($0.batch) }.joined(separator: ",") + "}",
-                          "{" + groups.map { $0.tenantID.description }.joined(separator: ",") + "}"])
-            }
+            let id = try AttestedOperations.record(operation, on: connection)
             try connection.execute("DROP TABLE \(quoted)")
             // The feed no longer scans the month (migration 0023).
             _ = try connection.query("DELETE FROM tenant_feed_month WHERE month = $1::date", [sealedMonth.firstDayISO])

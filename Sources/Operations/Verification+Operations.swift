@@ -49,7 +49,7 @@ extension Verification {
                 let key = GroupKey(batch: member.batch, kind: .rows, tenant: member.tenant, month: month)
                 guard let sealed = expected[key] else {
                     fail(.operationChanged, "audit_operation_group", batch: member.batch, tenant: member.tenant,
-                         "operation \(id) (prune of \(month)) names a group no batch sealed")
+                         "operation \(id) (\(kind.rawValue) of \(month)) names a group no batch sealed")
                     continue
                 }
                 findings.removed.insert(key)
@@ -62,7 +62,7 @@ extension Verification {
                 digest: row[8].flatMap { TreeHash(hex: $0) }, logIndex: row[9].flatMap { Int64($0) })
             if stored.operation.digest != stored.digest {
                 fail(.operationChanged, "audit_operation", """
-                    operation \(id) (prune of \(month)): its month, table, archive or groups do not give its digest
+                    operation \(id) (\(kind.rawValue) of \(month)): its month, table, archive or groups do not give its digest
                     """)
             }
             guard let archiveDirectory, let file = stored.operation.archiveFile else { continue }

@@ -78,7 +78,8 @@ struct Reindex: ParsableCommand {
 }
 
 struct Tenant: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tenant reports and read API tokens.", subcommands: [Report.self, Token.self])
+    static let configuration = CommandConfiguration(abstract: "Tenant reports, read API tokens, retention and legal holds.",
+                                                    subcommands: [Report.self, Token.self, Retention.self, Hold.self])
 
     struct Report: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -138,6 +139,10 @@ struct PartitionsCommand: ParsableCommand {
                 `verify --archive-dir DIR` checks the archive against it. Once checkpoints have begun, a month \
                 holding batches not yet in the log is refused: run `checkpoint` first. Restore with: gunzip -c FILE | psql -c "COPY audit_log FROM STDIN \
                 (FORMAT csv, HEADER)" after SELECT ensure_month_partitions('YYYY-MM-01'). tenant_metrics is kept.
+
+                Each tenant's own retention (`tenant retention`) is applied first; its report is under \
+                "tenantRetention". A month holding events a legal hold covers (`tenant hold`) is kept, and \
+                listed under "kept" with the holds.
                 """)
         @OptionGroup var database: DatabaseOptions
         @Option(help: ArgumentHelp("Age, in months: 12mo or 12.", valueName: "age")) var olderThan: String

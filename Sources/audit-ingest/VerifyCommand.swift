@@ -95,7 +95,7 @@ struct Verify: ParsableCommand {
             }
             if report.prunes > 0 {
                 print("""
-                    removed by partitions prune: \(report.groupsRemovedByPrune) groups in \(report.prunes) attested prunes; \
+                    removed by partitions prune or tenant retention: \(report.groupsRemovedByPrune) groups in \(report.prunes) attested prunes; \
                     \(archiveDir == nil ? "archives not read (give --archive-dir)" : "\(report.archivesChecked) archives read back, \(report.archivedRowsVerified) rows")
                     """)
             }

@@ -134,7 +134,7 @@ import Testing
         #expect(prune.exitCode == 0, "\(prune.output)")
         let result = try verify(fixture)
         #expect(result.exitCode == 0, "\(result.output)")
-        #expect(result.output.contains("removed by partitions prune: "), "\(result.output)")
+        #expect(result.output.contains("removed by partitions prune or tenant retention: "), "\(result.output)")
     }
 
     /// --tenant reads one tenant's rows and --sample some groups: each still catches what it reads.
