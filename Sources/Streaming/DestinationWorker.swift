@@ -34,7 +34,7 @@ final class DestinationWorker: Sendable {
 
     func run() async {
         let session = DatabaseSession(configuration: database)
-        var failingSince: ContinuousClock.Instant?
+        var failing = false
         var backoff = Duration.seconds(1)
         var lastFailure = ""
         while !Task.isCancelled {
@@ -43,20 +43,23 @@ final class DestinationWorker: Sendable {
                       destination.state == .active else { return }
                 do {
                     let delivered = try await round(destination, session: session)
-                    if failingSince != nil {
+                    if failing || destination.failingSince != nil {
+                        // Also a failure an earlier streamer left: its clock stops here.
+                        try await session.run { try StreamDestinations.noteSuccess(id: self.destinationID, on: $0) }
                         logger.notice("destination delivers again", metadata: ["destination": "\(destination.name)"])
                     }
-                    failingSince = nil
+                    failing = false
                     backoff = .seconds(1)
                     if delivered == 0 {
                         if destination.kind == .file { try await offloaded { try self.segments(of: destination).finishIfDue() } }
                         try await Task.sleep(for: pollInterval)
                     }
                 } catch let failure as DeliveryFailed {
-                    let since = failingSince ?? .now
-                    failingSince = since
-                    if ContinuousClock.now - since >= destination.failAfter {
-                        let reason = "failing since \(Int((ContinuousClock.now - since).secondsDouble)) s: \(failure)"
+                    failing = true
+                    // Counted from the first failure as the database holds it: a restart does not reset it.
+                    let elapsed = try await session.run { try StreamDestinations.noteFailure(id: self.destinationID, on: $0) }
+                    if elapsed >= destination.failAfter {
+                        let reason = "failing since \(Int(elapsed.secondsDouble)) s: \(failure)"
                         try await session.run { try StreamDestinations.setState(.failed, reason: reason, id: self.destinationID, on: $0) }
                         logger.error("""
                             destination marked failed: nothing more is sent to it, its cursors are kept; \

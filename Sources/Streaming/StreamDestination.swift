@@ -49,6 +49,8 @@ public struct StreamDestination: Sendable, Equatable {
     /// A file destination's segments are finished at this size, or this old.
     public var rotateBytes: Int64?
     public var rotateSeconds: Int?
+    /// Since when its deliveries have failed without one succeeding (0029); nil: not failing.
+    public var failingSince: String?
 
     /// Whether a secret signs or authenticates deliveries (a reference or a sealed one).
     public var hasSecret: Bool { secretReference != nil || sealedSecret != nil }
@@ -56,11 +58,11 @@ public struct StreamDestination: Sendable, Equatable {
     static let columns = """
         id::text, name, tenant_id::text, kind, url, secret_ref, batch_size::text,
         extract(epoch FROM fail_after)::bigint::text, start_xid::text, state, state_reason,
-        managed_by, encode(secret_sealed, 'base64'), secret_key_id, rotate_bytes::text, rotate_seconds::text
+        managed_by, encode(secret_sealed, 'base64'), secret_key_id, rotate_bytes::text, rotate_seconds::text, failing_since::text
         """
 
     init?(row: [String?]) {
-        guard row.count == 16, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
+        guard row.count >= 16, let id = row[0], let name = row[1], let kind = row[3].flatMap(Kind.init), let url = row[4],
               let managedBy = row[11].flatMap(ManagedBy.init), let batchSize = row[6].flatMap({ Int($0) }), let failAfter = row[7].flatMap({ Int64($0) }),
               let state = row[9].flatMap(State.init) else { return nil }
         self.id = id
@@ -79,6 +81,7 @@ public struct StreamDestination: Sendable, Equatable {
         secretKeyID = row[13]
         rotateBytes = row[14].flatMap { Int64($0) }
         rotateSeconds = row[15].flatMap { Int($0) }
+        failingSince = row.count > 16 ? row[16] : nil
     }
 
     /// The URL without a password or query (either may hold a secret).
@@ -164,10 +167,28 @@ public enum StreamDestinations {
     @discardableResult
     public static func setState(_ state: StreamDestination.State, reason: String?, id: String, on connection: PostgresConnection) throws -> Bool {
         let found = try connection.query("""
-            UPDATE stream_destination SET state = $2, state_reason = $3, updated_at = now() WHERE id = $1::uuid
+            UPDATE stream_destination SET state = $2, state_reason = $3, updated_at = now(),
+                failing_since = CASE WHEN $2 = 'failed' THEN NULL ELSE failing_since END
+            WHERE id = $1::uuid
             """, [id, state.rawValue, reason]).affectedRows == 1
         if found && state != .active { try exclusively(id, on: connection) {} }
         return found
+    }
+
+    /// Notes a failed delivery; returns how long the destination has been failing, counted from
+    /// the first failure since its last success, as the database holds it (a restarted streamer
+    /// goes on counting).
+    public static func noteFailure(id: String, on connection: PostgresConnection) throws -> Duration {
+        let seconds = try connection.query("""
+            UPDATE stream_destination SET failing_since = coalesce(failing_since, now()) WHERE id = $1::uuid
+            RETURNING extract(epoch FROM now() - failing_since)::float8
+            """, [id]).scalar.flatMap { Double($0) } ?? 0
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// A delivery succeeded: the destination is no longer failing.
+    public static func noteSuccess(id: String, on connection: PostgresConnection) throws {
+        try connection.query("UPDATE stream_destination SET failing_since = NULL WHERE id = $1::uuid AND failing_since IS NOT NULL", [id])
     }
 
     /// Moves every tenant's cursor back to the first event ingested at or after `since` (nil: the

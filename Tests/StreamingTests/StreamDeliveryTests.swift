@@ -108,6 +108,37 @@ import Testing
         #expect(try fixture.destinationState(id).state == "active")
     }
 
+    @Test func theFailAfterClockGoesOnAcrossAStreamerRestart() throws {
+        let fixture = try StreamFixture()
+        let receiver = try Receiver.start()
+        defer { receiver.stop() }
+        let id = try fixture.createDestination(["--name", "patient", "--url", receiver.url, "--batch-size", "5", "--fail-after", "600",
+                                                "--from", "now"])
+        func failingSince() throws -> String? {
+            try fixture.owner.query("SELECT failing_since::text FROM stream_destination WHERE id = $1::uuid", [id]).scalar
+        }
+        receiver.setDown(true)
+        try fixture.insert(tenant: StreamFixture.tenantB, count: 3)
+        let first = try fixture.startStreamer()
+        #expect(waitUntil(timeout: .seconds(30)) { try failingSince() != nil }, "the first failure is recorded: \(first.outputSoFar)")
+        first.signal(SIGKILL)
+        _ = first.wait(timeout: 10)
+        // As if that streamer had been failing for an hour before it stopped: the next one goes on
+        // counting from there, and the 10 minutes are long past.
+        try fixture.owner.query("UPDATE stream_destination SET failing_since = failing_since - interval '1 hour' WHERE id = $1::uuid", [id])
+        let second = try fixture.startStreamer()
+        defer { second.signal(SIGKILL); _ = second.wait(timeout: 10) }
+        #expect(waitUntil(timeout: .seconds(30)) { (try? fixture.destinationState(id).state) == "failed" }, "\(second.outputSoFar)")
+        let reason = try fixture.destinationState(id).reason ?? ""
+        #expect(reason.hasPrefix("failing since 36"), "\(reason)")
+        #expect(try failingSince() == nil, "marking it failed ends the run of failures: a resume counts afresh")
+
+        receiver.setDown(false)
+        #expect(try fixture.cli(["stream", "destination", "resume", "patient"]).exitCode == 0)
+        #expect(waitUntil(timeout: .seconds(30)) { receiver.acceptedIDs().count >= 3 }, "\(second.outputSoFar)")
+        #expect(try failingSince() == nil)
+    }
+
     @Test func killNineOfTheStreamerLosesNothingAndResendsOnlyTheBatchInFlight() throws {
         let fixture = try StreamFixture()
         for _ in 0..<4 { try fixture.insert(tenant: StreamFixture.tenantA, count: 500) }
