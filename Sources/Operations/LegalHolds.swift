@@ -4,10 +4,14 @@ import Postgres
 /// Legal holds (migration 0028): while a hold is placed, nothing of its tenant inside its range of
 /// event times is removed, neither by the tenant's retention nor by `partitions prune`.
 ///
-/// Placing a hold takes ROW EXCLUSIVE on tenant_legal_hold; every removal checks the holds under
-/// SHARE on it, in the transaction that removes. A hold is therefore either seen by a removal or
-/// placed after it committed: never missed by one in flight.
+/// Every removal (a prune, from its first detach to its last drop; a retention run) holds the
+/// removal lock, and checks the holds under SHARE on tenant_legal_hold in each transaction that
+/// removes. Placing a hold waits for the removal lock (shared: holds do not wait for each other).
+/// A hold is therefore either seen by a removal or placed after it ended: never missed by one in
+/// flight, and never placed between a prune's detach and its drop.
 public enum LegalHolds {
+    /// The advisory lock key of removals (`pg_advisory_lock`).
+    static let removalLock: Int64 = 7022629598042026613
     public struct Hold: Codable, Sendable, Equatable {
         public var id: Int64
         public var tenantID: String
@@ -50,11 +54,18 @@ public enum LegalHolds {
             throw OperationsError("no tenant \(tenant)")
         }
         let row = try timestamps(from: from, until: until, on: connection) {
-            try connection.query("""
-                INSERT INTO tenant_legal_hold (tenant_id, reason, events_from, events_until)
-                VALUES ($1::uuid, $2, $3::timestamptz, $4::timestamptz) RETURNING \(Hold.columns)
-                """, [tenant, trimmed, from, until]).rows.first
+            try connection.transaction { connection in
+                try connection.execute("SET LOCAL lock_timeout = '30s'")
+                try connection.execute("SELECT pg_advisory_xact_lock_shared(\(removalLock))")
+                return try connection.query("""
+                    INSERT INTO tenant_legal_hold (tenant_id, reason, events_from, events_until)
+                    SELECT $1::uuid, $2, $3::timestamptz, $4::timestamptz
+                    WHERE coalesce(isfinite($3::timestamptz), true) AND coalesce(isfinite($4::timestamptz), true)
+                    RETURNING \(Hold.columns)
+                    """, [tenant, trimmed, from, until]).rows.first
+            }
         }
+        guard row != nil else { throw OperationsError("--from and --until must be times (2026-01-31T12:00:00Z), not infinity") }
         guard let hold = row.flatMap(Hold.init(row:)) else { throw OperationsError("placing the hold returned no row") }
         return hold
     }
@@ -70,6 +81,14 @@ public enum LegalHolds {
         try connection.execute("""
             SELECT \(Hold.columns) FROM tenant_legal_hold \(includeReleased ? "" : "WHERE released_at IS NULL") ORDER BY id
             """).rows.compactMap(Hold.init(row:))
+    }
+
+    /// Runs `body` holding the removal lock (a session lock: across the transactions of a prune).
+    /// Another removal waits for it; so does placing a hold.
+    static func whileRemoving<T>(on connection: PostgresConnection, _ body: () throws -> T) throws -> T {
+        try connection.execute("SELECT pg_advisory_lock(\(removalLock))")
+        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(\(removalLock))") }
+        return try body()
     }
 
     /// Waits for holds being placed and blocks new ones until the caller's transaction ends.
@@ -98,6 +117,8 @@ public enum LegalHolds {
             throw OperationsError("--from/--until: \(error.message) (give times like 2026-01-31 or 2026-01-31T12:00:00Z)")
         } catch let error as PostgresError where error.sqlState == "23514" {
             throw OperationsError("--from must be before --until")
+        } catch let error as PostgresError where error.sqlState == "55P03" || error.sqlState == "57014" {
+            throw OperationsError("a prune or a retention run is removing events now; place the hold again once it has finished")
         }
     }
 }

@@ -101,6 +101,14 @@ public enum Partitions {
     public static func prune(olderThanMonths: Int, archiveDirectory: String?, dryRun: Bool,
                              on connection: PostgresConnection) throws -> PruneResult {
         guard olderThanMonths >= 1 else { throw OperationsError("--older-than must be at least 1 month") }
+        // From the first detach to the last drop: no hold is placed in between (LegalHolds).
+        return try LegalHolds.whileRemoving(on: connection) {
+            try pruneLocked(olderThanMonths: olderThanMonths, archiveDirectory: archiveDirectory, dryRun: dryRun, on: connection)
+        }
+    }
+
+    private static func pruneLocked(olderThanMonths: Int, archiveDirectory: String?, dryRun: Bool,
+                                    on connection: PostgresConnection) throws -> PruneResult {
         let cutoff = try connection.query(
             "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - $1 * interval '1 month', 'YYYY_MM')",
             ["\(olderThanMonths)"]).scalar!
@@ -109,7 +117,8 @@ public enum Partitions {
             .map(\.name)
         let leftovers = try detachedLeftovers(olderThan: cutoff, on: connection)
         var result = PruneResult(dropped: [], archives: [], archived: [], operations: [], kept: [], dryRun: dryRun)
-        result.tenantRetention = try TenantRetention.apply(dryRun: dryRun, on: connection)
+        // Months about to be dropped whole are left to the drop.
+        result.tenantRetention = try TenantRetention.apply(dryRun: dryRun, skippingBefore: cutoff, on: connection)
         if dryRun {
             for (table, month) in leftovers.map({ ($0.table, $0.month) }) + attached.map({ ($0, $0) }) {
                 let holds = try LegalHolds.holding(table, on: connection)
