@@ -53,7 +53,7 @@ public enum LegalHolds {
         guard try connection.query("SELECT EXISTS (SELECT FROM tenant WHERE id = $1::uuid)", [tenant]).scalar == "t" else {
             throw OperationsError("no tenant \(tenant)")
         }
-        let row = try timestamps(from: from, until: until, on: connection) {
+        let row = try explainingRefusals {
             try connection.transaction { connection in
                 try connection.execute("SET LOCAL lock_timeout = '30s'")
                 try connection.execute("SELECT pg_advisory_xact_lock_shared(\(removalLock))")
@@ -109,8 +109,8 @@ public enum LegalHolds {
             """).rows.compactMap(Hold.init(row:))
     }
 
-    /// Runs `body`, turning PostgreSQL's refusal of a timestamp into an error naming the option.
-    private static func timestamps<T>(from: String?, until: String?, on connection: PostgresConnection, _ body: () throws -> T) throws -> T {
+    /// Runs `body` (placing a hold), turning PostgreSQL's refusals into errors naming the option or what to do.
+    private static func explainingRefusals<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as PostgresError where error.sqlState == "22007" || error.sqlState == "22008" {

@@ -83,6 +83,11 @@ struct StreamSecretOptions: ParsableArguments {
     /// The key file given by `path`, else by the environment `variable`; nil when neither is set.
     static func load(_ path: String?, variable: String, option: String) throws -> SealedSecret.Key? {
         guard let path = path ?? ProcessInfo.processInfo.environment[variable].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        return try load(path, option: option)
+    }
+
+    /// The key file at `path`; an unusable one is reported against `option`.
+    static func load(_ path: String, option: String) throws -> SealedSecret.Key {
         do {
             return try SealedSecret.Key.load(path: path)
         } catch {
@@ -137,8 +142,8 @@ extension StreamCommand.SecretKey {
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
-            guard let old = try StreamSecretOptions.load(from, variable: "", option: "--from"),
-                  let new = try StreamSecretOptions.load(to, variable: "", option: "--to") else { return }
+            let old = try StreamSecretOptions.load(from, option: "--from")
+            let new = try StreamSecretOptions.load(to, option: "--to")
             let outcome: SecretKeyRotation.Outcome
             do {
                 outcome = try SecretKeyRotation.reseal(from: old, to: new, on: try database.connect())
