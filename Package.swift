@@ -56,8 +56,8 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "AuditCore", "Evidence", "Postgres", "Kafka", .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "AuditCore", "Evidence", "Postgres", "Kafka", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

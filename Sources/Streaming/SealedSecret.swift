@@ -1,3 +1,4 @@
+import AuditCore
 import Crypto
 import Foundation
 
@@ -25,20 +26,13 @@ public enum SealedSecret {
 
         /// Reads the key file; refused when others than its owner may read it.
         public static func load(path: String) throws(Unusable) -> Key {
-            var status = stat()
-            guard stat(path, &status) == 0 else {
-                throw Unusable(description: "cannot read the stream secret key \(path): \(String(cString: strerror(errno)))")
+            let bytes: [UInt8]
+            do {
+                bytes = try KeyFile.read(path: path, what: "stream secret key", generate: "audit-ingest stream secret-key generate")
+            } catch {
+                throw Unusable(description: error.description)
             }
-            guard status.st_mode & 0o077 == 0 else {
-                throw Unusable(description: """
-                    the stream secret key \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 \(path)
-                    """)
-            }
-            guard let data = FileManager.default.contents(atPath: path),
-                  let bytes = Data(base64Encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw Unusable(description: "\(path) does not hold a stream secret key (base64; `audit-ingest stream secret-key generate` writes one)")
-            }
-            return try Key(bytes: Array(bytes))
+            return try Key(bytes: bytes)
         }
     }
 

@@ -194,6 +194,8 @@ struct EngineOptions: ParsableArguments {
         """, valueName: "rule"))
     var tenantFrom: String?
 
+    @OptionGroup var redactionKey: RedactionKeyOptions
+
     /// The mapper `--format` and `--tenant-from` ask for (nil for native messages).
     func mapper() throws -> FormatMapper? {
         guard format != .native else { return nil }  // see nativeTenant()
@@ -233,6 +235,7 @@ struct EngineOptions: ParsableArguments {
                                                                               retentionCutoff: try retentionCutoff()),
                                                 maxShardBytes: shardMemory << 20, mapper: try mapper())
         configuration.nativeTenant = try nativeTenant()
+        configuration.redactionKey = try redactionKey.load()
         return configuration
     }
 }

@@ -78,8 +78,8 @@ struct Reindex: ParsableCommand {
 }
 
 struct Tenant: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tenant reports, read API tokens, retention and legal holds.",
-                                                    subcommands: [Report.self, Token.self, Retention.self, Hold.self])
+    static let configuration = CommandConfiguration(abstract: "Tenant reports, read API tokens, retention, legal holds and redaction.",
+                                                    subcommands: [Report.self, Token.self, Retention.self, Hold.self, Redaction.self])
 
     struct Report: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -12,20 +12,28 @@ public enum Shell {
         public let output: String
     }
 
-    /// Runs `executable` with `arguments` to completion.
+    /// Runs `executable` with `arguments` to completion; `input` is its standard input (default: none).
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let child = try spawn(executable, arguments, environment: environment)
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                           input: Data? = nil) throws -> Result {
+        let child = try spawn(executable, arguments, environment: environment, input: input)
         return child.wait()
     }
 
     /// Starts `executable` and returns at once; see `Child`.
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Child {
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                             input: Data? = nil) throws -> Child {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).log").path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var inputPath = "/dev/null"
+        if let input {
+            inputPath = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString).in").path
+            try input.write(to: URL(fileURLWithPath: inputPath))
+        }
+        defer { if input != nil { try? FileManager.default.removeItem(atPath: inputPath) } }
+        posix_spawn_file_actions_addopen(&actions, 0, inputPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 

@@ -43,6 +43,9 @@ package struct IngestConfiguration: Sendable {
     /// The time every cadence and deadline of the run is read from: batch age, folds, retries,
     /// the engine's ticks, the consumer's idleness and reports. Tests pass `ThreadClock.manual()`.
     package var clock: ThreadClock = .system
+    /// The key `hmac` redaction rules hash under (`--redaction-key-file`). Without it, a run
+    /// with such a rule in force refuses to start (`RedactionPolicy.KeyMismatch`).
+    package var redactionKey: RedactionKey?
 
     /// True when messages must come with their context (`SourceBatch.Message.context`):
     /// something is kept from it, or the mapper reads headers. Sources build none otherwise.

@@ -27,7 +27,7 @@ package final class IngestEngine: Sendable {
         self.metricsFactory = metricsFactory
         self.logger = logger
         partitions = PartitionManager(logger: logger)
-        tenants = TenantDirectory(clock: configuration.clock)
+        tenants = TenantDirectory(clock: configuration.clock, redactionKey: configuration.redactionKey)
     }
 
     /// Connects and checks that `migrate` has run. Throws `.schemaNotMigrated` otherwise.
@@ -38,7 +38,7 @@ package final class IngestEngine: Sendable {
                AND to_regclass('audit_dead_letter') IS NOT NULL AND to_regclass('tenant_metrics') IS NOT NULL
                AND to_regclass('ingest_offsets_retired') IS NOT NULL AND to_regclass('tenant_metrics_delta') IS NOT NULL
                AND to_regclass('source_body') IS NOT NULL AND to_regclass('audit_batch') IS NOT NULL
-               AND to_regclass('tenant_feed_month') IS NOT NULL
+               AND to_regclass('tenant_feed_month') IS NOT NULL AND to_regclass('redaction_rule') IS NOT NULL
                AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('audit_dead_letter') AND attname = 'record')
             """).scalar
         guard present == "t" else {
@@ -70,6 +70,7 @@ package final class IngestEngine: Sendable {
                                 knownTenants: tenants.snapshot,
                                 statistics: IngestStatistics(source: name, factory: metricsFactory),
                                 deadLetterSink: deadLetterSink, logger: logger)
+        router.redaction = tenants.redaction
         router.pool.start()
         // Asked to stop, the run ends within `stopTimeout`, wherever it waits.
         let stopDeadline = StopDeadline(stop: stop, timeout: stopTimeout) { router.pool.abort() }

@@ -212,6 +212,7 @@ struct IngestLoop {
         do {
             try run.control.run { try tenants.refresh(on: $0) }
             router.knownTenants = TenantTable(tenants.snapshot)
+            router.redaction = tenants.redaction
         } catch let error as PostgresError where error.isRetriable {
             // PostgreSQL restarting: keep the tenants known so far; the flushers wait for it,
             // and the next refresh reconnects.

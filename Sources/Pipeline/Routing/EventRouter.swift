@@ -1,4 +1,5 @@
 import AuditCore
+import Crypto
 import Foundation
 import Logging
 import Postgres
@@ -26,6 +27,13 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
     /// The registered tenants, for the unknown-tenant rule: a copy the producer thread reads
     /// without a lock, replaced when `IngestLoop` reloads the list.
     var knownTenants: TenantTable
+    /// The redaction rules in force, replaced when `IngestLoop` reloads them with the tenants.
+    var redaction = RedactionPolicy.none
+    /// Rewrite what the rules hide: the metadata of the row, and the event a dead letter keeps.
+    let metadataRedactor = JSONRedactor()
+    let wireRedactor = JSONRedactor()
+    /// Each tenant's HMAC key, derived once (`RedactionKey.tenantKey`).
+    var tenantKeys: [UUIDValue: SymmetricKey] = [:]
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// The metadata as jsonb will print it: the text sent is the text stored, so a row's leaf
     /// hash is the same at ingest and in `verify`.
@@ -102,10 +110,11 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
                 let metadata = MetadataMerge.merge(event.metadata, adding: members)
                 return metadata.withUnsafeBytes { metadata in
                     event.metadata = metadata
-                    enqueueAsStored(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
+                    enqueueAsStored(partition: partition, offset: offset, next: next, event: event, wire: message, raw: raw,
+                                    record: record)
                 }
             }
-            enqueueAsStored(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
+            enqueueAsStored(partition: partition, offset: offset, next: next, event: event, wire: message, raw: raw, record: record)
         case .failure(let rejection):
             reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection, record: record)
         }
@@ -128,10 +137,11 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
         }
     }
 
-    /// `enqueue` with the metadata as jsonb prints it, or a dead letter when jsonb would refuse it.
+    /// `enqueue` with the metadata as jsonb prints it, or a dead letter when jsonb would refuse it;
+    /// redacted when rules apply to its tenant (`wire` is the event as it came).
     @inline(__always)
-    private func enqueueAsStored(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, raw: UnsafeRawBufferPointer,
-                                 record: Int32) {
+    private func enqueueAsStored(partition: Int32, offset: Int64, next: Mark, event: AuditEvent, wire: UnsafeRawBufferPointer,
+                                 raw: UnsafeRawBufferPointer, record: Int32) {
         var event = event
         if let metadata = event.metadata {
             do {
@@ -141,6 +151,16 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
                 rejection.tenantID = event.tenantID
                 return reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: rejection, record: record)
             }
+        }
+        if let rules = redaction.rules(for: event.tenantID) {
+            let failed = redacting(event, wire: wire, by: rules) { event, redactedRaw in
+                enqueue(partition: partition, offset: offset, next: next, event: event, raw: redactedRaw, record: record)
+            }
+            if var failed {
+                failed.tenantID = event.tenantID
+                reject(partition: partition, offset: offset, next: next, rawMessage: raw, rejection: failed, record: record)
+            }
+            return
         }
         enqueue(partition: partition, offset: offset, next: next, event: event, raw: raw, record: record)
     }
@@ -197,8 +217,14 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
             let size = rejection.kind == .tooLarge ? "" : "\(rawMessage.count) bytes, "
             detail += "; \(size)64-bit hash \(hash); raw_payload holds its first KiB"
         }
+        var payload = Array(kept)
+        if let rules = redaction.rules(for: rejection.tenantID) {
+            let redacted = redactedPayload(kept, tenant: rejection.tenantID, rules: rules)
+            payload = redacted.payload
+            if let note = redacted.note { detail += "; \(note)" }
+        }
         deadLetter(DeadLetter(partition: partition, offset: offset, next: next, record: record, tenantID: rejection.tenantID,
-                              rawMessage: Array(kept), reason: rejection.reason, detail: detail), to: shard)
+                              rawMessage: payload, reason: rejection.reason, detail: detail), to: shard)
     }
 
     /// Sends a dead letter to its shard: a record's goes into the batch its message's other

@@ -1,0 +1,118 @@
+/// What a redaction rule does to the value it names, before the event is stored.
+public enum RedactionAction: String, Sendable, CaseIterable {
+    /// The member is removed (`ip_address` and `user_agent` are stored as null).
+    case drop
+    /// The value is replaced by `"[masked]"`; an IP address keeps its network (IPv4 /24, IPv6 /48).
+    case mask
+    /// The value is replaced by `"hmac-sha256:<hex>"`, a keyed HMAC under the tenant's redaction
+    /// key, so that an operator who knows a value can still find it (`tenant redaction hash`).
+    case hmac
+
+    /// What `mask` stores in place of a text value.
+    public static let maskedText = "[masked]"
+    /// What an `hmac` value starts with.
+    public static let hmacPrefix = "hmac-sha256:"
+}
+
+/// A field a redaction rule names: the top-level `ip_address` or `user_agent`, or a dot path
+/// inside `custom_metadata` (`custom_metadata.request.headers.authorization`). A path passes
+/// through arrays: the rule applies to each element that is an object with that key.
+public enum RedactionField: Hashable, Sendable, CustomStringConvertible {
+    case ipAddress
+    case userAgent
+    case metadata([String])
+
+    public struct Invalid: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    public init(parsing text: String) throws(Invalid) {
+        switch text {
+        case "ip_address": self = .ipAddress
+        case "user_agent": self = .userAgent
+        default:
+            let prefix = "custom_metadata."
+            guard text.hasPrefix(prefix) else {
+                throw Invalid(description: """
+                    unknown field \(text): a redaction rule names ip_address, user_agent or custom_metadata.PATH \
+                    (a dot path of keys inside custom_metadata)
+                    """)
+            }
+            let path = text.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !path.contains(where: \.isEmpty), path.count <= 32 else {
+                throw Invalid(description: "\(text): each key of the path must be non-empty (at most 32 keys)")
+            }
+            self = .metadata(path)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .ipAddress: "ip_address"
+        case .userAgent: "user_agent"
+        case .metadata(let path): "custom_metadata." + path.joined(separator: ".")
+        }
+    }
+
+    /// Why `action` cannot apply to this field, or nil when it can.
+    public func refusal(of action: RedactionAction) -> String? {
+        guard self == .ipAddress, action == .hmac else { return nil }
+        return "ip_address is stored as inet, which cannot hold an HMAC: use drop or mask"
+    }
+}
+
+/// The redaction rules that apply to one tenant's events: its own and the global ones (a
+/// tenant's rule wins over a global rule for the same field).
+public struct RedactionRules: Sendable {
+    /// A level of the paths: the action for the value reached here, or the keys below it.
+    public struct PathNode: Sendable {
+        public var action: RedactionAction?
+        public var children: [String: PathNode] = [:]
+
+        /// True when nothing here or below redacts.
+        var isEmpty: Bool { action == nil && children.isEmpty }
+    }
+
+    public private(set) var ipAddress: RedactionAction?
+    public private(set) var userAgent: RedactionAction?
+    /// Paths inside the metadata object.
+    public private(set) var metadata = PathNode()
+    /// The same rules as paths into the event as it arrives (`metadata`, `ip_address`,
+    /// `user_agent`): what a dead letter's payload is redacted with.
+    public private(set) var wire = PathNode()
+
+    /// `rules` in order: a later rule for a field replaces an earlier one.
+    public init(_ rules: [(field: RedactionField, action: RedactionAction)]) {
+        for (field, action) in rules {
+            switch field {
+            case .ipAddress:
+                ipAddress = action
+                wire.children["ip_address"] = PathNode(action: action)
+            case .userAgent:
+                userAgent = action
+                wire.children["user_agent"] = PathNode(action: action)
+            case .metadata(let path):
+                Self.set(action, at: path[...], in: &metadata)
+            }
+        }
+        if !metadata.isEmpty { wire.children["metadata"] = metadata }
+    }
+
+    public var isEmpty: Bool { ipAddress == nil && userAgent == nil && metadata.isEmpty }
+
+    /// True when a rule replaces values by an HMAC (which needs the redaction key).
+    public var hashes: Bool {
+        func hashes(_ node: PathNode) -> Bool { node.action == .hmac || node.children.values.contains(where: hashes) }
+        return userAgent == .hmac || hashes(metadata)
+    }
+
+    private static func set(_ action: RedactionAction, at path: ArraySlice<String>, in node: inout PathNode) {
+        guard let key = path.first else {
+            node.action = action
+            node.children = [:]  // the whole value goes: rules below it have nothing left to act on
+            return
+        }
+        guard node.action == nil else { return }  // an enclosing value is already redacted whole
+        set(action, at: path.dropFirst(), in: &node.children[key, default: PathNode()])
+    }
+}

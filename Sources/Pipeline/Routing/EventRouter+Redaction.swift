@@ -1,0 +1,89 @@
+import AuditCore
+import Crypto
+import Foundation
+
+/// Redaction at write time (`RedactionPolicy`): what a rule hides is gone before the event is
+/// encoded, from the row and from the raw message a dead letter would keep.
+extension EventRouter {
+    /// Calls `body` with `event` as `rules` have it stored, and with the raw message its dead
+    /// letter would keep: `wire` (the event as it came) redacted by the same rules. Returns the
+    /// rejection instead when the metadata cannot be rewritten (it was validated: not expected).
+    func redacting(_ event: AuditEvent, wire: UnsafeRawBufferPointer, by rules: RedactionRules,
+                   _ body: (AuditEvent, UnsafeRawBufferPointer) -> Void) -> Rejection? {
+        var event = event
+        let hash = hasher(for: event.tenantID)
+        switch rules.ipAddress {
+        case .drop?: event.ipAddress = nil
+        case .mask?: event.ipAddress = event.ipAddress?.network
+        case .hmac?, nil: break  // hmac is refused for inet when the rule is made
+        }
+        var agent: String?
+        if let action = rules.userAgent, let text = event.userAgent {
+            switch action {
+            case .drop: event.userAgent = nil
+            case .mask: agent = RedactionAction.maskedText
+            case .hmac: agent = hash(text)
+            }
+        }
+        return Array((agent ?? "").utf8).withUnsafeBytes { agentText -> Rejection? in
+            if agent != nil { event.userAgent = agentText }
+            do throws(Rejection) {
+                guard let metadata = event.metadata, !rules.metadata.children.isEmpty else {
+                    try wireRedactor.redact(wire, paths: rules.wire, hash: hash) { body(event, $0) }
+                    return nil
+                }
+                return try metadataRedactor.redact(metadata, paths: rules.metadata, hash: hash) { metadata -> Rejection? in
+                    event.metadata = metadata
+                    do throws(Rejection) {
+                        try wireRedactor.redact(wire, paths: rules.wire, hash: hash) { body(event, $0) }
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            } catch {
+                return error
+            }
+        }
+    }
+
+    /// What a dead letter of `tenant` keeps of `raw` under `rules`: the message redacted, when it
+    /// is a native event's JSON; otherwise nothing of it, and a note (its size and SHA-256) to go
+    /// into the detail: the message can be found again at its source position.
+    func redactedPayload(_ raw: UnsafeRawBufferPointer, tenant: UUIDValue?, rules: RedactionRules) -> (payload: [UInt8], note: String?) {
+        if configuration.mapper == nil, !raw.isEmpty,
+           let redacted = try? wireRedactor.redact(raw, paths: rules.wire, hash: hasher(for: tenant), { Array($0) }) {
+            return (redacted, nil)
+        }
+        let digest = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
+        let whose = tenant.map { "tenant \($0)" } ?? "every tenant"
+        return ([], """
+            raw_payload withheld: redaction rules apply to \(whose) and this message is not an event they can be applied \
+            to (\(raw.count) bytes, SHA-256 \(digest)); it is at its source position
+            """)
+    }
+
+    /// Gives what an `hmac` rule stores for a value of `tenant`'s; masks when the tenant is not
+    /// known (a dead letter's) or no key is loaded (a policy with hmac rules has one).
+    private func hasher(for tenant: UUIDValue?) -> (UnsafeRawBufferPointer) -> String {
+        guard let tenant, let key = redaction.key else { return { _ in RedactionAction.maskedText } }
+        let tenantKey: SymmetricKey
+        if let known = tenantKeys[tenant] {
+            tenantKey = known
+        } else {
+            tenantKey = key.tenantKey(tenant)
+            tenantKeys[tenant] = tenantKey
+        }
+        return { RedactionKey.hash($0, with: tenantKey) }
+    }
+}
+
+extension IPAddress {
+    /// The address's network: an IPv4 address's /24, an IPv6 address's /48 (host bits zero).
+    var network: IPAddress {
+        switch self {
+        case .v4(let address): .v4(address & 0xFFFF_FF00)
+        case .v6(let high, _): .v6(high: high & 0xFFFF_FFFF_FFFF_0000, low: 0)
+        }
+    }
+}
