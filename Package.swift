@@ -84,10 +84,12 @@ let package = Package(
             name: "AdminServer",
             dependencies: [
                 "AuditRead", "Operations", "Pipeline", "Postgres", "Streaming", .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // Compiled into the binary: the API's contract (/openapi.json) and the tenant viewer page.
+            resources: [.embedInCode("openapi.json"), .embedInCode("viewer.html")]
         ),
         // `--config FILE`: the file's settings as the command-line arguments they stand for.
         .target(name: "ConfigFile", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
@@ -131,7 +133,7 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "MigrationsTests", dependencies: ["Migrations", "Postgres", "TestSupport"]),
-        .testTarget(name: "AuditReadTests", dependencies: ["AuditRead", "Postgres", "TestSupport"]),
+        .testTarget(name: "AuditReadTests", dependencies: ["AdminServer", "AuditRead", "Postgres", "TestSupport"]),
         .testTarget(name: "StreamingTests", dependencies: ["Kafka", "Postgres", "SampleData", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["receiver.py"]),
     ]
 )

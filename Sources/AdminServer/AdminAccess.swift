@@ -11,12 +11,13 @@ import Synchronization
 ///    web page cannot reach a loopback-bound server by rebinding its own DNS name to 127.0.0.1.
 ///    A server bound to every address (0.0.0.0, ::) also accepts any IP literal; `localhost`
 ///    is accepted when bound to loopback.
-/// 2. Every path except `publicPaths` (`/metrics` and the probes `/livez` and `/readyz`) needs
+/// 2. Every path except `publicPaths` (`/metrics`, the probes `/livez` and `/readyz`, and the
+///    API's own description `/openapi.json`) needs
 ///    `Authorization: Bearer <token>`, compared in constant time. Without a configured token
 ///    they all answer 401: operators set ADMIN_TOKEN or use the CLI. The tenant read API
 ///    (`/v1/tenants/...`) also takes tenant tokens and authenticates itself (`TenantReadAPI`).
 struct AdminAccess<Context: RequestContext>: RouterMiddleware {
-    static var publicPaths: Set<String> { ["/metrics", "/livez", "/readyz"] }
+    static var publicPaths: Set<String> { ["/metrics", "/livez", "/readyz", StaticDocuments.openAPIPath] }
 
     let token: [UInt8]?
     let boundHost: String

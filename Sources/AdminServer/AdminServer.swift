@@ -81,6 +81,8 @@ public final class AdminServer: Service, Sendable {
     private let tenantRead: TenantReadAPI
     private let tenantStream: TenantStreamAPI
     let readiness = ReadinessProbe()
+    /// Held by a maintenance command while it runs.
+    private let maintenanceTurn = NSLock()
     let logger: Logger
 
     /// - Parameters:
@@ -192,16 +194,21 @@ public final class AdminServer: Service, Sendable {
         }
         tenantRead.register(on: router)
         tenantStream.register(on: router)
+        StaticDocuments.register(on: router)
         return router
     }
 
     // MARK: Helpers
 
+    /// Runs one maintenance command at a time (REINDEX CONCURRENTLY and optimize's ANALYZE
+    /// deadlock when they meet); one that still deadlocks with another session's answers 409.
     private func maintenance<T: Encodable & Sendable>(_ work: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> Response {
         do {
-            return try Self.json(try await withConnection(work))
+            return try Self.json(try await withConnection { connection in try self.maintenanceTurn.withLock { try work(connection) } })
         } catch let error as OperationsError {
             return try Self.error(error.message, status: .badRequest)
+        } catch let error as PostgresError where error.sqlState == "40P01" {
+            return try Self.error("deadlocked with another session's maintenance (\(error.message)); run it again", status: .conflict)
         }
     }
 

@@ -83,6 +83,12 @@ final class TenantReadAPI: Sendable {
 
     // MARK: Requests
 
+    /// Headers of a response carrying a tenant's events: never kept by a cache (a shared proxy,
+    /// the browser's disk), never sniffed as another type than the one sent.
+    static func tenantData(_ contentType: String) -> HTTPFields {
+        [.contentType: contentType, .cacheControl: "no-store", .xContentTypeOptions: "nosniff"]
+    }
+
     /// Who a request reads for: a tenant, with a tenant token (`activeOnly`) or the admin token.
     struct Reader: Sendable {
         var tenant: String
@@ -112,7 +118,7 @@ final class TenantReadAPI: Sendable {
                     return try work(reader, parameters, connection, try self.signer(on: connection))
                 }
             }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+            return Response(status: .ok, headers: Self.tenantData("application/json"), body: .init(byteBuffer: ByteBuffer(string: body)))
         } catch let error as ReadError {
             return try Self.response(for: error)
         }
@@ -138,8 +144,9 @@ final class TenantReadAPI: Sendable {
             return try Self.response(for: error)
         }
         let filename = "audit-events-\(export.tenantID).\(export.format.rawValue)"
-        return Response(status: .ok, headers: [.contentType: export.format.contentType,
-                                               .contentDisposition: "attachment; filename=\"\(filename)\""],
+        var headers = Self.tenantData(export.format.contentType)
+        headers[.contentDisposition] = "attachment; filename=\"\(filename)\""
+        return Response(status: .ok, headers: headers,
                         body: ResponseBody { writer in try await self.stream(export, as: reader, over: context.channel, to: &writer) })
     }
 

@@ -281,8 +281,10 @@ struct DestinationRequest {
         guard let name = object["name"] as? String, name.range(of: #"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"#, options: .regularExpression) != nil else {
             throw ReadError(kind: .badParameter, parameter: "name", message: "name: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
         }
-        guard let url = object["url"] as? String, url.utf8.count <= 2048 else {
-            throw ReadError(kind: .badParameter, parameter: "url", message: "url: an https:// URL of at most 2048 bytes")
+        guard let url = object["url"] as? String, url.utf8.count <= 2048, !url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),
+              let parts = URLComponents(string: url), (parts.port ?? 443) > 0, (parts.port ?? 443) <= 65535 else {
+            throw ReadError(kind: .badParameter, parameter: "url",
+                            message: "url: an https:// URL of at most 2048 bytes, without spaces or control characters, any port 1-65535")
         }
         switch object["kind"] as? String ?? "webhook" {
         case "webhook": kind = .webhook
@@ -290,8 +292,11 @@ struct DestinationRequest {
         default: throw ReadError(kind: .badParameter, parameter: "kind", message: "kind: webhook or splunk_hec (file and kafka destinations are the operator's)")
         }
         if let value = object["secret"] {
-            guard let secret = value as? String, (16...4096).contains(secret.utf8.count) else {
-                throw ReadError(kind: .badParameter, parameter: "secret", message: "secret: a string of 16-4096 bytes")
+            // A secret goes into a header (Splunk's Authorization) or an HMAC: printable text only,
+            // so that no transport ever refuses it and quotes it back in an error.
+            guard let secret = value as? String, (16...4096).contains(secret.utf8.count),
+                  !secret.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw ReadError(kind: .badParameter, parameter: "secret", message: "secret: a string of 16-4096 bytes without control characters")
             }
             self.secret = secret
         } else if kind == .splunkHEC {
@@ -310,7 +315,9 @@ struct DestinationRequest {
 
     private static func integer(_ object: [String: Any], _ field: String, default value: Int, in range: ClosedRange<Int>) throws(ReadError) -> Int {
         guard let given = object[field] else { return value }
-        guard let number = given as? Int, range.contains(number) else {
+        // JSON's true and false arrive as numbers too: a count must be a number in the body.
+        let isBoolean = (given as? NSNumber).map { String(cString: $0.objCType) == "c" } ?? false
+        guard !isBoolean, let number = given as? Int, range.contains(number) else {
             throw ReadError(kind: .badParameter, parameter: field, message: "\(field): a whole number, \(range.lowerBound)-\(range.upperBound)")
         }
         return number

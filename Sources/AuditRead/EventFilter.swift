@@ -62,10 +62,17 @@ public struct EventFilter: Sendable, Equatable {
         resourceID = parameters["resource_id"]
     }
 
-    /// An RFC 3339 time PostgreSQL's `timestamptz` also reads: there is no year 0 there, and a
-    /// field longer than its input buffer (a fraction of thousands of digits) is refused.
+    /// An RFC 3339 time PostgreSQL's `timestamptz` also reads: there is no year 0 there, no offset
+    /// beyond ±15:59, and a field longer than its input buffer (a fraction of thousands of digits)
+    /// is refused.
     static func isStorableTime(_ text: String) -> Bool {
         guard text.utf8.count <= 40, RFC3339.unixMicroseconds(text) != nil, !text.hasPrefix("0000") else { return false }
+        // RFC 3339 allows offsets to ±23:59; PostgreSQL's timestamptz input only to ±15:59.
+        let offset = text.utf8.suffix(6)
+        if let sign = offset.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-"),
+           let hours = Int(String(decoding: offset.dropFirst().prefix(2), as: UTF8.self)), hours > 15 {
+            return false
+        }
         let fraction = text.drop { $0 != "." }.dropFirst().prefix { $0.isNumber }
         return fraction.count <= 9
     }
