@@ -36,6 +36,14 @@ public enum RedactionRuleStore {
         let keyID = action == .hmac ? key?.id : nil
         try connection.transaction { connection in
             try delete(tenant: tenant, field: field.description, on: connection)
+            // One key for every hmac rule: ingest runs with one, and refuses rules under another.
+            if let keyID, let other = try connection.query(
+                "SELECT key_id FROM redaction_rule WHERE key_id <> $1 LIMIT 1 FOR UPDATE", [keyID]).scalar {
+                throw OperationsError("""
+                    hmac rules already hash under redaction key \(other), and ingest runs with one key: give that key, \
+                    or to change keys, clear every hmac rule and set them again under the new one (docs/redaction.md)
+                    """)
+            }
             try connection.query("INSERT INTO redaction_rule (tenant_id, field, action, key_id) VALUES ($1::uuid, $2, $3, $4)",
                                  [tenant, field.description, action.rawValue, keyID])
         }
@@ -87,7 +95,7 @@ public enum RedactionRuleStore {
                 RedactionKey.hash(try printer.canonical(text), with: tenantKey)
             }
         } catch {
-            throw OperationsError("--json \(value): not a JSON value (\(error))")
+            throw OperationsError("--json: the value is not JSON (\((error as? Rejection)?.kind.rawValue ?? "invalid")); it is not shown here")
         }
     }
 }

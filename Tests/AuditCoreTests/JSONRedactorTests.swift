@@ -13,7 +13,7 @@ import Testing
         var json = json
         return try json.withUTF8 { bytes in
             let canonical = try printer.canonical(UnsafeRawBufferPointer(bytes))
-            return try redactor.redact(canonical, paths: paths, hash: { "h(\(String(decoding: $0, as: UTF8.self)))" }) {
+            return try redactor.redact(canonical, paths: paths, hash: { bytes, _ in "h(\(String(decoding: bytes, as: UTF8.self)))" }) {
                 String(decoding: $0, as: UTF8.self)
             }
         }
@@ -38,13 +38,16 @@ import Testing
         var hashed: [String] = []
         var json = #"{"s":"\u00e9\n","n":1.50,"o":{"b":true}}"#
         let output = try json.withUTF8 { bytes in
-            try redactor.redact(try printer.canonical(UnsafeRawBufferPointer(bytes)), paths: paths, hash: { _ in "H" }) { _ in () }
+            try redactor.redact(try printer.canonical(UnsafeRawBufferPointer(bytes)), paths: paths, hash: { _, _ in "H" }) { _ in () }
             return try redactor.redact(try printer.canonical(UnsafeRawBufferPointer(bytes)), paths: paths,
-                                       hash: { hashed.append(String(decoding: $0, as: UTF8.self)); return "H\(hashed.count)" }) {
+                                       hash: { bytes, isString in
+                hashed.append((isString ? "s:" : "") + String(decoding: bytes, as: UTF8.self))
+                return "H\(hashed.count)"
+            }) {
                 String(decoding: $0, as: UTF8.self)
             }
         }
-        #expect(hashed == ["1.50", #"{"b": true}"#, "é\n"])
+        #expect(hashed == ["1.50", #"{"b": true}"#, "s:é\n"])
         #expect(output == #"{"n": "H1", "o": "H2", "s": "H3"}"#)
     }
 

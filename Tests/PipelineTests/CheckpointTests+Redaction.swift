@@ -67,6 +67,8 @@ extension CheckpointTests {
         }
         lines.append(Self.revealingEvent(tenant: hashed, daysAgo: 1, card: "4111-0", severity: "LOUD"))
         lines.append("not json, card 4111-0 s3cr3t-4111-0")
+        // Rejected before its tenant_id is read: the rules of every tenant apply to what it keeps.
+        lines.append(#"{"metadata":{"card":{"number":"4111-0"},"sessions":[{"token":"tok-4111-0"}]},"action":5,"tenant_id":"\#(hashed)"}"#)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("redaction-\(UUID()).ndjson")
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: file)
         let ingest = ["backfill", "--no-progress", "--database-url", fixture.url, file.path]
@@ -107,9 +109,11 @@ extension CheckpointTests {
 
         // Dead letters keep no more than rows: the event redacted, or no payload at all.
         let letters = try fixture.connection.execute(#"SELECT convert_from(raw_payload, 'UTF8'), detail FROM audit_dead_letter ORDER BY "offset""#).rows
-        try #require(letters.count == 2, "\(letters)")
+        try #require(letters.count == 3, "\(letters)")
         #expect(letters[0][0]?.contains(digest) == true && letters[0][0]?.contains("\"LOUD\"") == true, "\(letters[0])")
         #expect(letters[1][0] == "" && letters[1][1]?.contains("raw_payload withheld") == true, "\(letters[1])")
+        #expect(letters[2][0] == #"{"metadata": {"card": {"number": "[masked]"}, "sessions": [{}]}, "action": 5, "tenant_id": "\#(hashed)"}"#,
+                "\(letters[2])")
         for secret in ["s3cr3t-4111-0", "tok-4111-0", "agent/1.0", "203.0.113.77", "\"4111-0\""] {
             let leaked = try fixture.connection.query("""
                 SELECT (SELECT count(*) FROM audit_log WHERE tenant_id = $2::uuid AND (custom_metadata::text || coalesce(user_agent, '')
@@ -125,13 +129,39 @@ extension CheckpointTests {
         let verified = try verify(fixture, ["--checkpoint-dir", directory.path, "--public-key-file", pair.pub])
         #expect(verified.exitCode == 0, "\(verified.output)")
 
+        // A mapped record is kept whole in the metadata: the address and user agent rules reach
+        // the fields of the record they were read from.
+        let trail = FileManager.default.temporaryDirectory.appendingPathComponent("redaction-\(UUID()).json")
+        let eventTime = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-7_200))
+        try Data(#"""
+            {"Records":[{"eventVersion":"1.08","eventTime":"\#(eventTime)","eventSource":"s3.amazonaws.com","eventName":"GetObject",\#
+            "eventID":"\#(UUID().uuidString.lowercased())","sourceIPAddress":"198.51.100.99","userAgent":"ct-agent-secret",\#
+            "requestParameters":{"bucketName":"b"}}]}
+            """#.utf8).write(to: trail)
+        let mapped = try Shell.run(binary, ["backfill", "--no-progress", "--format", "cloudtrail", "--tenant-from", "fixed:\(hashed)",
+                                            "--redaction-key-file", keyFile, "--database-url", fixture.url, trail.path])
+        #expect(mapped.exitCode == 0, "\(mapped.output)")
+        let record = try fixture.connection.execute("""
+            SELECT custom_metadata -> 'record' ->> 'sourceIPAddress', custom_metadata -> 'record' ->> 'userAgent', host(ip_address), user_agent
+            FROM audit_log WHERE custom_metadata ->> 'source_format' = 'cloudtrail'
+            """).rows
+        #expect(record.map { $0.map { $0 ?? "-" } } == [["[masked]", "[masked]", "198.51.100.0", "[masked]"]], "\(record)")
+
+        // Every hmac rule hashes under one key: a rule under a second key is refused.
+        let otherKey = keyFile + ".other"
+        #expect(try Shell.run(binary, ["tenant", "redaction", "key", "generate", "--out", otherKey]).exitCode == 0)
+        let second = try redaction(fixture, ["set", "--tenant", dropsIP, "--field", "user_agent", "--action", "hmac",
+                                             "--redaction-key-file", otherKey])
+        #expect(second.exitCode == 64 && second.output.contains("already hash under redaction key"), "\(second.output)")
+        let badJSON = try Shell.run(binary, ["tenant", "redaction", "hash", "--json", "--tenant", hashed, "--redaction-key-file", keyFile],
+                                    input: Data("4111 1111\n".utf8))
+        #expect(badJSON.exitCode == 64 && !badJSON.output.contains("4111"), "the value is not echoed: \(badJSON.output)")
+
         // Clearing a rule leaves what was stored as stored; set again under another key, the
         // old key no longer runs it.
         let cleared = try redaction(fixture, ["clear", "--tenant", dropsIP, "--field", "ip_address"])
         #expect(cleared.exitCode == 0 && cleared.output.contains("cleared"), "\(cleared.output)")
         #expect(try rows(dropsIP).allSatisfy { $0[1] == nil })
-        let otherKey = keyFile + ".other"
-        #expect(try Shell.run(binary, ["tenant", "redaction", "key", "generate", "--out", otherKey]).exitCode == 0)
         let rekeyed = try redaction(fixture, ["set", "--tenant", hashed, "--field", "custom_metadata.card.number", "--action", "hmac",
                                               "--redaction-key-file", otherKey])
         #expect(rekeyed.exitCode == 0, "\(rekeyed.output)")

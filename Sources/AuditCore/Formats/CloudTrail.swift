@@ -1,6 +1,10 @@
 /// AWS CloudTrail records (the `eventVersion` 1.x shape): `eventID`, `eventTime`, `eventSource`
 /// and `eventName`, `userIdentity`, `sourceIPAddress`, `userAgent`, `resources`, `errorCode`.
 enum CloudTrail {
+    /// Where the event's address and user agent are read from (`EventFormat.sourcePaths`).
+    static let ipAddressPath = "sourceIPAddress"
+    static let userAgentPath = "userAgent"
+
     static func map(_ record: [String: Any]) throws(Rejection) -> MappedEvent {
         let format = "CloudTrail"
         let id = try FormatField.required(record, "eventID", format: format)
@@ -20,7 +24,7 @@ enum CloudTrail {
             // A failed call (AccessDenied, ...) is worth more attention than a successful one.
             severity: FormatField.string(record, "errorCode") == nil ? "INFO" : "WARNING",
             timestamp: try FormatField.required(record, "eventTime", format: format),
-            ipAddress: FormatField.string(record, "sourceIPAddress"),
-            userAgent: FormatField.string(record, "userAgent"))
+            ipAddress: FormatField.string(record, ipAddressPath),
+            userAgent: FormatField.string(record, userAgentPath))
     }
 }

@@ -2,6 +2,10 @@
 /// stages, each its own event), `verb`, `objectRef`, `user.username`, `sourceIPs`, `userAgent`,
 /// `responseStatus.code`, `stageTimestamp`.
 enum KubernetesAudit {
+    /// Where the event's address and user agent are read from (`EventFormat.sourcePaths`).
+    static let ipAddressPath = "sourceIPs"
+    static let userAgentPath = "userAgent"
+
     static func map(_ record: [String: Any]) throws(Rejection) -> MappedEvent {
         let format = "Kubernetes audit"
         let auditID = try FormatField.required(record, "auditID", format: format)
@@ -23,7 +27,7 @@ enum KubernetesAudit {
             resourceID: name.map { name in namespace.map { "\($0)/\(name)" } ?? name },
             severity: code >= 500 ? "ERROR" : code >= 400 ? "WARNING" : "INFO",
             timestamp: timestamp,
-            ipAddress: (record["sourceIPs"] as? [String])?.first,
-            userAgent: FormatField.string(record, "userAgent"))
+            ipAddress: (record[ipAddressPath] as? [String])?.first,
+            userAgent: FormatField.string(record, userAgentPath))
     }
 }

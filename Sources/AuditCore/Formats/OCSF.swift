@@ -1,6 +1,10 @@
 /// OCSF events of class API Activity (6003) and Authentication (3002): `metadata.uid`, `time`
 /// (epoch milliseconds), `actor.user`, `api.operation`, `src_endpoint`, `severity_id`.
 enum OCSF {
+    /// Where the event's address and user agent are read from (`EventFormat.sourcePaths`).
+    static let ipAddressPath = "src_endpoint.ip"
+    static let userAgentPath = "http_request.user_agent"
+
     static func map(_ record: [String: Any]) throws(Rejection) -> MappedEvent {
         let format = "OCSF"
         guard let classID = FormatField.int(record, "class_uid"), classID == 6003 || classID == 3002 else {
@@ -25,8 +29,8 @@ enum OCSF {
             resourceID: resource.flatMap { FormatField.string($0, "uid") ?? FormatField.string($0, "name") },
             severity: severity(FormatField.int(record, "severity_id") ?? 1),
             timestamp: FormatField.rfc3339(milliseconds: time),
-            ipAddress: FormatField.string(record, "src_endpoint.ip"),
-            userAgent: FormatField.string(record, "http_request.user_agent"))
+            ipAddress: FormatField.string(record, ipAddressPath),
+            userAgent: FormatField.string(record, userAgentPath))
     }
 
     /// OCSF severity_id: 0 Unknown, 1 Informational, 2 Low, 3 Medium, 4 High, 5 Critical, 6 Fatal, 99 Other.

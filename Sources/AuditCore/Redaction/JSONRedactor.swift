@@ -18,10 +18,10 @@ public final class JSONRedactor {
     deinit { scratch.deallocate() }
 
     /// Calls `body` with `text` (one valid JSON value) redacted by `paths`. `hash` gives the text
-    /// an `hmac` value is replaced by, from the value's bytes: a string's unescaped UTF-8, else
-    /// its JSON text.
+    /// an `hmac` value is replaced by, from the value's bytes (a string's unescaped UTF-8, else
+    /// its JSON text as it is in `text`) and whether it is a string.
     public func redact<Result>(_ text: UnsafeRawBufferPointer, paths: RedactionRules.PathNode,
-                               hash: @escaping (UnsafeRawBufferPointer) -> String,
+                               hash: @escaping (UnsafeRawBufferPointer, _ isString: Bool) -> String,
                                _ body: (UnsafeRawBufferPointer) -> Result) throws(Rejection) -> Result {
         guard let base = text.baseAddress?.assumingMemoryBound(to: UInt8.self), text.count > 0 else {
             throw Rejection(.invalidJSON, "nothing to redact")
@@ -45,7 +45,7 @@ public final class JSONRedactor {
 
 private struct Writer {
     var output: [UInt8]
-    let hash: (UnsafeRawBufferPointer) -> String
+    let hash: (UnsafeRawBufferPointer, Bool) -> String
     /// Deep enough for anything the decoder let through (its metadata limit is lower).
     static let maxDepth = 1000
 
@@ -148,10 +148,10 @@ private struct Writer {
             if !cursor.isAtEnd, cursor.current == 0x22 {
                 let mark = cursor.scratchUsed
                 defer { cursor.scratchUsed = mark }
-                return hash(try cursor.readString().bytes)
+                return hash(try cursor.readString().bytes, true)
             }
             _ = try cursor.skipValue(depth: depth, maxDepth: Self.maxDepth)
-            return hash(UnsafeRawBufferPointer(start: cursor.base + start, count: cursor.index - start))
+            return hash(UnsafeRawBufferPointer(start: cursor.base + start, count: cursor.index - start), false)
         }
     }
 

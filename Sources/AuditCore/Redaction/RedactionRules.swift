@@ -81,8 +81,11 @@ public struct RedactionRules: Sendable {
     /// `user_agent`): what a dead letter's payload is redacted with.
     public private(set) var wire = PathNode()
 
-    /// `rules` in order: a later rule for a field replaces an earlier one.
-    public init(_ rules: [(field: RedactionField, action: RedactionAction)]) {
+    /// `rules` in order: a later rule for a field replaces an earlier one. `copiesOf` is the
+    /// format of mapped events' source records, which they keep in `custom_metadata.record`: a
+    /// rule on `ip_address` or `user_agent` also applies to the record's field they were read
+    /// from (`EventFormat.sourcePaths`).
+    public init(_ rules: [(field: RedactionField, action: RedactionAction)], copiesOf format: EventFormat = .native) {
         for (field, action) in rules {
             switch field {
             case .ipAddress:
@@ -95,16 +98,17 @@ public struct RedactionRules: Sendable {
                 Self.set(action, at: path[...], in: &metadata)
             }
         }
+        // A masked address in a record is a text like any other there.
+        for path in format.sourcePaths(of: "ip_address") {
+            if let action = ipAddress { Self.set(action, at: (["record"] + path)[...], in: &metadata) }
+        }
+        for path in format.sourcePaths(of: "user_agent") {
+            if let action = userAgent { Self.set(action, at: (["record"] + path)[...], in: &metadata) }
+        }
         if !metadata.isEmpty { wire.children["metadata"] = metadata }
     }
 
     public var isEmpty: Bool { ipAddress == nil && userAgent == nil && metadata.isEmpty }
-
-    /// True when a rule replaces values by an HMAC (which needs the redaction key).
-    public var hashes: Bool {
-        func hashes(_ node: PathNode) -> Bool { node.action == .hmac || node.children.values.contains(where: hashes) }
-        return userAgent == .hmac || hashes(metadata)
-    }
 
     private static func set(_ action: RedactionAction, at path: ArraySlice<String>, in node: inout PathNode) {
         guard let key = path.first else {

@@ -27,7 +27,8 @@ package final class IngestEngine: Sendable {
         self.metricsFactory = metricsFactory
         self.logger = logger
         partitions = PartitionManager(logger: logger)
-        tenants = TenantDirectory(clock: configuration.clock, redactionKey: configuration.redactionKey)
+        tenants = TenantDirectory(clock: configuration.clock, redactionKey: configuration.redactionKey,
+                                  sourceFormat: configuration.mapper?.format ?? .native)
     }
 
     /// Connects and checks that `migrate` has run. Throws `.schemaNotMigrated` otherwise.

@@ -1,6 +1,5 @@
 import AuditCore
 import Crypto
-import Foundation
 
 /// Redaction at write time (`RedactionPolicy`): what a rule hides is gone before the event is
 /// encoded, from the row and from the raw message a dead letter would keep.
@@ -22,7 +21,7 @@ extension EventRouter {
             switch action {
             case .drop: event.userAgent = nil
             case .mask: agent = RedactionAction.maskedText
-            case .hmac: agent = hash(text)
+            case .hmac: agent = hash(text, true)
             }
         }
         return Array((agent ?? "").utf8).withUnsafeBytes { agentText -> Rejection? in
@@ -47,34 +46,45 @@ extension EventRouter {
         }
     }
 
-    /// What a dead letter of `tenant` keeps of `raw` under `rules`: the message redacted, when it
-    /// is a native event's JSON; otherwise nothing of it, and a note (its size and SHA-256) to go
-    /// into the detail: the message can be found again at its source position.
-    func redactedPayload(_ raw: UnsafeRawBufferPointer, tenant: UUIDValue?, rules: RedactionRules) -> (payload: [UInt8], note: String?) {
+    /// What a dead letter of `tenant` keeps of `raw` (of a message of `size` bytes) under `rules`:
+    /// the message redacted, when it is a native event's JSON; otherwise nothing of it, and a note
+    /// to go into the detail. The note gives no digest of it, which would let a short secret be
+    /// guessed: the message is found again at its source position.
+    func redactedPayload(_ raw: UnsafeRawBufferPointer, size: Int, tenant: UUIDValue?, rules: RedactionRules) -> (payload: [UInt8], note: String?) {
         if configuration.mapper == nil, !raw.isEmpty,
            let redacted = try? wireRedactor.redact(raw, paths: rules.wire, hash: hasher(for: tenant), { Array($0) }) {
             return (redacted, nil)
         }
-        let digest = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
-        let whose = tenant.map { "tenant \($0)" } ?? "every tenant"
+        let whose = tenant.map { "tenant \($0)" } ?? "a tenant not known"
         return ([], """
-            raw_payload withheld: redaction rules apply to \(whose) and this message is not an event they can be applied \
-            to (\(raw.count) bytes, SHA-256 \(digest)); it is at its source position
+            raw_payload withheld: redaction rules apply to \(whose) and this message (\(size) bytes) is not an event \
+            they can be applied to; it is at its source position
             """)
     }
 
-    /// Gives what an `hmac` rule stores for a value of `tenant`'s; masks when the tenant is not
-    /// known (a dead letter's) or no key is loaded (a policy with hmac rules has one).
-    private func hasher(for tenant: UUIDValue?) -> (UnsafeRawBufferPointer) -> String {
-        guard let tenant, let key = redaction.key else { return { _ in RedactionAction.maskedText } }
+    /// Gives what an `hmac` rule stores for a value of `tenant`'s. A value that is not a string is
+    /// hashed as jsonb prints it (as `tenant redaction hash --json` does), so a dead letter's
+    /// value hashes as its row's would. Masks instead when the tenant is not registered (a dead
+    /// letter's, unless unknown tenants are accepted) or no key is loaded (a policy with hmac
+    /// rules has one).
+    private func hasher(for tenant: UUIDValue?) -> (UnsafeRawBufferPointer, Bool) -> String {
+        let masked: (UnsafeRawBufferPointer, Bool) -> String = { _, _ in RedactionAction.maskedText }
+        guard let tenant, let key = redaction.key else { return masked }
+        let registered = knownTenants.contains(tenant)
+        guard registered || configuration.unknownTenants == .accept else { return masked }
         let tenantKey: SymmetricKey
         if let known = tenantKeys[tenant] {
             tenantKey = known
         } else {
             tenantKey = key.tenantKey(tenant)
+            if tenantKeys.count >= 100_000 { tenantKeys.removeAll(keepingCapacity: true) }  // accepted unknown tenants
             tenantKeys[tenant] = tenantKey
         }
-        return { RedactionKey.hash($0, with: tenantKey) }
+        let printer = hashedValuePrinter
+        return { value, isString in
+            if !isString, let printed = try? printer.canonical(value) { return RedactionKey.hash(printed, with: tenantKey) }
+            return RedactionKey.hash(value, with: tenantKey)
+        }
     }
 }
 
@@ -83,6 +93,8 @@ extension IPAddress {
     var network: IPAddress {
         switch self {
         case .v4(let address): .v4(address & 0xFFFF_FF00)
+        // An IPv4 address written as IPv6 (::ffff:a.b.c.d) keeps its IPv4 network.
+        case .v6(0, let low) where low >> 32 == 0xFFFF: .v6(high: 0, low: low & 0xFFFF_FFFF_FFFF_FF00)
         case .v6(let high, _): .v6(high: high & 0xFFFF_FFFF_FFFF_0000, low: 0)
         }
     }

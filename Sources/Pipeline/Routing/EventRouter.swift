@@ -34,6 +34,8 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
     let wireRedactor = JSONRedactor()
     /// Each tenant's HMAC key, derived once (`RedactionKey.tenantKey`).
     var tenantKeys: [UUIDValue: SymmetricKey] = [:]
+    /// Prints a hashed value that is not a string as jsonb does, before it is hashed.
+    let hashedValuePrinter = JSONBText(maxBytes: 1 << 20)
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
     /// The metadata as jsonb will print it: the text sent is the text stored, so a row's leaf
     /// hash is the same at ingest and in `verify`.
@@ -219,7 +221,7 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
         }
         var payload = Array(kept)
         if let rules = redaction.rules(for: rejection.tenantID) {
-            let redacted = redactedPayload(kept, tenant: rejection.tenantID, rules: rules)
+            let redacted = redactedPayload(kept, size: rawMessage.count, tenant: rejection.tenantID, rules: rules)
             payload = redacted.payload
             if let note = redacted.note { detail += "; \(note)" }
         }

@@ -2,23 +2,27 @@ import AuditCore
 import Postgres
 
 /// The redaction rules in force (`redaction_rule`, migration 0030): for each tenant with rules
-/// of its own, those and the global ones; for every other tenant, the global ones.
+/// of its own, those and the global ones; for every other tenant, the global ones; for a
+/// message whose tenant is not known (a dead letter rejected before its `tenant_id` was read),
+/// every rule of every tenant, with hashing turned into masking.
 package struct RedactionPolicy: Sendable {
-    package static let none = RedactionPolicy(global: nil, tenants: [:], key: nil)
+    package static let none = RedactionPolicy(global: nil, tenants: [:], unknownTenant: nil, key: nil)
 
     private let global: RedactionRules?
     private let tenants: [UUIDValue: RedactionRules]
+    private let unknownTenant: RedactionRules?
     /// The key `hmac` rules hash under; present whenever one of them is in force.
     package let key: RedactionKey?
 
     /// Rules are in force: the router looks them up per event only then.
-    package var isEmpty: Bool { global == nil && tenants.isEmpty }
+    package var isEmpty: Bool { unknownTenant == nil }
 
-    /// The rules for an event of `tenant` (nil: its tenant is unknown, so only the global ones).
+    /// The rules for an event of `tenant` (nil: a message whose tenant is not known).
     @inline(__always)
     func rules(for tenant: UUIDValue?) -> RedactionRules? {
         guard !isEmpty else { return nil }
-        return tenant.flatMap { tenants[$0] } ?? global
+        guard let tenant else { return unknownTenant }
+        return tenants[tenant] ?? global
     }
 
     /// An `hmac` rule made under another key than this run's, or with none given.
@@ -34,7 +38,9 @@ package struct RedactionPolicy: Sendable {
         package var keyID: String?
     }
 
-    package init(rules: [Rule], key: RedactionKey?) throws(KeyMismatch) {
+    /// `copiesOf`: the format of the source records, which the mapped event keeps whole in its
+    /// metadata (`record`): rules on `ip_address` and `user_agent` also reach their copies there.
+    package init(rules: [Rule], key: RedactionKey?, copiesOf format: EventFormat = .native) throws(KeyMismatch) {
         for rule in rules where rule.action == .hmac && rule.keyID != key?.id {
             let whose = rule.tenantID.map { "of tenant \($0)" } ?? "for every tenant"
             let given = key.map { "this run has redaction key \($0.id)" }
@@ -48,13 +54,18 @@ package struct RedactionPolicy: Sendable {
         let pairs = { (rules: [Rule]) in rules.map { (field: $0.field, action: $0.action) } }
         let everyTenant = rules.filter { $0.tenantID == nil }
         let byTenant = Dictionary(grouping: rules.filter { $0.tenantID != nil }, by: { $0.tenantID! })
-        self.init(global: everyTenant.isEmpty ? nil : RedactionRules(pairs(everyTenant)),
-                  tenants: byTenant.mapValues { RedactionRules(pairs(everyTenant) + pairs($0)) }, key: key)
+        // Whoever the message is of, nothing any rule names is kept; without a tenant's key, masked.
+        let strictest = rules.map { (field: $0.field, action: $0.action == .hmac ? RedactionAction.mask : $0.action) }
+            .sorted { ($0.action == .drop ? 1 : 0) < ($1.action == .drop ? 1 : 0) }  // a drop wins over a mask
+        self.init(global: everyTenant.isEmpty ? nil : RedactionRules(pairs(everyTenant), copiesOf: format),
+                  tenants: byTenant.mapValues { RedactionRules(pairs(everyTenant) + pairs($0), copiesOf: format) },
+                  unknownTenant: rules.isEmpty ? nil : RedactionRules(strictest, copiesOf: format), key: key)
     }
 
-    private init(global: RedactionRules?, tenants: [UUIDValue: RedactionRules], key: RedactionKey?) {
+    private init(global: RedactionRules?, tenants: [UUIDValue: RedactionRules], unknownTenant: RedactionRules?, key: RedactionKey?) {
         self.global = global
         self.tenants = tenants
+        self.unknownTenant = unknownTenant
         self.key = key
     }
 
@@ -67,7 +78,7 @@ package struct RedactionPolicy: Sendable {
             }
     }
 
-    package static func load(on connection: PostgresConnection, key: RedactionKey?) throws -> RedactionPolicy {
-        try RedactionPolicy(rules: rules(on: connection), key: key)
+    package static func load(on connection: PostgresConnection, key: RedactionKey?, copiesOf format: EventFormat = .native) throws -> RedactionPolicy {
+        try RedactionPolicy(rules: rules(on: connection), key: key, copiesOf: format)
     }
 }

@@ -13,22 +13,26 @@ package final class TenantDirectory: Sendable {
     private let policy = Mutex<RedactionPolicy>(.none)
     /// What `hmac` rules hash under (`--redaction-key-file`).
     private let redactionKey: RedactionKey?
+    /// The format of the run's source records (`--format`), whose copies rules reach too.
+    private let sourceFormat: EventFormat
     private let lastRefresh = Mutex<ContinuousClock.Instant?>(nil)
     /// How often `refreshIfStale` reloads. Default: 10 s.
     package let refreshInterval: Duration
     private let clock: ThreadClock
 
-    package init(refreshInterval: Duration = .seconds(10), clock: ThreadClock = .system, redactionKey: RedactionKey? = nil) {
+    package init(refreshInterval: Duration = .seconds(10), clock: ThreadClock = .system, redactionKey: RedactionKey? = nil,
+                 sourceFormat: EventFormat = .native) {
         self.refreshInterval = refreshInterval
         self.clock = clock
         self.redactionKey = redactionKey
+        self.sourceFormat = sourceFormat
     }
 
     /// Throws `RedactionPolicy.KeyMismatch` when an `hmac` rule was made under another key than
     /// this run's: the run stops rather than store what the rule hides.
     package func refresh(on connection: PostgresConnection) throws {
         let ids = try connection.execute("SELECT id FROM ingest_tenant_ids() AS t(id)").rows.compactMap { $0[0].flatMap(UUIDValue.init) }
-        let redaction = try RedactionPolicy.load(on: connection, key: redactionKey)
+        let redaction = try RedactionPolicy.load(on: connection, key: redactionKey, copiesOf: sourceFormat)
         tenants.withLock { $0 = Set(ids) }
         policy.withLock { $0 = redaction }
         let now = clock.now()
