@@ -59,6 +59,12 @@ final class TenantReadAPI: Sendable {
         router.get("/v1/tenants/:tenant_id/events/export") { request, context in
             try await self.export(request, context)
         }
+        router.get("/v1/tenants/:tenant_id/rules") { request, context in
+            try await self.answer(request, context, allowed: []) { reader, _, connection, _ in
+                let rules = try reader.session(on: connection) { try TenantDataRules.read(tenant: reader.tenant, on: $0) }
+                return String(decoding: try TenantReadAPI.encoder.encode(rules), as: UTF8.self)
+            }
+        }
         router.get("/v1/tenants/:tenant_id/events/:event_id/proof") { request, context in
             let eventID = context.parameters.get("event_id") ?? ""
             return try await self.answer(request, context, allowed: EventProofs.parameterNames) { reader, parameters, connection, _ in
@@ -80,6 +86,13 @@ final class TenantReadAPI: Sendable {
             }
         }
     }
+
+    /// Bodies in the API's key order (sorted), with `/` as it is.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     // MARK: Requests
 
