@@ -14,10 +14,13 @@ import Postgres
 /// announce themselves (a lock on feed_writer) before they have an id; other transactions, a
 /// tenant analyst's long one included, do not hold the feed back.
 public struct EventFeed: Sendable {
-    public static let parameterNames: Set<String> = ["after", "limit"]
+    public static let parameterNames: Set<String> = ["after", "from", "limit"]
 
     public var tenantID: String
     public var after: EventCursor?
+    /// `from=end`: no events, only a cursor at the feed's end as of now, to follow what comes
+    /// next without reading what is there (a live tail).
+    public var fromEnd = false
     /// 1-1000. Default: 100.
     public var limit: Int
 
@@ -26,6 +29,11 @@ public struct EventFeed: Sendable {
         limit = try parseLimit(parameters["limit"])
         after = try parameters["after"].map { text throws(ReadError) in
             try signer.decode(text, parameter: "after", listing: .feed, tenantID: tenantID)
+        }
+        if let from = parameters["from"] {
+            guard from == "end" else { throw .badParameter("from", "only end (a cursor at the feed's end, for a live tail)") }
+            guard after == nil else { throw .badParameter("from", "give after or from=end, not both") }
+            fromEnd = true
         }
     }
 
@@ -48,8 +56,18 @@ public struct EventFeed: Sendable {
 
     /// Runs inside a `ReaderSession`.
     public func page(on connection: PostgresConnection, signer: CursorSigner) throws -> Page {
+        if fromEnd { return Page(events: [], last: nil, nextCursor: signer.encode(try end(on: connection))) }
         let (events, last) = try read(on: connection)
         return Page(events: events, last: last, nextCursor: (last ?? after).map(signer.encode))
+    }
+
+    /// A position after every row that is final now: after the greatest key of the transaction
+    /// just below the horizon. Every row written later has a transaction id at the horizon or
+    /// above, so it comes after this position.
+    func end(on connection: PostgresConnection) throws -> EventCursor {
+        let horizon = UInt64(try connection.execute("SELECT feed_horizon()::text").scalar ?? "0") ?? 0
+        return EventCursor(listing: .feed, tenantID: tenantID,
+                           key: [String(horizon == 0 ? 0 : horizon - 1), "ffffffff-ffff-ffff-ffff-ffffffffffff", "infinity"])
     }
 
     /// The page's events and the last one's position (nil when none is final yet). Inside a `ReaderSession`.

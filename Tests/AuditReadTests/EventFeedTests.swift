@@ -49,6 +49,30 @@ import Testing
         }
     }
 
+    /// `from=end` gives a cursor at the feed's end: a live tail sees only what is stored after it,
+    /// late timestamps included, without reading what was there.
+    @Test func aTailFromTheEndSeesOnlyWhatIsStoredAfterIt() throws {
+        let fixture = try ReadFixture()
+        let before = (0..<5).map { Event(timestamp: "2026-06-0\($0 + 1)T00:00:00Z") }
+        try fixture.insert(before)
+        // Once a poller from the beginning has them, the horizon is past them (it never goes back).
+        let everything = try Poller(url: fixture.url, tenant: ReadFixture.tenantA)
+        try everything.pollUntil(count: 5)
+        let tail = try Poller(url: fixture.url, tenant: ReadFixture.tenantA)
+        let end = try EventFeed(tenantID: ReadFixture.tenantA, parameters: ["from": "end"], signer: tail.signer)
+        let start = try ReaderSession.run(tenantID: ReadFixture.tenantA, on: tail.connection) { try end.page(on: $0, signer: tail.signer) }
+        #expect(start.events.isEmpty && start.nextCursor != nil)
+        tail.cursor = start.nextCursor
+        let after = [Event(timestamp: "2026-07-01T00:00:00Z"), Event(timestamp: "2026-01-01T00:00:00Z")]  // one late
+        try fixture.insert(after)
+        try tail.pollUntil(count: 2)
+        #expect(Set(tail.seen) == Set(after.map(\.id)) && tail.seen.count == 2, "\(tail.seen)")
+        #expect(throws: ReadError.self) {
+            try EventFeed(tenantID: ReadFixture.tenantA, parameters: ["from": "end", "after": start.nextCursor!], signer: tail.signer)
+        }
+        #expect(throws: ReadError.self) { try EventFeed(tenantID: ReadFixture.tenantA, parameters: ["from": "start"], signer: tail.signer) }
+    }
+
     @Test func aTransactionCommittingAfterALaterNumberedOneIsNotSkipped() throws {
         let fixture = try ReadFixture()
         let e0 = Event(timestamp: "2026-06-01T00:00:00Z")

@@ -402,12 +402,15 @@ def main():
             passed("alert: %s" % message)
 
             step = "8 forget token"
+            check(not k.page.is_checked("#remember"), "'Keep in this tab' is ticked by default")
+            check(k.page.evaluate("() => sessionStorage.length") == 0, "the token was kept without 'Keep in this tab'")
+            k.page.check("#remember")
             kept = k.page.evaluate("() => Object.values(sessionStorage)")
-            check(args.token in kept, "a token that worked was not kept in sessionStorage with 'Keep in this tab' checked")
+            check(args.token in kept, "a token that worked was not kept in sessionStorage once 'Keep in this tab' was ticked")
             k.page.click("#forget")
             check(k.page.evaluate("() => sessionStorage.length") == 0, "Forget token left something in sessionStorage")
             check(k.page.input_value("#token") == "" and not k.rows("#results"), "Forget token left the token or the rows")
-            passed("kept in sessionStorage after a search, gone (with the rows) after Forget token")
+            passed("kept in sessionStorage only once ticked, gone (with the rows) after Forget token")
 
             step = "9 console"
             for viewer in viewers:
