@@ -17,7 +17,7 @@ import Testing
             SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY relname
             """).rows.map { $0[0]! }
         #expect(tables == ["audit_batch", "audit_batch_group", "audit_batch_range", "audit_checkpoint", "audit_dead_letter", "audit_log",
-                           "audit_log_node", "audit_log_origin", "audit_month_removed", "audit_operation", "audit_operation_group", "audit_signing_key", "audit_unsealed_month", "feed_legacy_month", "feed_writer", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key",
+                           "audit_log_node", "audit_log_origin", "audit_month_removed", "audit_operation", "audit_operation_group", "audit_signing_key", "audit_unsealed_month", "feed_legacy_month", "feed_writer", "ingest_offsets", "ingest_offsets_retired", "item", "read_cursor_key", "redaction_rule",
                            "schema_migrations", "source_body", "source_checkpoint", "stream_cursor", "stream_destination", "tenant", "tenant_api_token", "tenant_feed_month", "tenant_legal_hold", "tenant_login_role", "tenant_metrics",
                            "tenant_metrics_delta", "tenant_metrics_rollup_months", "tenant_retention", "user"])
     }
