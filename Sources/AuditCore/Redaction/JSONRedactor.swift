@@ -76,7 +76,7 @@ private struct Writer {
             let keyStart = cursor.index
             let mark = cursor.scratchUsed
             let key = try cursor.readString()
-            let child = node.children[String(decoding: key.bytes, as: UTF8.self)]
+            let child = node.child(named: key.bytes)
             cursor.scratchUsed = mark
             let keyEnd = cursor.index
             try cursor.expect(0x3A, "':'")

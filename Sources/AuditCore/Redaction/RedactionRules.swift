@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a redaction rule does to the value it names, before the event is stored.
 public enum RedactionAction: String, Sendable, CaseIterable {
     /// The member is removed (`ip_address` and `user_agent` are stored as null).
@@ -67,10 +69,42 @@ public struct RedactionRules: Sendable {
     /// A level of the paths: the action for the value reached here, or the keys below it.
     public struct PathNode: Sendable {
         public var action: RedactionAction?
-        public var children: [String: PathNode] = [:]
+        /// The keys below this level, few: looked up by their bytes, in order.
+        public private(set) var children: [Child] = []
+
+        public struct Child: Sendable {
+            public var name: [UInt8]
+            public var node: PathNode
+        }
+
+        public init(action: RedactionAction? = nil) { self.action = action }
 
         /// True when nothing here or below redacts.
         var isEmpty: Bool { action == nil && children.isEmpty }
+
+        /// The level below `name` (an empty one when there is none yet), for building.
+        subscript(child name: String) -> PathNode {
+            get { children.first { $0.name.elementsEqual(name.utf8) }?.node ?? PathNode() }
+            set {
+                if let index = children.firstIndex(where: { $0.name.elementsEqual(name.utf8) }) {
+                    children[index].node = newValue
+                } else {
+                    children.append(Child(name: Array(name.utf8), node: newValue))
+                }
+            }
+        }
+
+        /// The level below the key `name` (its unescaped UTF-8), compared byte for byte.
+        @inline(__always)
+        func child(named name: UnsafeRawBufferPointer) -> PathNode? {
+            guard let base = name.baseAddress, !name.isEmpty else { return nil }
+            for child in children where child.name.count == name.count {
+                if child.name.withUnsafeBytes({ memcmp($0.baseAddress!, base, name.count) }) == 0 { return child.node }
+            }
+            return nil
+        }
+
+        mutating func removeChildren() { children = [] }
     }
 
     public private(set) var ipAddress: RedactionAction?
@@ -90,10 +124,10 @@ public struct RedactionRules: Sendable {
             switch field {
             case .ipAddress:
                 ipAddress = action
-                wire.children["ip_address"] = PathNode(action: action)
+                wire[child: "ip_address"] = PathNode(action: action)
             case .userAgent:
                 userAgent = action
-                wire.children["user_agent"] = PathNode(action: action)
+                wire[child: "user_agent"] = PathNode(action: action)
             case .metadata(let path):
                 Self.set(action, at: path[...], in: &metadata)
             }
@@ -105,7 +139,7 @@ public struct RedactionRules: Sendable {
         for path in format.sourcePaths(of: "user_agent") {
             if let action = userAgent { Self.set(action, at: (["record"] + path)[...], in: &metadata) }
         }
-        if !metadata.isEmpty { wire.children["metadata"] = metadata }
+        if !metadata.isEmpty { wire[child: "metadata"] = metadata }
     }
 
     public var isEmpty: Bool { ipAddress == nil && userAgent == nil && metadata.isEmpty }
@@ -113,10 +147,10 @@ public struct RedactionRules: Sendable {
     private static func set(_ action: RedactionAction, at path: ArraySlice<String>, in node: inout PathNode) {
         guard let key = path.first else {
             node.action = action
-            node.children = [:]  // the whole value goes: rules below it have nothing left to act on
+            node.removeChildren()  // the whole value goes: rules below it have nothing left to act on
             return
         }
         guard node.action == nil else { return }  // an enclosing value is already redacted whole
-        set(action, at: path.dropFirst(), in: &node.children[key, default: PathNode()])
+        set(action, at: path.dropFirst(), in: &node[child: key])
     }
 }

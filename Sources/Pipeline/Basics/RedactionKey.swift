@@ -32,16 +32,39 @@ package struct RedactionKey: Sendable {
         }
     }
 
+    /// The HMAC state after the tenant's key: copied for each value, so the key is not hashed
+    /// again per value.
+    package func hasher(for tenant: UUIDValue) -> HMAC<SHA256> {
+        HMAC<SHA256>(key: tenantKey(tenant))
+    }
+
     /// What an `hmac` rule stores for `value`: `hmac-sha256:` and the HMAC in lower-case hex.
     package static func hash(_ value: UnsafeRawBufferPointer, with key: SymmetricKey) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: value, using: key)
-        let digits: StaticString = "0123456789abcdef"
-        var text = RedactionAction.hmacPrefix
-        text.reserveCapacity(text.utf8.count + 64)
-        for byte in mac {
-            text.unicodeScalars.append(Unicode.Scalar(digits.utf8Start[Int(byte >> 4)]))
-            text.unicodeScalars.append(Unicode.Scalar(digits.utf8Start[Int(byte & 0x0F)]))
-        }
-        return text
+        hash(value, continuing: HMAC<SHA256>(key: key))
     }
+
+    /// The same, from `keyed` (`hasher(for:)`), written straight into the string's storage.
+    package static func hash(_ value: UnsafeRawBufferPointer, continuing keyed: HMAC<SHA256>) -> String {
+        var hmac = keyed
+        hmac.update(data: value)
+        let mac = hmac.finalize()
+        let prefix = RedactionAction.hmacPrefix.utf8
+        return String(unsafeUninitializedCapacity: prefix.count + 64) { text in
+            var position = 0
+            for byte in prefix {
+                text[position] = byte
+                position += 1
+            }
+            mac.withUnsafeBytes { bytes in
+                for byte in bytes {
+                    text[position] = hexDigit(byte >> 4)
+                    text[position + 1] = hexDigit(byte & 0x0F)
+                    position += 2
+                }
+            }
+            return position
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 }

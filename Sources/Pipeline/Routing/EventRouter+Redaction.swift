@@ -72,19 +72,37 @@ extension EventRouter {
         guard let tenant, let key = redaction.key else { return masked }
         let registered = knownTenants.contains(tenant)
         guard registered || configuration.unknownTenants == .accept else { return masked }
-        let tenantKey: SymmetricKey
+        let keyed: HMAC<SHA256>
         if let known = tenantKeys[tenant] {
-            tenantKey = known
+            keyed = known
         } else {
-            tenantKey = key.tenantKey(tenant)
+            keyed = key.hasher(for: tenant)
             if tenantKeys.count >= 100_000 { tenantKeys.removeAll(keepingCapacity: true) }  // accepted unknown tenants
-            tenantKeys[tenant] = tenantKey
+            tenantKeys[tenant] = keyed
         }
         let printer = hashedValuePrinter
+        // The row and the dead letter's copy hash the same values: each is hashed once per event.
+        let memo = HashMemo()
         return { value, isString in
-            if !isString, let printed = try? printer.canonical(value) { return RedactionKey.hash(printed, with: tenantKey) }
-            return RedactionKey.hash(value, with: tenantKey)
+            if let known = memo.hash(of: value, isString: isString) { return known }
+            let printed = isString ? nil : try? printer.canonical(value)
+            let hashed = RedactionKey.hash(printed ?? value, continuing: keyed)
+            memo.remember(value, isString: isString, hashed)
+            return hashed
         }
+    }
+}
+
+/// The values one event's rules hashed, so that the copy a dead letter would keep reuses them.
+private final class HashMemo {
+    private var entries: [(value: [UInt8], isString: Bool, hash: String)] = []
+
+    func hash(of value: UnsafeRawBufferPointer, isString: Bool) -> String? {
+        entries.first { $0.isString == isString && $0.value.elementsEqual(value) }?.hash
+    }
+
+    func remember(_ value: UnsafeRawBufferPointer, isString: Bool, _ hash: String) {
+        if entries.count < 16 { entries.append((Array(value), isString, hash)) }
     }
 }
 

@@ -32,8 +32,8 @@ final class EventRouter: @unchecked Sendable {  // producer-side state is used b
     /// Rewrite what the rules hide: the metadata of the row, and the event a dead letter keeps.
     let metadataRedactor = JSONRedactor()
     let wireRedactor = JSONRedactor()
-    /// Each tenant's HMAC key, derived once (`RedactionKey.tenantKey`).
-    var tenantKeys: [UUIDValue: SymmetricKey] = [:]
+    /// Each tenant's HMAC state after its key, derived once (`RedactionKey.hasher(for:)`).
+    var tenantKeys: [UUIDValue: HMAC<SHA256>] = [:]
     /// Prints a hashed value that is not a string as jsonb does, before it is hashed.
     let hashedValuePrinter = JSONBText(maxBytes: 1 << 20)
     private var encoder = BinaryCopyEncoder(reservingCapacity: 4096)
