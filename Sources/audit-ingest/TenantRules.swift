@@ -157,8 +157,10 @@ extension Tenant {
                 A rule is for one tenant (--tenant) or every tenant (--all-tenants); a tenant's rule wins over the \
                 rule for every tenant on the same field. Ingest reads the rules at start and every 10 s: events \
                 stored before a rule stay as they are. Dead letters of a tenant with rules keep the event redacted \
-                the same way, or, when it is not JSON the rules can be applied to, no payload (its size and SHA-256 \
-                are in the detail).
+                the same way (a message whose tenant is not known, by every tenant's rules), or, when it is not JSON \
+                the rules can be applied to, no payload (its size is in the detail). With --format, the rules on \
+                ip_address and user_agent also reach the source record kept in custom_metadata.record. \
+                A tenant sees the rules that apply to it at GET /v1/tenants/{id}/rules.
                 """,
             subcommands: [Set.self, Clear.self, List.self, Hash.self, Key.self])
 
