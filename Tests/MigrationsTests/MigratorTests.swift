@@ -112,16 +112,27 @@ import Testing
         #expect(try connection.execute("SELECT string_agg(version::text, ',') FROM schema_migrations").scalar == "1")
     }
 
+    /// A new database migrated up to (not including) `version`, with tenant Acme and last month's
+    /// partition (each upgrade test then inserts rows there and applies the rest).
+    private func databaseBefore(version: Int) throws -> PostgresConnection {
+        let connection = try PostgresConnection(try TestDatabase.create())
+        try Migrator(migrations: migrations.filter { $0.version < version }).apply(on: connection)
+        try connection.execute("""
+            SELECT ensure_month_partitions(date_trunc('month', now())::date - 20);
+            INSERT INTO tenant (id, name, code) VALUES ('\(Self.acme)', 'Acme', 'acme');
+            """)
+        return connection
+    }
+
+    private static let acme = "0000000a-0000-4000-8000-000000000000"
+
     /// 0016 rebuilds the metadata index as jsonb_path_ops on a database that holds rows: every
     /// month gets the new index, and a containment search finds the same rows through it.
     @Test func theMetadataIndexIsRebuiltOnADatabaseWithRows() throws {
-        let connection = try PostgresConnection(try TestDatabase.create())
-        try Migrator(migrations: migrations.filter { $0.version < 16 }).apply(on: connection)
+        let connection = try databaseBefore(version: 16)
         try connection.execute("""
-            SELECT ensure_month_partitions(date_trunc('month', now())::date - 20);
-            INSERT INTO tenant (id, name, code) VALUES ('0000000a-0000-4000-8000-000000000000', 'Acme', 'acme');
             INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp", custom_metadata)
-            SELECT gen_random_uuid(), '0000000a-0000-4000-8000-000000000000', 'test.event', 'INFO',
+            SELECT gen_random_uuid(), '\(Self.acme)', 'test.event', 'INFO',
                    date_trunc('month', now()) - interval '20 days' + n * interval '1 minute',
                    jsonb_build_object('region', CASE WHEN n % 100 = 0 THEN 'eu-north-1' ELSE 'us-east-1' END, 'n', n)
             FROM generate_series(1, 2000) AS n;
@@ -143,12 +154,9 @@ import Testing
     /// new key and loses the index the key replaces, no row is lost, and uniqueness is what it was
     /// (an id once per tenant and timestamp).
     @Test func thePrimaryKeyIsReorderedOnADatabaseWithRows() throws {
-        let connection = try PostgresConnection(try TestDatabase.create())
-        try Migrator(migrations: migrations.filter { $0.version < 17 }).apply(on: connection)
-        let tenant = "0000000a-0000-4000-8000-000000000000", event = "0000000e-0000-4000-8000-000000000000"
+        let connection = try databaseBefore(version: 17)
+        let tenant = Self.acme, event = "0000000e-0000-4000-8000-000000000000"
         try connection.execute("""
-            SELECT ensure_month_partitions(date_trunc('month', now())::date - 20);
-            INSERT INTO tenant (id, name, code) VALUES ('\(tenant)', 'Acme', 'acme');
             INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
             SELECT gen_random_uuid(), '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - n * interval '25 minutes'
             FROM generate_series(1, 1000) AS n;
@@ -180,6 +188,35 @@ import Testing
             VALUES ('\(event)', '\(tenant)', 'test.event', 'INFO', date_trunc('month', now()) - interval '2 days')
             """)
         #expect(try connection.execute("SELECT count(*) FROM audit_log WHERE id = '\(event)'").scalar == "2")
+    }
+
+    /// 0032 replaces the (tenant_id, severity) composite and the ERROR-and-above partial index by
+    /// one partial index of WARNING and above, on a database that holds rows: every month gets it,
+    /// and a search for a minimum severity finds exactly its events through it.
+    @Test func theSeverityIndexesAreReplacedOnADatabaseWithRows() throws {
+        let connection = try databaseBefore(version: 32)
+        try connection.execute("""
+            INSERT INTO audit_log (id, tenant_id, action, severity, "timestamp")
+            SELECT gen_random_uuid(), '\(Self.acme)', 'test.event',
+                   (ARRAY['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'])[1 + n % 5],
+                   date_trunc('month', now()) - interval '20 days' + n * interval '1 minute'
+            FROM generate_series(1, 2000) AS n;
+            """)
+        try Migrator(migrations: migrations).apply(on: connection)
+        let severityIndexes = try connection.execute("""
+            SELECT pg_get_indexdef(i.indexrelid) FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
+            WHERE h.inhparent = 'audit_log'::regclass AND pg_get_indexdef(i.indexrelid) LIKE '%severity%'
+            """).rows.compactMap { $0[0] }
+        let months = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log'::regclass").scalar
+        #expect(String(severityIndexes.count) == months, "one per month: \(severityIndexes)")
+        #expect(severityIndexes.allSatisfy {
+            $0.contains(#"(tenant_id, "timestamp") WHERE (severity = ANY (ARRAY['WARNING'::text, 'ERROR'::text, 'CRITICAL'::text]))"#)
+        }, "\(severityIndexes)")
+        try connection.execute("SET enable_seqscan = off")
+        let search = #"SELECT count(*) FROM audit_log WHERE tenant_id = '\#(Self.acme)' AND severity = ANY ('{WARNING,ERROR,CRITICAL}')"#
+        let plan = try connection.execute("EXPLAIN " + search).rows.compactMap { $0[0] }.joined(separator: "\n")
+        #expect(plan.contains("tenant_id_timestamp_idx"), "\(plan)")
+        #expect(try connection.execute(search).scalar == "1200")
     }
 
     @Test func badFileNamesAreRefused() throws {
