@@ -96,9 +96,17 @@ extension BenchReport {
             flush latency p50 / p99: \(flushP50Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a") / \
             \(flushP99Milliseconds.map { String(format: "%.0f ms", $0) } ?? "n/a")
             audit-ingest CPU per event: \(perEvent); peak memory: \(String(format: "%.0f MiB", maxResidentMiB))
+            events/s in the first and the last tenth of each run:
+            \(sustained("audit-ingest", auditIngestTenths))
+            \(sustained("COPY csv", copyBaselineTenths))
             where the time went:
             \(whereTheTimeWent.joined(separator: "\n"))
             """
+    }
+
+    private func sustained(_ name: String, _ tenths: RateTenths?) -> String {
+        let figures = tenths.map { String(format: "%.0f -> %.0f (%.0f%%)", $0.first, $0.last, $0.lastOverFirst * 100) }
+        return "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + (figures ?? "n/a (too short a run)")
     }
 
     /// One line per path: how busy the server and audit-ingest kept the cores, what the server wrote

@@ -88,3 +88,39 @@ import Testing
                 && result.output.contains("'backfill', 'consume-static' or 'consume-group'"), "\(result.output)")
     }
 }
+
+/// The first and last tenth of a run's rate, from the report's samples.
+@Suite struct RateTenthsTests {
+    @Test func aSteadyRateEndsWhereItStarted() throws {
+        let tenths = try #require(RateTenths(samples: (1...20).map { [Double($0) * 0.5, 1000] }))
+        #expect(abs(tenths.first - 1000) < 1e-9 && abs(tenths.last - 1000) < 1e-9)
+    }
+
+    /// 100 s, the rate falling from 1,000 to 500 events/s in steps of 1 s: the first tenth's mean
+    /// is that of its 10 samples, and so is the last's, each interval counted at its own rate.
+    @Test func aFallingRateIsAveragedOverEachTenth() throws {
+        let samples: [[Double]] = (1...100).map { step -> [Double] in
+            let rate: Double = 1000 - Double(step - 1) * 500 / 99
+            return [Double(step), rate]
+        }
+        let tenths = try #require(RateTenths(samples: samples))
+        let firstTen: Double = samples[0..<10].map { $0[1] }.reduce(0, +) / 10
+        let lastTen: Double = samples[90...].map { $0[1] }.reduce(0, +) / 10
+        #expect(abs(tenths.first - firstTen) < 1e-6 && abs(tenths.last - lastTen) < 1e-6)
+        #expect(abs(tenths.lastOverFirst - lastTen / firstTen) < 1e-9)
+    }
+
+    /// An interval that straddles a tenth's edge counts only its part inside: of 9 s to 19 s at
+    /// 300/s, the second from 18 s lies in the last tenth (18-20 s), beside 19-20 s at 100/s.
+    @Test func anIntervalAcrossTheEdgeCountsOnlyItsPartInside() throws {
+        let samples = (1...9).map { [Double($0), 100.0] } + [[19, 300], [20, 100]]
+        let tenths = try #require(RateTenths(samples: samples))
+        #expect(abs(tenths.first - 100) < 1e-9)
+        #expect(abs(tenths.last - 200) < 1e-9, "(300 + 100) events in 2 s")
+    }
+
+    @Test func tooFewSamplesGiveNoTenths() {
+        #expect(RateTenths(samples: (1...9).map { [Double($0), 1] }) == nil)
+        #expect(RateTenths(samples: []) == nil)
+    }
+}
