@@ -22,3 +22,13 @@ import Testing
         #expect(started.duration(to: .now) < .seconds(5))
     }
 }
+
+/// A dead letter's detail as stored: PostgreSQL's text holds no NUL.
+@Suite struct DeadLetterDetailTests {
+    @Test func nulsAreLeftOutAndEverythingElseKept() {
+        #expect("unknown field \"a\u{0}b\" at 3\u{0}".withoutNULs == "unknown field \"ab\" at 3")
+        #expect("tenant ü 🧾 is not registered".withoutNULs == "tenant ü 🧾 is not registered")
+        #expect("\u{0}\u{0}".withoutNULs.isEmpty)
+        #expect("".withoutNULs.isEmpty)
+    }
+}

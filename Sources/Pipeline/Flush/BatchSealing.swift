@@ -127,6 +127,15 @@ extension DeadLetter {
         encoder.appendBytes(rawMessage)
         encoder.appendText(reason)
         if let sqlState { encoder.appendText(sqlState) } else { encoder.appendNull() }
-        if let detail { encoder.appendText(detail.replacingOccurrences(of: "\0", with: "")) } else { encoder.appendNull() }
+        if let detail { encoder.appendText(detail.withoutNULs) } else { encoder.appendNull() }
+    }
+}
+
+extension String {
+    /// This text without its NUL characters, which PostgreSQL's text cannot hold (a detail may
+    /// quote the input). Most have none, and are returned as they are: Foundation's
+    /// `replacingOccurrences` cost about 37,000 instructions on every dead letter.
+    package var withoutNULs: String {
+        utf8.contains(0) ? String(decoding: utf8.lazy.filter { $0 != 0 }, as: UTF8.self) : self
     }
 }
