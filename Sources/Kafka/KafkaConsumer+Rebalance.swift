@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 
 extension KafkaConsumer {
     /// The rebalance waiting for its owner: `.assigned` until `assign(startingAt:)`, `.revoked`
@@ -66,8 +67,22 @@ final class RebalanceContext {
     /// The partitions assigned now: messages of others (fetched before a release) are dropped.
     var assigned: Set<Int32> = []
 
-    init(topics: KafkaTopics) {
+    /// Whether the group's protocol is COOPERATIVE (incremental assign and unassign), from the
+    /// configured assignors. Not asked of `rd_kafka_rebalance_protocol`: librdkafka 2.0.2 answers
+    /// that on the group's queue, which during `rd_kafka_consumer_close` is served by the very
+    /// thread waiting in this callback, and the close hangs for good (seen in RevocationTests).
+    let cooperative: Bool
+
+    init(topics: KafkaTopics, assignmentStrategy: String?) {
         self.topics = topics
+        cooperative = Self.isCooperative(assignmentStrategy)
+    }
+
+    /// librdkafka refuses assignors of both protocols together; only `cooperative-sticky` is
+    /// cooperative, and the default ("range,roundrobin") is eager.
+    static func isCooperative(_ assignmentStrategy: String?) -> Bool {
+        (assignmentStrategy ?? "range,roundrobin").split(separator: ",")
+            .contains { $0.trimmingCharacters(in: .whitespaces) == "cooperative-sticky" }
     }
 
     /// Tells librdkafka the owner is done with a group rebalance: (incrementally) assigns or
@@ -75,8 +90,6 @@ final class RebalanceContext {
     /// rather than left to hang the group or `close()`.
     func complete(_ rebalance: KafkaRebalance, list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
                   on handle: OpaquePointer) {
-        let protocolName = rd_kafka_rebalance_protocol(handle).map { String(cString: $0) }
-        let cooperative = protocolName == "COOPERATIVE"
         var failure: (code: rd_kafka_resp_err_t, message: String)?
         if cooperative {
             let error = rebalance.revokedPartitions == nil

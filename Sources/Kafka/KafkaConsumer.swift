@@ -85,7 +85,7 @@ public final class KafkaConsumer {
         let conf = try configuration.makeConf()
         if case .topics(let names) = subscription { topics.add(names) }
         self.topics = topics
-        context = RebalanceContext(topics: topics)
+        context = RebalanceContext(topics: topics, assignmentStrategy: configuration["partition.assignment.strategy"])
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         Self.installErrorCallback(on: conf)

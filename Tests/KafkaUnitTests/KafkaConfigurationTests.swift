@@ -1,5 +1,5 @@
 import Foundation
-import Kafka
+@testable import Kafka
 import Testing
 
 /// `-X key=@/path`: secrets from files, never from argv.
@@ -19,5 +19,17 @@ import Testing
         var configuration = KafkaConfiguration()
         let error = #expect(throws: KafkaError.self) { try configuration.apply(["sasl.password=@/nonexistent/kafka-secret"]) }
         #expect("\(error.map { "\($0)" } ?? "")".contains("sasl.password=@/nonexistent/kafka-secret: cannot read the file"))
+    }
+}
+
+/// The group protocol, read from the configured assignors instead of asked of librdkafka inside
+/// its own close.
+@Suite struct RebalanceProtocolTests {
+    @Test func onlyCooperativeStickyIsCooperative() {
+        #expect(RebalanceContext.isCooperative("cooperative-sticky"))
+        #expect(RebalanceContext.isCooperative(" cooperative-sticky "))
+        #expect(!RebalanceContext.isCooperative(nil), "the default, range,roundrobin")
+        #expect(!RebalanceContext.isCooperative("range"))
+        #expect(!RebalanceContext.isCooperative("roundrobin,range"))
     }
 }
