@@ -105,7 +105,10 @@ extension BenchReport {
     }
 
     private func sustained(_ name: String, _ tenths: RateTenths?) -> String {
-        let figures = tenths.map { String(format: "%.0f -> %.0f (%.0f%%)", $0.first, $0.last, $0.lastOverFirst * 100) }
+        let figures = tenths.map { tenths in
+            String(format: "%.0f -> %.0f ", tenths.first, tenths.last)
+                + (tenths.lastOverFirst.map { String(format: "(%.0f%%)", $0 * 100) } ?? "(no ratio: nothing stored in the first tenth)")
+        }
         return "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + (figures ?? "n/a (too short a run)")
     }
 

@@ -107,7 +107,7 @@ import Testing
         let firstTen: Double = samples[0..<10].map { $0[1] }.reduce(0, +) / 10
         let lastTen: Double = samples[90...].map { $0[1] }.reduce(0, +) / 10
         #expect(abs(tenths.first - firstTen) < 1e-6 && abs(tenths.last - lastTen) < 1e-6)
-        #expect(abs(tenths.lastOverFirst - lastTen / firstTen) < 1e-9)
+        #expect(abs(try #require(tenths.lastOverFirst) - lastTen / firstTen) < 1e-9)
     }
 
     /// An interval that straddles a tenth's edge counts only its part inside: of 9 s to 19 s at
@@ -119,8 +119,26 @@ import Testing
         #expect(abs(tenths.last - 200) < 1e-9, "(300 + 100) events in 2 s")
     }
 
+    /// A consumer's samples go on while it waits to be sure the topic is drained; the run ends at
+    /// its wall time, so those idle seconds are not its last tenth.
+    @Test func samplesAfterTheEndAreNotPartOfTheRun() throws {
+        let samples = (1...10).map { [Double($0), 500.0] } + (11...13).map { [Double($0), 0.0] }
+        let tenths = try #require(RateTenths(samples: samples, endingAt: 10))
+        #expect(abs(tenths.first - 500) < 1e-9 && abs(tenths.last - 500) < 1e-9)
+        #expect(tenths.lastOverFirst == 1)
+    }
+
+    /// A consumer still joining its group stores nothing at first: there is no ratio to give.
+    @Test func nothingInTheFirstTenthGivesNoRatio() throws {
+        let samples = (1...3).map { [Double($0), 0.0] } + (4...20).map { [Double($0), 800.0] }
+        let tenths = try #require(RateTenths(samples: samples, endingAt: 20))
+        #expect(tenths.first == 0 && abs(tenths.last - 800) < 1e-9)
+        #expect(tenths.lastOverFirst == nil)
+    }
+
     @Test func tooFewSamplesGiveNoTenths() {
         #expect(RateTenths(samples: (1...9).map { [Double($0), 1] }) == nil)
         #expect(RateTenths(samples: []) == nil)
+        #expect(RateTenths(samples: (1...12).map { [Double($0), 1] }, endingAt: 9) == nil, "9 samples inside the run")
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 @testable import Pipeline
 import Postgres
 import SampleData
+import TestSupport
 import Testing
 
 /// A source that is an array of events: partitions assigned and revoked, messages handed over,
@@ -235,18 +236,65 @@ private final class FlushBlocker {
         #expect(summary.stored == 100, "\(summary)")
     }
 
-    /// A run folds the counts during the run too (`foldEvery`), not only at its end: with one
-    /// shard, the flush of the revocation is followed by a fold.
+    /// A run folds the counts during the run too (`foldEvery`), not only at its end, and beside
+    /// the flushes: while the run waits at the revocation, the 200 rows flushed so far reach
+    /// tenant_metrics and leave tenant_metrics_delta.
     @Test func countsAreFoldedDuringARun() throws {
         let fixture = try PipelineFixture()
-        var counts: (folded: Int, unfolded: Int)?
+        var foldedDuringTheRun = false
         let source = rebalancingSource(fixture) { _ in
-            counts = (try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics"),
-                      try fixture.count("SELECT count(*) FROM tenant_metrics_delta"))
+            foldedDuringTheRun = waitUntil(timeout: .seconds(30), interval: .milliseconds(20)) {
+                try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics") == 200
+                    && fixture.count("SELECT count(*) FROM tenant_metrics_delta") == 0
+            }
         }
         _ = try fixture.engine(shards: 1, batchSize: 10_000, foldEvery: .zero).run(source)
-        #expect(counts?.folded == 200)
-        #expect(counts?.unfolded == 0)
+        #expect(foldedDuringTheRun)
+    }
+
+    /// A fold never stops the flushes: while another session's lock on tenant_metrics holds the
+    /// fold up (as a fold of a minute of a large run's deltas takes seconds), rows go on landing.
+    /// The flush sessions' lock timeout is longer than the wait here, so a fold on a flusher's
+    /// session would keep the second batch back past it.
+    @Test func aFoldHeldUpNeverStopsTheFlushes() throws {
+        let fixture = try PipelineFixture()
+        // The months exist beforehand: creating one would wait for the lock too.
+        try fixture.connection.execute("""
+            SELECT ensure_month_partitions(month::date)
+            FROM generate_series(date_trunc('month', now()) - interval '36 months', date_trunc('month', now()) + interval '2 months',
+                                 interval '1 month') AS month
+            """)
+        let holder = try PostgresConnection(fixture.url)
+        defer { holder.close() }
+        var landed = (first: false, second: false)
+        var foldWaited = false
+        var source: ScriptedSource!
+        source = ScriptedSource(name: "scripted:fold", events: sampleEvents(200), steps: [
+            .check { try holder.execute("BEGIN; LOCK TABLE tenant_metrics IN EXCLUSIVE MODE") },
+            .event(.assigned([0])),
+            .messages(partition: 0, offsets: 0..<100),
+            .check {
+                landed.first = waitUntil(timeout: .seconds(30), interval: .milliseconds(20)) { try fixture.count("SELECT count(*) FROM audit_log") == 100 }
+                foldWaited = waitUntil(timeout: .seconds(30), interval: .milliseconds(20)) {
+                    try fixture.count("""
+                        SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%fold_tenant_metrics_deltas%'
+                        """) == 1
+                }
+            },
+            .messages(partition: 0, offsets: 100..<200),
+            .check {
+                landed.second = waitUntil(timeout: .seconds(30), interval: .milliseconds(20)) { try fixture.count("SELECT count(*) FROM audit_log") == 200 }
+                try holder.execute("COMMIT")
+            },
+        ])
+        var configuration = IngestConfiguration(shards: 1, batchSize: 10_000, maxBatchAge: .milliseconds(50))
+        configuration.foldEvery = .zero
+        configuration.lockTimeout = .seconds(120)
+        let summary = try IngestEngine(database: fixture.database, configuration: configuration).run(source)
+        #expect(landed.first && foldWaited, "the first batch landed: \(landed.first); a fold waited for the lock: \(foldWaited)")
+        #expect(landed.second, "the second batch did not land while the fold was held up")
+        #expect(summary.stored == 200)
+        #expect(try fixture.count("SELECT coalesce(sum(audit_log_count), 0) FROM tenant_metrics") == 200, "the run's last fold took every count")
     }
 
     /// One flush on its own: a batch with a row PostgreSQL refuses (a duplicate id) stores the

@@ -25,9 +25,9 @@ package struct IngestConfiguration: Sendable {
     /// dead-lettered `tenant mismatch`, so a producer on a per-tenant topic cannot write another
     /// tenant's trail. nil: the event's tenant_id is trusted.
     package var nativeTenant: TenantRule?
-    /// How often the first shard folds the counts in tenant_metrics_delta into tenant_metrics
-    /// during a run (each run also folds when it ends): keeps the delta table small under a
-    /// consume that never ends. Default: 60 s.
+    /// How often a run folds the counts in tenant_metrics_delta into tenant_metrics while it
+    /// goes on, beside the flushes (`CountFolder`; each run also folds when it ends): keeps the
+    /// delta table small under a consume that never ends. Default: 60 s.
     package var foldEvery: Duration = .seconds(60)
     /// How long a flush statement waits for a lock another session holds (an operator's
     /// `CREATE INDEX`, `VACUUM FULL` or `LOCK` on a month) before it gives up and the flush is

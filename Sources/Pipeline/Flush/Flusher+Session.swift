@@ -1,8 +1,8 @@
 import Postgres
 
 /// A flusher's session with PostgreSQL and what it does beside the flush: (re)connecting with the
-/// flush's settings, the error after repeated statement timeouts, the count fold, and publishing
-/// committed dead letters.
+/// flush's settings, the error after repeated statement timeouts, and publishing committed dead
+/// letters.
 extension Flusher {
     /// The flush sessions' settings: `database` with a lock timeout under its statement timeout,
     /// so a wait for a lock is told from a slow statement (55P03, not 57014).
@@ -28,18 +28,6 @@ extension Flusher {
             the limit is too short for the work, raise --statement-timeout (with --statement-timeout 0 the role's or \
             the database's setting applies; one in the connection string's options wins), or lower --batch-size.
             """)
-    }
-
-    /// Moves the counts flushes appended to tenant_metrics_delta into tenant_metrics, in a
-    /// transaction of its own (no lock conflict with the other shards' flushes, which only
-    /// append). Best effort: the counts stay exact in tenant_metrics_current either way.
-    func foldCounts() {
-        lastFold = configuration.clock.now()
-        do {
-            try TenantCountFold.fold(on: connected())
-        } catch {
-            logger.warning("could not fold counts into tenant_metrics; the next fold takes them", metadata: [LogKey.error: "\(error)"])
-        }
     }
 
     /// Hands committed dead letters to `sink` by the source they are stored under, with their

@@ -48,7 +48,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
     private var deadLetters: [DeadLetter] = []
     private var positions = ShardPositions()
     private var oldestPending: ContinuousClock.Instant?
-    var lastFold: ContinuousClock.Instant
 
     /// Set when the flusher stopped on an error it cannot get past.
     let failure = Mutex<Error?>(nil)
@@ -73,7 +72,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         self.logger = logger
         rows.reserveCapacity(configuration.batchSize)
         retryPolicy = RetryPolicy(clock: configuration.clock)
-        lastFold = configuration.clock.now()
     }
 
     /// The thread body: returns after `.end` is flushed, or on a fatal error (in `failure`).
@@ -186,7 +184,6 @@ final class Flusher: @unchecked Sendable {  // state below is touched only by th
         budget.giveBack(batchBytes)
         batchBytes = 0
         roomFreed.ring()
-        if shard == 0, lastFold.duration(to: configuration.clock.now()) >= configuration.foldEvery { foldCounts() }
     }
 
     /// Runs the flush transaction until it commits. Transient failures are retried on a new

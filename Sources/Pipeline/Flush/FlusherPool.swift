@@ -17,6 +17,8 @@ final class FlusherPool: Sendable {
     private let finished: [DispatchSemaphore]
     private let aborted = StopSignal()
     private let clock: ThreadClock
+    /// Folds the counts the flushes append while the run goes on.
+    private let folder: CountFolder
 
     init(streams: SourceStreams, configuration: IngestConfiguration, database: PostgresConfiguration,
          partitions: PartitionManager, statistics: IngestStatistics, deadLetterSink: (any DeadLetterSink)?, logger: Logger) {
@@ -27,6 +29,7 @@ final class FlusherPool: Sendable {
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
         clock = configuration.clock
+        folder = CountFolder(database: database, every: configuration.foldEvery, logger: logger)
     }
 
     var count: Int { flushers.count }
@@ -42,6 +45,7 @@ final class FlusherPool: Sendable {
             thread.stackSize = 1 << 20
             thread.start()
         }
+        folder.start()
     }
 
     /// True once a flusher failed or `abort()` was called: the source should stop reading.
@@ -70,6 +74,7 @@ final class FlusherPool: Sendable {
     /// Ends every flusher (each commits what it was sent first) and waits for them. Throws the
     /// first flusher failure.
     func finish() throws {
+        folder.stop()
         for shard in flushers.indices { send(.end, to: shard) }
         finished.forEach { $0.wait() }
         if let failure = flushers.lazy.compactMap({ $0.failure.withLock { $0 } }).first { throw failure }

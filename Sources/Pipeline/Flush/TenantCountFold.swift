@@ -2,8 +2,9 @@ import Postgres
 
 /// The one owner of the count fold. Each flush appends its per-tenant counts to
 /// `tenant_metrics_delta` (migration 0010), so concurrent flushers never contend on a tenant's
-/// row; the fold moves them into `tenant_metrics.audit_log_count`. Flushers fold when idle, the
-/// engine once at the end of a run, and the metrics rollup before it rolls a day up.
+/// row; the fold moves them into `tenant_metrics.audit_log_count`. A run folds every
+/// `foldEvery` on a thread of its own (`CountFolder`) and once at its end, and the metrics rollup
+/// before it rolls a day up.
 package enum TenantCountFold {
     /// Folds the pending deltas; returns how many delta rows moved (0 while another fold runs).
     @discardableResult
