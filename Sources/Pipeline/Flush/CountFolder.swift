@@ -16,8 +16,12 @@ final class CountFolder: Sendable {
     private let every: Duration
     private let logger: Logger
 
-    init(database: PostgresConfiguration, every: Duration, logger: Logger) {
-        self.database = database
+    /// `lockTimeout` bounds a fold's wait for a lock another session holds on tenant_metrics, so
+    /// the end of a run (`stop()`) never waits on it for longer.
+    init(database: PostgresConfiguration, every: Duration, lockTimeout: Duration, logger: Logger) {
+        var session = database
+        session.sessionSettings["lock_timeout"] = session.sessionSettings["lock_timeout"] ?? "\(max(lockTimeout.milliseconds, 1))"
+        self.database = session
         self.every = every
         self.logger = logger
     }

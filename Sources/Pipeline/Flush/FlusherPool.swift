@@ -29,7 +29,7 @@ final class FlusherPool: Sendable {
         }
         finished = flushers.map { _ in DispatchSemaphore(value: 0) }
         clock = configuration.clock
-        folder = CountFolder(database: database, every: configuration.foldEvery, logger: logger)
+        folder = CountFolder(database: database, every: configuration.foldEvery, lockTimeout: configuration.lockTimeout, logger: logger)
     }
 
     var count: Int { flushers.count }
