@@ -125,6 +125,7 @@ import Testing
     }
 
     private static let acme = "0000000a-0000-4000-8000-000000000000"
+    private static let globex = "0000000b-0000-4000-8000-000000000000"
 
     /// 0016 rebuilds the metadata index as jsonb_path_ops on a database that holds rows: every
     /// month gets the new index, and a containment search finds the same rows through it.
@@ -223,6 +224,58 @@ import Testing
         #expect(String(monthCopies.count) == months)
         #expect(monthCopies.contains { plan.contains(" \($0) ") }, "\(plan) reads none of \(monthCopies)")
         #expect(try connection.execute(search).scalar == "1200")
+    }
+
+    /// 0033 keys "user" and item by (tenant_id, id) on a database that holds them: the rows stay,
+    /// deleting a user clears only its items' owner, and an owner of another tenant is refused.
+    @Test func usersAndItemsAreKeyedByTenantOnADatabaseWithRows() throws {
+        let connection = try databaseBefore(version: 33)
+        let owner = "0000000a-0000-4000-8000-000000000001"
+        try connection.execute("""
+            INSERT INTO tenant (id, name, code) VALUES ('\(Self.globex)', 'Globex', 'globex');
+            INSERT INTO "user" (id, tenant_id, email) VALUES ('\(owner)', '\(Self.acme)', 'owner@acme.test');
+            INSERT INTO "user" (tenant_id, email) VALUES ('\(Self.globex)', 'other@globex.test');
+            INSERT INTO item (tenant_id, owner_id, title) SELECT '\(Self.acme)', '\(owner)', 'item ' || n FROM generate_series(1, 3) n;
+            """)
+        try Migrator(migrations: migrations).apply(on: connection)
+        let keys = try connection.execute("""
+            SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE conrelid IN ('"user"'::regclass, 'item'::regclass) AND contype IN ('p', 'f') AND conname <> 'user_tenant_id_fkey'
+              AND conname <> 'item_tenant_id_fkey' ORDER BY 1, 2
+            """).rows
+        #expect(keys == [
+            ["\"user\"", "PRIMARY KEY (tenant_id, id)"],
+            ["item", "FOREIGN KEY (tenant_id, owner_id) REFERENCES \"user\"(tenant_id, id) ON DELETE SET NULL (owner_id)"],
+            ["item", "PRIMARY KEY (tenant_id, id)"],
+        ])
+        let otherTenantsUser = try #require(try connection.execute("SELECT id FROM \"user\" WHERE tenant_id = '\(Self.globex)'").scalar)
+        let refused = try #require(throws: PostgresError.self) {
+            try connection.execute("INSERT INTO item (tenant_id, owner_id, title) VALUES ('\(Self.acme)', '\(otherTenantsUser)', 'x')")
+        }
+        #expect(refused.sqlState == "23503", "\(refused)")
+        try connection.execute("DELETE FROM \"user\" WHERE id = '\(owner)'")
+        let items = try connection.execute("SELECT count(*), count(owner_id), min(tenant_id::text) FROM item").rows
+        #expect(items == [["3", "0", Self.acme]])
+    }
+
+    /// An item that names another tenant's user as its owner stops 0033 before it changes
+    /// anything, with the count and how to find them; once cleared, migrate goes on.
+    @Test func anItemOwnedAcrossTenantsStopsTheKeyMigration() throws {
+        let connection = try databaseBefore(version: 33)
+        try connection.execute("""
+            INSERT INTO tenant (id, name, code) VALUES ('\(Self.globex)', 'Globex', 'globex');
+            INSERT INTO "user" (tenant_id, email) VALUES ('\(Self.globex)', 'other@globex.test');
+            INSERT INTO item (tenant_id, owner_id, title) SELECT '\(Self.acme)', id, 'crossing' FROM "user";
+            """)
+        let error = try #require(throws: MigrationError.self) { try Migrator(migrations: migrations).apply(on: connection) }
+        #expect(error.code == .migrationFailed)
+        #expect(error.message.contains("0033_user_and_item_keys_by_tenant.sql"), "\(error.message)")
+        #expect(error.message.contains("1 item(s) have an owner in another tenant"), "\(error.message)")
+        #expect(try connection.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'item_pkey'").scalar
+                == "PRIMARY KEY (id)")
+        try connection.execute("UPDATE item SET owner_id = NULL WHERE title = 'crossing'")
+        try Migrator(migrations: migrations).apply(on: connection)
+        #expect(try connection.execute("SELECT max(version) FROM schema_migrations").scalar == String(migrations.last!.version))
     }
 
     @Test func badFileNamesAreRefused() throws {
